@@ -1,0 +1,201 @@
+//! OCI image config, manifest and image index for one recipe image, from the plan and the
+//! layers already written. Types come from `oci-spec`; bytes come from [`crate::canonical`].
+
+use crate::canonical;
+use crate::error::BuildError;
+use crate::layer::LayerBlob;
+use crate::layout::{BlobRef, Staging};
+use crate::plan::{ImagePlan, PlatformPlan};
+use crate::platform::Platform;
+use oci_spec::image::{
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder,
+    ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
+    PlatformBuilder, RootFsBuilder,
+};
+use std::collections::{BTreeMap, HashMap};
+use std::str::FromStr;
+
+pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// What was written for one image.
+#[derive(Debug, Clone)]
+pub struct BuiltImage {
+    pub name: String,
+    pub index: BlobRef,
+    pub manifests: Vec<(Platform, BlobRef)>,
+}
+
+fn spec_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> BuildError {
+    move |e| BuildError::InvalidLayout {
+        path: what.into(),
+        reason: e.to_string(),
+    }
+}
+
+fn digest(s: &str) -> Result<Digest, BuildError> {
+    Digest::from_str(s).map_err(spec_err("digest"))
+}
+
+fn descriptor(media_type: MediaType, blob: &BlobRef) -> Result<Descriptor, BuildError> {
+    Ok(Descriptor::new(
+        media_type,
+        blob.size,
+        digest(&blob.digest)?,
+    ))
+}
+
+fn oci_platform(p: Platform) -> Result<oci_spec::image::Platform, BuildError> {
+    let mut b = PlatformBuilder::default()
+        .architecture(Arch::from(p.arch()))
+        .os(Os::from(p.os()));
+    if let Some(v) = p.variant() {
+        b = b.variant(v);
+    }
+    b.build().map_err(spec_err("platform"))
+}
+
+fn hashmap(m: &BTreeMap<String, String>) -> HashMap<String, String> {
+    m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// Config + manifest for one platform; returns the manifest blob.
+fn write_platform(
+    image: &ImagePlan,
+    p: &PlatformPlan,
+    created: &str,
+    layers: &BTreeMap<String, LayerBlob>,
+    staging: &Staging,
+) -> Result<BlobRef, BuildError> {
+    let blobs: Vec<&LayerBlob> = p
+        .layers
+        .iter()
+        .map(|l| {
+            layers.get(&l.id).ok_or_else(|| BuildError::InvalidLayout {
+                path: "staging".into(),
+                reason: format!("layer {} was not built", l.id),
+            })
+        })
+        .collect::<Result<_, _>>()?;
+    let c = &p.config;
+    let mut cb = ConfigBuilder::default().env(c.env.clone());
+    if let Some(e) = &c.entrypoint {
+        cb = cb.entrypoint(e.clone());
+    }
+    if let Some(e) = &c.cmd {
+        cb = cb.cmd(e.clone());
+    }
+    if let Some(u) = &c.user {
+        cb = cb.user(u.clone());
+    }
+    if let Some(w) = &c.workdir {
+        cb = cb.working_dir(w.clone());
+    }
+    if !c.exposed_ports.is_empty() {
+        cb = cb.exposed_ports(c.exposed_ports.clone());
+    }
+    if !c.labels.is_empty() {
+        cb = cb.labels(hashmap(&c.labels));
+    }
+    let history = p
+        .layers
+        .iter()
+        .map(|l| {
+            HistoryBuilder::default()
+                .created(created)
+                .created_by(l.created_by.clone())
+                .build()
+                .map_err(spec_err("history"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let rootfs = RootFsBuilder::default()
+        .typ("layers")
+        .diff_ids(blobs.iter().map(|b| b.diff_id.clone()).collect::<Vec<_>>())
+        .build()
+        .map_err(spec_err("rootfs"))?;
+    let mut config = ImageConfigurationBuilder::default()
+        .created(created)
+        .architecture(Arch::from(p.platform.arch()))
+        .os(Os::from(p.platform.os()))
+        .config(cb.build().map_err(spec_err("config"))?)
+        .rootfs(rootfs)
+        .history(history);
+    if let Some(v) = p.platform.variant() {
+        config = config.variant(v);
+    }
+    let config = config.build().map_err(spec_err("config"))?;
+    let config_blob = staging.write_bytes(&canonical::to_vec(&config))?;
+    let layer_descs = blobs
+        .iter()
+        .map(|b| descriptor(MediaType::from(b.media_type), &b.blob))
+        .collect::<Result<Vec<_>, _>>()?;
+    let manifest = ImageManifestBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageManifest)
+        .config(descriptor(MediaType::ImageConfig, &config_blob)?)
+        .layers(layer_descs)
+        .annotations(hashmap(&image.annotations))
+        .build()
+        .map_err(spec_err("manifest"))?;
+    staging.write_bytes(&canonical::to_vec(&manifest))
+}
+
+/// Writes every platform's config and manifest and the image's index.
+pub fn write_image(
+    image: &ImagePlan,
+    created: &str,
+    layers: &BTreeMap<String, LayerBlob>,
+    staging: &Staging,
+) -> Result<BuiltImage, BuildError> {
+    let mut manifests = Vec::new();
+    let mut descs = Vec::new();
+    for p in &image.platforms {
+        let blob = write_platform(image, p, created, layers, staging)?;
+        let desc = DescriptorBuilder::default()
+            .media_type(MediaType::ImageManifest)
+            .size(blob.size)
+            .digest(digest(&blob.digest)?)
+            .platform(oci_platform(p.platform)?)
+            .build()
+            .map_err(spec_err("descriptor"))?;
+        descs.push(desc);
+        manifests.push((p.platform, blob));
+    }
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(descs)
+        .annotations(hashmap(&image.annotations))
+        .build()
+        .map_err(spec_err("index"))?;
+    let index = staging.write_bytes(&canonical::to_vec(&index))?;
+    Ok(BuiltImage {
+        name: image.name.clone(),
+        index,
+        manifests,
+    })
+}
+
+/// The layout's `index.json`: one image index per recipe image, named by `ref.name`.
+pub fn layout_index(images: &[BuiltImage]) -> Result<Vec<u8>, BuildError> {
+    let descs = images
+        .iter()
+        .map(|i| {
+            let mut ann = HashMap::new();
+            ann.insert(ANNOTATION_REF_NAME.to_string(), i.name.clone());
+            DescriptorBuilder::default()
+                .media_type(MediaType::ImageIndex)
+                .size(i.index.size)
+                .digest(digest(&i.index.digest)?)
+                .annotations(ann)
+                .build()
+                .map_err(spec_err("descriptor"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let index = ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(descs)
+        .build()
+        .map_err(spec_err("index"))?;
+    Ok(canonical::to_vec(&index))
+}

@@ -1,0 +1,169 @@
+//! Deterministic layers: a tar stream built only from the plan's entries, compressed.
+//!
+//! Headers come from the plan, never from the file system: sorted paths, explicit mode and
+//! numeric owner, mtime = build epoch, no user or group names, no atime or ctime. The tar is
+//! hashed (diff_id) and compressed in one pass; the compressed bytes are hashed as they are
+//! written (digest). gzip has no name and no timestamp; zstd runs single-threaded. Both give
+//! the same bytes for the same input and library version, which `Cargo.lock` pins.
+
+use crate::digest::HashingWriter;
+use crate::error::BuildError;
+use crate::layout::{BlobRef, Staging};
+use crate::plan::{Entry, EntryKind, LayerPlan};
+use crate::recipe::Compression;
+use sha2::{Digest as _, Sha256};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// A layer as written to the blob store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerBlob {
+    pub blob: BlobRef,
+    /// sha256 of the uncompressed tar, for the config's `rootfs.diff_ids`.
+    pub diff_id: String,
+    pub media_type: &'static str,
+    /// Uncompressed tar size.
+    pub tar_size: u64,
+}
+
+pub fn media_type(c: Compression) -> &'static str {
+    match c {
+        Compression::Gzip { .. } => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd { .. } => "application/vnd.oci.image.layer.v1.tar+zstd",
+    }
+}
+
+/// Reads a source and checks it against the sha256 and size the plan recorded.
+struct Verified {
+    inner: io::Take<std::fs::File>,
+    hasher: Sha256,
+}
+
+impl Read for Verified {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn header(e: &Entry, epoch: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(e.mode);
+    h.set_uid(e.uid.into());
+    h.set_gid(e.gid.into());
+    h.set_mtime(epoch);
+    h.set_size(0);
+    h.set_entry_type(match e.kind {
+        EntryKind::Dir => tar::EntryType::Directory,
+        EntryKind::File => tar::EntryType::Regular,
+        EntryKind::Symlink => tar::EntryType::Symlink,
+    });
+    h
+}
+
+/// Writes the layer's tar stream to `w`; returns nothing but errors.
+pub fn write_tar(
+    layer: &LayerPlan,
+    root: &Path,
+    epoch: u64,
+    w: impl Write,
+) -> Result<(), BuildError> {
+    let mut tar = tar::Builder::new(w);
+    let out = PathBuf::from("layer tar stream");
+    for e in &layer.entries {
+        let path = e.path.trim_start_matches('/');
+        let mut h = header(e, epoch);
+        match e.kind {
+            EntryKind::Dir => tar
+                .append_data(&mut h, path, io::empty())
+                .map_err(BuildError::io("write", &out))?,
+            EntryKind::Symlink => {
+                let target = e.target.as_deref().unwrap_or_default();
+                tar.append_link(&mut h, path, target)
+                    .map_err(BuildError::io("write", &out))?
+            }
+            EntryKind::File => {
+                let size = e.size.unwrap_or(0);
+                h.set_size(size);
+                match (&e.source, &e.content) {
+                    (Some(src), _) => {
+                        let abs = root.join(src);
+                        let file =
+                            std::fs::File::open(&abs).map_err(BuildError::io("open", &abs))?;
+                        let mut r = Verified {
+                            inner: file.take(size),
+                            hasher: Sha256::new(),
+                        };
+                        tar.append_data(&mut h, path, &mut r)
+                            .map_err(BuildError::io("read", &abs))?;
+                        let read = crate::digest::hex(&r.hasher.finalize());
+                        let planned = e.sha256.clone().unwrap_or_default();
+                        if read != planned {
+                            return Err(BuildError::SourceChanged {
+                                path: abs,
+                                planned,
+                                read,
+                            });
+                        }
+                    }
+                    (None, Some(content)) => tar
+                        .append_data(&mut h, path, content.as_bytes())
+                        .map_err(BuildError::io("write", &out))?,
+                    (None, None) => tar
+                        .append_data(&mut h, path, io::empty())
+                        .map_err(BuildError::io("write", &out))?,
+                }
+            }
+        }
+    }
+    tar.into_inner().map_err(BuildError::io("finish", &out))?;
+    Ok(())
+}
+
+/// Builds one layer into the staging blob store.
+pub fn build_layer(
+    layer: &LayerPlan,
+    root: &Path,
+    epoch: u64,
+    compression: Compression,
+    staging: &Staging,
+) -> Result<LayerBlob, BuildError> {
+    let mut diff = None;
+    let blob = staging.write_blob(|w| {
+        let out = PathBuf::from("layer");
+        let (diff_id, tar_size) = match compression {
+            Compression::Gzip { level } => {
+                let gz = flate2::GzBuilder::new()
+                    .mtime(0)
+                    .operating_system(255)
+                    .write(w, flate2::Compression::new(level));
+                let mut t = HashingWriter::new(gz);
+                write_tar(layer, root, epoch, &mut t)?;
+                let (gz, diff_id, n) = t.finish();
+                gz.finish().map_err(BuildError::io("compress", &out))?;
+                (diff_id, n)
+            }
+            Compression::Zstd { level } => {
+                let mut z = zstd::stream::write::Encoder::new(w, level)
+                    .map_err(BuildError::io("compress", &out))?;
+                z.include_checksum(true)
+                    .map_err(BuildError::io("compress", &out))?;
+                let mut t = HashingWriter::new(z);
+                write_tar(layer, root, epoch, &mut t)?;
+                let (z, diff_id, n) = t.finish();
+                z.finish().map_err(BuildError::io("compress", &out))?;
+                (diff_id, n)
+            }
+        };
+        diff = Some((diff_id, tar_size));
+        Ok(())
+    })?;
+    let (diff_id, tar_size) = diff.unwrap_or_default();
+    Ok(LayerBlob {
+        blob,
+        diff_id,
+        media_type: media_type(compression),
+        tar_size,
+    })
+}

@@ -1,0 +1,19 @@
+//! kiln turns a declarative KDL recipe into deterministic, multi-platform OCI images.
+//!
+//! The pipeline runs one way: [`recipe`] (KDL with spans) → [`plan`] (every detail decided,
+//! printable) → layers and images (deterministic tar, compression, canonical JSON) → an OCI
+//! image layout on disk. `inspect` reads what was written.
+
+pub mod build;
+pub mod canonical;
+pub mod diag;
+pub mod digest;
+pub mod error;
+pub mod image;
+pub mod inspect;
+pub mod layer;
+pub mod layout;
+pub mod plan;
+pub mod platform;
+pub mod progress;
+pub mod recipe;

@@ -1,0 +1,235 @@
+//! The `kiln` command line: parses arguments, runs the library's stages and renders errors.
+//! Exit codes: 0 success, 1 a check failed, 2 an error (bad recipe, bad arguments, I/O).
+
+use clap::{Parser, Subcommand};
+use kiln::diag::{Problem, RecipeErrors};
+use kiln::plan::{Plan, PlanOptions};
+use kiln::platform::Platform;
+use miette::{
+    Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, ThemeCharacters, ThemeStyles,
+};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "kiln",
+    version,
+    about = "Deterministic multi-platform OCI images from a KDL recipe"
+)]
+struct Cli {
+    /// Print nothing but errors (and what --json asks for).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+struct Select {
+    /// The recipe file.
+    #[arg(short = 'f', long = "file", default_value = "kiln.kdl")]
+    file: PathBuf,
+    /// Only this platform (repeatable), e.g. linux/arm64.
+    #[arg(long = "platform", value_name = "P")]
+    platforms: Vec<String>,
+    /// Only this image (repeatable).
+    #[arg(long = "image", value_name = "NAME")]
+    images: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the resolved plan: every image, platform, layer and entry.
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the recipe's images into an OCI image layout.
+    Build {
+        #[command(flatten)]
+        select: Select,
+        /// The OCI layout directory to write (replaced as a whole when the build succeeds).
+        #[arg(long, short, default_value = "out")]
+        out: PathBuf,
+        /// Print a JSON summary of the digests written.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show the images, platforms and layers of an OCI layout, and what they share.
+    Inspect {
+        /// The OCI layout directory.
+        dir: PathBuf,
+        /// Only this image.
+        #[arg(long)]
+        image: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error ready to render, with the exit code it maps to.
+enum Failure {
+    Diagnostic(Box<dyn Diagnostic + Send + Sync>),
+}
+
+impl<E: Diagnostic + Send + Sync + 'static> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Diagnostic(Box::new(e))
+    }
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+enum CliError {
+    #[error("cannot read recipe {}: {source}", path.display())]
+    #[diagnostic(
+        code(kiln::cli::recipe_unreadable),
+        help("pass the recipe with -f FILE, or run kiln where kiln.kdl is")
+    )]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("unknown platform `{0}` given with --platform")]
+    #[diagnostic(
+        code(kiln::cli::platform),
+        help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7")
+    )]
+    Platform(String),
+    #[error("the recipe has no image named `{0}`")]
+    #[diagnostic(code(kiln::cli::image), help("images in this recipe: {1}"))]
+    Image(String, String),
+    #[error("SOURCE_DATE_EPOCH must be a whole number of seconds, found `{0}`")]
+    #[diagnostic(code(kiln::cli::source_date_epoch))]
+    Epoch(String),
+}
+
+fn render(d: &dyn Diagnostic) -> String {
+    let theme = if std::io::stderr().is_terminal() {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme {
+            characters: ThemeCharacters::ascii(),
+            styles: ThemeStyles::none(),
+        }
+    };
+    let mut out = String::new();
+    if GraphicalReportHandler::new_themed(theme)
+        .with_width(100)
+        .render_report(&mut out, d)
+        .is_err()
+    {
+        out = format!("error: {d}");
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(Failure::Diagnostic(d)) => {
+            eprint!("{}", render(d.as_ref()));
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Reads, parses and resolves the recipe into a plan.
+fn load_plan(select: &Select) -> Result<Plan, Failure> {
+    let text = std::fs::read_to_string(&select.file).map_err(|source| CliError::Unreadable {
+        path: select.file.clone(),
+        source,
+    })?;
+    let name = select.file.display().to_string();
+    let recipe = kiln::recipe::parse(&name, &text)?;
+    let mut platforms = Vec::new();
+    for p in &select.platforms {
+        platforms.push(Platform::parse(p).ok_or_else(|| CliError::Platform(p.clone()))?);
+    }
+    for i in &select.images {
+        if !recipe.images.iter().any(|r| &r.name.value == i) {
+            let names: Vec<&str> = recipe
+                .images
+                .iter()
+                .map(|r| r.name.value.as_str())
+                .collect();
+            return Err(CliError::Image(i.clone(), names.join(", ")).into());
+        }
+    }
+    let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
+        Ok(v) if !v.is_empty() => Some(
+            v.trim()
+                .parse::<u64>()
+                .map_err(|_| CliError::Epoch(v.clone()))?,
+        ),
+        _ => None,
+    };
+    let opts = PlanOptions {
+        root: recipe_root(&select.file),
+        source_date_epoch,
+        platforms,
+        images: select.images.clone(),
+    };
+    kiln::plan::resolve(&recipe, &opts).map_err(|problems: Vec<Problem>| {
+        Failure::from(RecipeErrors {
+            source: NamedSource::new(name, text).with_language("kdl"),
+            problems,
+        })
+    })
+}
+
+fn recipe_root(file: &Path) -> PathBuf {
+    match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Plan { select, json } => {
+            let plan = load_plan(&select)?;
+            if json {
+                print!("{}", plan.to_json());
+            } else {
+                print!("{}", kiln::plan::render_text(&plan));
+            }
+        }
+        Command::Build { select, out, json } => {
+            let plan = load_plan(&select)?;
+            let progress = kiln::progress::for_terminal(cli.quiet || json);
+            let summary =
+                kiln::build::build(&plan, &recipe_root(&select.file), &out, progress.as_ref())?;
+            if json {
+                print!("{}", kiln::canonical::to_pretty(&summary));
+            } else if !cli.quiet {
+                println!(
+                    "wrote {} (index.json {})",
+                    summary.layout, summary.index_digest
+                );
+                for i in &summary.images {
+                    let platforms: Vec<&str> = i.platforms.keys().map(String::as_str).collect();
+                    println!("  {}  {}  {}", i.name, i.digest, platforms.join(" "));
+                }
+                println!(
+                    "  {} distinct layer(s), {} bytes of blobs",
+                    summary.layers, summary.blob_bytes
+                );
+            }
+        }
+        Command::Inspect { dir, image, json } => {
+            let report = kiln::inspect::inspect(&dir, image.as_deref())?;
+            if json {
+                print!("{}", kiln::canonical::to_pretty(&report));
+            } else {
+                print!("{}", kiln::inspect::render_text(&report));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,117 @@
+//! The plan: every decision kiln makes, as data.
+//!
+//! A plan is a pure function of the recipe, the content of the files it names and the build
+//! epoch. `kiln plan` prints it (text or JSON); the later stages only execute it. Two plans that
+//! are equal produce byte-identical images, so diffing plans explains any digest change.
+
+mod render;
+mod resolve;
+
+pub use render::render_text;
+pub use resolve::{PlanOptions, resolve};
+
+use crate::platform::Platform;
+use crate::recipe::Compression;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Version of the plan's JSON form; bumped on any incompatible change.
+pub const PLAN_FORMAT: u32 = 1;
+
+/// Where the build epoch came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EpochSource {
+    SourceDateEpoch,
+    Recipe,
+    Default,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub plan_format: u32,
+    pub epoch: u64,
+    pub epoch_source: EpochSource,
+    pub compression: Compression,
+    pub images: Vec<ImagePlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImagePlan {
+    pub name: String,
+    pub base: String,
+    /// Annotations put on the image index and on every manifest.
+    pub annotations: BTreeMap<String, String>,
+    pub platforms: Vec<PlatformPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformPlan {
+    pub platform: Platform,
+    pub config: ConfigPlan,
+    pub layers: Vec<LayerPlan>,
+}
+
+/// The runtime configuration written to the image config.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ConfigPlan {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub entrypoint: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cmd: Option<Vec<String>>,
+    pub env: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub workdir: Option<String>,
+    pub exposed_ports: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LayerPlan {
+    /// sha256 of the layer's entries and compression: equal ids mean byte-identical blobs.
+    pub id: String,
+    pub name: String,
+    /// Written to the image history.
+    pub created_by: String,
+    pub entries: Vec<Entry>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EntryKind {
+    Dir,
+    File,
+    Symlink,
+}
+
+/// One tar entry. `path` is absolute in the image; directories end in `/`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub path: String,
+    pub kind: EntryKind,
+    pub mode: u32,
+    pub uid: u32,
+    pub gid: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+    /// Hex sha256 of the file's content.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// Source file, relative to the recipe's directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Inline content from a `file` node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+}
+
+impl Plan {
+    /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
+    pub fn to_json(&self) -> String {
+        crate::canonical::to_pretty(self)
+    }
+}

@@ -1,0 +1,123 @@
+//! The recipe: `kiln.kdl` parsed into typed values that keep their source spans.
+//!
+//! This stage only checks what can be checked from the text alone (node names, value types,
+//! arity, platforms, paths). Everything that needs the file system (missing sources, duplicate
+//! destinations after expanding directories) is checked when the plan is resolved, with the
+//! same spans, so all problems are still reported together.
+
+mod parse;
+
+pub use parse::parse;
+
+use crate::platform::Platform;
+use miette::SourceSpan;
+use std::collections::BTreeMap;
+
+/// A value together with where it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: SourceSpan,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: SourceSpan) -> Self {
+        Spanned { value, span }
+    }
+}
+
+/// Layer compression, recorded in every image so its digests stay explainable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase", tag = "algorithm")]
+pub enum Compression {
+    Gzip { level: u32 },
+    Zstd { level: i32 },
+}
+
+impl Compression {
+    pub const DEFAULT: Compression = Compression::Gzip { level: 6 };
+
+    /// `gzip;level=6`, the form written to the `dev.kiln.compression` annotation.
+    pub fn describe(self) -> String {
+        match self {
+            Compression::Gzip { level } => format!("gzip;level={level}"),
+            Compression::Zstd { level } => format!("zstd;level={level}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Defaults {
+    pub platforms: Option<Vec<Spanned<Platform>>>,
+    pub compression: Option<Spanned<Compression>>,
+    pub epoch: Option<Spanned<u64>>,
+}
+
+/// What an image starts from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Base {
+    Scratch,
+}
+
+/// Ownership and permissions given in the recipe (`mode=`, `uid=`, `gid=`).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Perms {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+}
+
+/// One node that puts files into an image.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// `copy SRC DEST`: a file or a directory tree; SRC may hold `{arch}` and friends.
+    Copy {
+        src: Spanned<String>,
+        dest: Spanned<String>,
+        perms: Perms,
+        span: SourceSpan,
+    },
+    /// `file DEST "content"`: a file written from the recipe itself.
+    File {
+        dest: Spanned<String>,
+        content: String,
+        perms: Perms,
+        span: SourceSpan,
+    },
+}
+
+impl Content {
+    pub fn dest(&self) -> &Spanned<String> {
+        match self {
+            Content::Copy { dest, .. } | Content::File { dest, .. } => dest,
+        }
+    }
+}
+
+/// One `image "NAME" { … }` block.
+#[derive(Debug, Clone)]
+pub struct ImageSpec {
+    pub name: Spanned<String>,
+    pub base: Spanned<Base>,
+    pub platforms: Option<Vec<Spanned<Platform>>>,
+    pub contents: Vec<Content>,
+    pub entrypoint: Option<Vec<String>>,
+    pub cmd: Option<Vec<String>>,
+    /// In recipe order; a later `env` of the same name replaces an earlier one.
+    pub env: Vec<(String, String)>,
+    pub user: Option<String>,
+    pub workdir: Option<String>,
+    /// `8080/tcp` form, sorted and de-duplicated.
+    pub expose: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    pub span: SourceSpan,
+}
+
+/// A whole recipe.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub schema: u32,
+    pub defaults: Defaults,
+    pub images: Vec<ImageSpec>,
+}

@@ -1,0 +1,926 @@
+//! KDL text to [`Recipe`], collecting every problem instead of stopping at the first.
+
+use super::{Base, Compression, Content, Defaults, ImageSpec, Perms, Recipe, Spanned};
+use crate::diag::{Problem, RecipeErrors};
+use crate::platform::Platform;
+use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
+use miette::{Diagnostic, NamedSource, SourceSpan};
+use std::collections::BTreeMap;
+
+const TOP_NODES: &str = "kiln, defaults, image";
+const DEFAULTS_NODES: &str = "platforms, compression, epoch";
+const IMAGE_NODES: &str =
+    "base, platforms, copy, file, entrypoint, cmd, env, user, workdir, expose, label, annotation";
+
+/// Parses a recipe. `name` is how the file is shown in errors (usually its path).
+pub fn parse(name: &str, text: &str) -> Result<Recipe, RecipeErrors> {
+    let fail = |problems| RecipeErrors {
+        source: NamedSource::new(name, text.to_string()).with_language("kdl"),
+        problems,
+    };
+    let doc = match KdlDocument::parse_v2(text) {
+        Ok(doc) => doc,
+        Err(err) => return Err(fail(syntax_problems(&err))),
+    };
+    let mut p = Parser::default();
+    let recipe = p.recipe(&doc);
+    if p.problems.is_empty() {
+        Ok(recipe)
+    } else {
+        Err(fail(p.problems))
+    }
+}
+
+/// Turns the KDL parser's own diagnostics into recipe problems.
+fn syntax_problems(err: &kdl::KdlError) -> Vec<Problem> {
+    let mut out = Vec::new();
+    let mut push = |d: &dyn Diagnostic| {
+        let span = d
+            .labels()
+            .and_then(|mut l| l.next())
+            .map(|l| *l.inner())
+            .unwrap_or_else(|| (0, 0).into());
+        let mut problem = Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: {d}"));
+        if let Some(label) = d
+            .labels()
+            .and_then(|mut l| l.next())
+            .and_then(|l| l.label().map(str::to_string))
+        {
+            problem = problem.label(label);
+        }
+        if let Some(help) = d.help() {
+            problem = problem.help(help.to_string());
+        }
+        out.push(problem);
+    };
+    match err.related() {
+        Some(related) => related.for_each(&mut push),
+        None => push(err),
+    }
+    if out.is_empty() {
+        out.push(Problem::new(
+            "kiln::recipe::syntax",
+            (0, 0).into(),
+            format!("invalid KDL: {err}"),
+        ));
+    }
+    out
+}
+
+#[derive(Default)]
+struct Parser {
+    problems: Vec<Problem>,
+}
+
+fn kind(v: &KdlValue) -> &'static str {
+    match v {
+        KdlValue::String(_) => "a string",
+        KdlValue::Integer(_) => "an integer",
+        KdlValue::Float(_) => "a number",
+        KdlValue::Bool(_) => "a boolean",
+        KdlValue::Null => "null",
+    }
+}
+
+fn args(node: &KdlNode) -> Vec<&KdlEntry> {
+    node.entries()
+        .iter()
+        .filter(|e| e.name().is_none())
+        .collect()
+}
+
+fn props(node: &KdlNode) -> Vec<(&str, &KdlEntry)> {
+    node.entries()
+        .iter()
+        .filter_map(|e| e.name().map(|n| (n.value(), e)))
+        .collect()
+}
+
+fn name_span(node: &KdlNode) -> SourceSpan {
+    node.name().span()
+}
+
+impl Parser {
+    fn problem(&mut self, p: Problem) {
+        self.problems.push(p);
+    }
+
+    fn wrong_type(&mut self, e: &KdlEntry, expected: &str) {
+        self.problem(
+            Problem::new(
+                "kiln::recipe::type",
+                e.span(),
+                format!("expected {expected}, found {}", kind(e.value())),
+            )
+            .label(format!("expected {expected}")),
+        );
+    }
+
+    fn string(&mut self, e: &KdlEntry) -> Option<Spanned<String>> {
+        match e.value() {
+            KdlValue::String(s) => Some(Spanned::new(s.clone(), e.span())),
+            _ => {
+                self.wrong_type(e, "a string");
+                None
+            }
+        }
+    }
+
+    fn uint(&mut self, e: &KdlEntry, max: u64, what: &str) -> Option<Spanned<u64>> {
+        match e.value() {
+            KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => {
+                Some(Spanned::new(*i as u64, e.span()))
+            }
+            KdlValue::Integer(_) => {
+                self.problem(
+                    Problem::new(
+                        "kiln::recipe::range",
+                        e.span(),
+                        format!("{what} out of range"),
+                    )
+                    .label(format!("must be between 0 and {max}")),
+                );
+                None
+            }
+            _ => {
+                self.wrong_type(e, "an integer");
+                None
+            }
+        }
+    }
+
+    fn no_children(&mut self, node: &KdlNode) {
+        if let Some(children) = node.children() {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::children",
+                    children.span(),
+                    format!("`{}` takes no block", node.name().value()),
+                )
+                .label("unexpected block"),
+            );
+        }
+    }
+
+    fn no_props(&mut self, node: &KdlNode, allowed: &[&str]) {
+        for (name, e) in props(node) {
+            if !allowed.contains(&name) {
+                let help = if allowed.is_empty() {
+                    format!("`{}` takes no properties", node.name().value())
+                } else {
+                    format!("`{}` accepts: {}", node.name().value(), allowed.join(", "))
+                };
+                self.problem(
+                    Problem::new(
+                        "kiln::recipe::property",
+                        e.span(),
+                        format!("unknown property `{name}`"),
+                    )
+                    .label("unknown property")
+                    .help(help),
+                );
+            }
+        }
+    }
+
+    /// Exactly `n` positional arguments.
+    fn arity<'n>(&mut self, node: &'n KdlNode, n: usize, usage: &str) -> Option<Vec<&'n KdlEntry>> {
+        let a = args(node);
+        if a.len() == n {
+            return Some(a);
+        }
+        let span = if a.len() > n {
+            a[n].span()
+        } else {
+            node.span()
+        };
+        self.problem(
+            Problem::new(
+                "kiln::recipe::arguments",
+                span,
+                format!(
+                    "`{}` takes {n} argument{}, found {}",
+                    node.name().value(),
+                    if n == 1 { "" } else { "s" },
+                    a.len()
+                ),
+            )
+            .label(if a.len() > n {
+                "unexpected argument"
+            } else {
+                "missing argument"
+            })
+            .help(format!("usage: {usage}")),
+        );
+        None
+    }
+
+    fn strings(&mut self, node: &KdlNode) -> Vec<String> {
+        self.no_props(node, &[]);
+        self.no_children(node);
+        args(node)
+            .into_iter()
+            .filter_map(|e| self.string(e))
+            .map(|s| s.value)
+            .collect()
+    }
+
+    fn unknown(&mut self, node: &KdlNode, within: &str, valid: &str) {
+        self.problem(
+            Problem::new(
+                "kiln::recipe::unknown_node",
+                name_span(node),
+                format!("unknown node `{}` in {within}", node.name().value()),
+            )
+            .label("not a recipe node here")
+            .help(format!("valid nodes in {within}: {valid}")),
+        );
+    }
+
+    fn once(&mut self, seen: &mut BTreeMap<String, SourceSpan>, node: &KdlNode) -> bool {
+        let name = node.name().value().to_string();
+        if let Some(first) = seen.get(&name) {
+            let (first, span) = (*first, name_span(node));
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::duplicate_node",
+                    span,
+                    format!("`{name}` given twice"),
+                )
+                .label("second one here")
+                .help(format!(
+                    "the first `{name}` is at byte {}; keep one",
+                    first.offset()
+                )),
+            );
+            return false;
+        }
+        seen.insert(name, name_span(node));
+        true
+    }
+
+    fn recipe(&mut self, doc: &KdlDocument) -> Recipe {
+        let mut schema = None;
+        let mut defaults = Defaults::default();
+        let mut images: Vec<ImageSpec> = Vec::new();
+        let mut seen = BTreeMap::new();
+        for node in doc.nodes() {
+            match node.name().value() {
+                "kiln" => {
+                    if !self.once(&mut seen, node) {
+                        continue;
+                    }
+                    self.no_children(node);
+                    self.no_props(node, &[]);
+                    if let Some(a) = self.arity(node, 1, "kiln 1") {
+                        if let Some(v) = self.uint(a[0], u32::MAX as u64, "schema version") {
+                            if v.value != 1 {
+                                self.problem(
+                                    Problem::new(
+                                        "kiln::recipe::schema",
+                                        v.span,
+                                        format!("unsupported recipe schema {}", v.value),
+                                    )
+                                    .label("this kiln reads schema 1")
+                                    .help("write `kiln 1`"),
+                                );
+                            }
+                            schema = Some(v.value as u32);
+                        }
+                    }
+                }
+                "defaults" => {
+                    if self.once(&mut seen, node) {
+                        defaults = self.defaults(node);
+                    }
+                }
+                "image" => {
+                    if let Some(image) = self.image(node) {
+                        if images.iter().any(|i| i.name.value == image.name.value) {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::duplicate_image",
+                                    image.name.span,
+                                    format!("image `{}` defined twice", image.name.value),
+                                )
+                                .label("second definition")
+                                .help("image names must be unique within a recipe"),
+                            );
+                        } else {
+                            images.push(image);
+                        }
+                    }
+                }
+                _ => self.unknown(node, "a recipe", TOP_NODES),
+            }
+        }
+        if !seen.contains_key("kiln") {
+            let span = doc
+                .nodes()
+                .first()
+                .map(name_span)
+                .unwrap_or_else(|| (0, 0).into());
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::missing_node",
+                    span,
+                    "missing required node `kiln`",
+                )
+                .label("the recipe should start with `kiln 1`")
+                .help("add `kiln 1` as the first line: it names the recipe schema version"),
+            );
+        }
+        if !doc.nodes().iter().any(|n| n.name().value() == "image") {
+            let span = doc
+                .nodes()
+                .last()
+                .map(|n| n.span())
+                .unwrap_or_else(|| (0, 0).into());
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::missing_node",
+                    span,
+                    "the recipe defines no image",
+                )
+                .label("expected an `image \"NAME\" { … }` block")
+                .help("add `image \"app\" { base \"scratch\" … }`"),
+            );
+        }
+        Recipe {
+            schema: schema.unwrap_or(1),
+            defaults,
+            images,
+        }
+    }
+
+    fn platforms(&mut self, node: &KdlNode) -> Option<Vec<Spanned<Platform>>> {
+        self.no_children(node);
+        self.no_props(node, &[]);
+        let a = args(node);
+        if a.is_empty() {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::arguments",
+                    node.span(),
+                    "`platforms` needs at least one platform",
+                )
+                .label("no platform given")
+                .help("for example: platforms \"linux/amd64\" \"linux/arm64\" \"linux/arm/v7\""),
+            );
+            return None;
+        }
+        let mut out: Vec<Spanned<Platform>> = Vec::new();
+        for e in a {
+            let Some(s) = self.string(e) else { continue };
+            match Platform::parse(&s.value) {
+                Some(p) if out.iter().any(|o| o.value == p) => self.problem(
+                    Problem::new(
+                        "kiln::recipe::duplicate_platform",
+                        s.span,
+                        format!("platform `{p}` listed twice"),
+                    )
+                    .label("repeated"),
+                ),
+                Some(p) => out.push(Spanned::new(p, s.span)),
+                None => self.problem(
+                    Problem::new(
+                        "kiln::recipe::platform",
+                        s.span,
+                        format!("unknown platform `{}`", s.value),
+                    )
+                    .label("not a supported platform")
+                    .help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"),
+                ),
+            }
+        }
+        Some(out)
+    }
+
+    fn defaults(&mut self, node: &KdlNode) -> Defaults {
+        let mut d = Defaults::default();
+        self.no_props(node, &[]);
+        if !args(node).is_empty() {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::arguments",
+                    args(node)[0].span(),
+                    "`defaults` takes a block, not arguments",
+                )
+                .label("unexpected argument"),
+            );
+        }
+        let Some(children) = node.children() else {
+            return d;
+        };
+        let mut seen = BTreeMap::new();
+        for child in children.nodes() {
+            match child.name().value() {
+                "platforms" if self.once(&mut seen, child) => d.platforms = self.platforms(child),
+                "compression" if self.once(&mut seen, child) => {
+                    d.compression = self.compression(child)
+                }
+                "epoch" if self.once(&mut seen, child) => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(a) = self.arity(child, 1, "epoch 1700000000") {
+                        d.epoch = self.uint(a[0], i64::MAX as u64, "epoch");
+                    }
+                }
+                "platforms" | "compression" | "epoch" => {}
+                _ => self.unknown(child, "`defaults`", DEFAULTS_NODES),
+            }
+        }
+        d
+    }
+
+    fn compression(&mut self, node: &KdlNode) -> Option<Spanned<Compression>> {
+        self.no_children(node);
+        self.no_props(node, &["level"]);
+        let a = self.arity(node, 1, "compression \"gzip\"|\"zstd\" level=N")?;
+        let algo = self.string(a[0])?;
+        let level = props(node)
+            .into_iter()
+            .find(|(n, _)| *n == "level")
+            .map(|(_, e)| e);
+        let c = match algo.value.as_str() {
+            "gzip" => {
+                let level = match level {
+                    Some(e) => match self.uint(e, 9, "gzip level") {
+                        Some(v) if v.value >= 1 => v.value as u32,
+                        Some(v) => {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::range",
+                                    v.span,
+                                    "gzip level out of range",
+                                )
+                                .label("must be between 1 and 9"),
+                            );
+                            return None;
+                        }
+                        None => return None,
+                    },
+                    None => 6,
+                };
+                Compression::Gzip { level }
+            }
+            "zstd" => {
+                let level = match level {
+                    Some(e) => match self.uint(e, 19, "zstd level") {
+                        Some(v) if v.value >= 1 => v.value as i32,
+                        Some(v) => {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::range",
+                                    v.span,
+                                    "zstd level out of range",
+                                )
+                                .label("must be between 1 and 19"),
+                            );
+                            return None;
+                        }
+                        None => return None,
+                    },
+                    None => 3,
+                };
+                Compression::Zstd { level }
+            }
+            other => {
+                self.problem(
+                    Problem::new(
+                        "kiln::recipe::compression",
+                        algo.span,
+                        format!("unknown compression `{other}`"),
+                    )
+                    .label("not a supported compression")
+                    .help("use \"gzip\" (most compatible) or \"zstd\""),
+                );
+                return None;
+            }
+        };
+        Some(Spanned::new(c, node.span()))
+    }
+
+    fn perms(&mut self, node: &KdlNode) -> Perms {
+        let mut p = Perms::default();
+        for (name, e) in props(node) {
+            match name {
+                "mode" => p.mode = self.uint(e, 0o7777, "mode").map(|v| v.value as u32),
+                "uid" => p.uid = self.uint(e, u32::MAX as u64, "uid").map(|v| v.value as u32),
+                "gid" => p.gid = self.uint(e, u32::MAX as u64, "gid").map(|v| v.value as u32),
+                _ => {}
+            }
+        }
+        p
+    }
+
+    /// An absolute path inside the image, normalised; `..` may not climb above `/`.
+    fn image_path(&mut self, s: &Spanned<String>, what: &str) -> Option<Spanned<String>> {
+        if !s.value.starts_with('/') {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::relative_path",
+                    s.span,
+                    format!("{what} `{}` is not absolute", s.value),
+                )
+                .label("must start with `/`")
+                .help(format!("write `/{}`", s.value.trim_start_matches("./"))),
+            );
+            return None;
+        }
+        let mut parts: Vec<&str> = Vec::new();
+        for c in s.value.split('/') {
+            match c {
+                "" | "." => {}
+                ".." => {
+                    if parts.pop().is_none() {
+                        self.problem(
+                            Problem::new(
+                                "kiln::recipe::path_escape",
+                                s.span,
+                                format!("{what} `{}` escapes the image root", s.value),
+                            )
+                            .label("`..` climbs above `/`")
+                            .help("paths inside an image cannot leave its root; remove the `..`"),
+                        );
+                        return None;
+                    }
+                }
+                c => parts.push(c),
+            }
+        }
+        let mut norm = format!("/{}", parts.join("/"));
+        if s.value.ends_with('/') && norm != "/" {
+            norm.push('/');
+        }
+        Some(Spanned::new(norm, s.span))
+    }
+
+    fn key_values(&mut self, node: &KdlNode, usage: &str) -> Vec<(String, String)> {
+        self.no_children(node);
+        let a = args(node);
+        let p = props(node);
+        let mut out = Vec::new();
+        if !a.is_empty() {
+            if let Some(a) = self.arity(node, 2, usage) {
+                if let (Some(k), Some(v)) = (self.string(a[0]), self.string(a[1])) {
+                    out.push((k.value, v.value));
+                }
+            }
+        }
+        for (k, e) in p {
+            if let Some(v) = self.string(e) {
+                out.push((k.to_string(), v.value));
+            }
+        }
+        if out.is_empty() && a.is_empty() && props(node).is_empty() {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::arguments",
+                    node.span(),
+                    format!("`{}` needs a key and a value", node.name().value()),
+                )
+                .label("nothing given")
+                .help(format!("usage: {usage}")),
+            );
+        }
+        out
+    }
+
+    fn image(&mut self, node: &KdlNode) -> Option<ImageSpec> {
+        self.no_props(node, &[]);
+        let name = self
+            .arity(node, 1, "image \"NAME\" { … }")
+            .and_then(|a| self.string(a[0]));
+        if let Some(n) = &name {
+            let ok = !n.value.is_empty()
+                && n.value
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c));
+            if !ok {
+                self.problem(
+                    Problem::new(
+                        "kiln::recipe::image_name",
+                        n.span,
+                        format!("invalid image name `{}`", n.value),
+                    )
+                    .label("not a valid image name")
+                    .help("use lowercase letters, digits, `.`, `_`, `-` and `/`"),
+                );
+            }
+        }
+        let mut base = None;
+        let mut platforms = None;
+        let mut contents = Vec::new();
+        let (mut entrypoint, mut cmd, mut user, mut workdir) = (None, None, None, None);
+        let mut env: Vec<(String, String)> = Vec::new();
+        let mut expose = Vec::new();
+        let mut labels = BTreeMap::new();
+        let mut annotations = BTreeMap::new();
+        let mut seen = BTreeMap::new();
+        let Some(children) = node.children() else {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::missing_node",
+                    node.span(),
+                    "image has no block",
+                )
+                .label("expected `{ base \"scratch\" … }`")
+                .help("an image needs at least a `base`"),
+            );
+            return None;
+        };
+        for child in children.nodes() {
+            let n = child.name().value();
+            let single = matches!(
+                n,
+                "base" | "platforms" | "entrypoint" | "cmd" | "user" | "workdir"
+            );
+            if single && !self.once(&mut seen, child) {
+                continue;
+            }
+            match n {
+                "base" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(s) = self
+                        .arity(child, 1, "base \"scratch\"")
+                        .and_then(|a| self.string(a[0]))
+                    {
+                        match s.value.as_str() {
+                            "scratch" => base = Some(Spanned::new(Base::Scratch, s.span)),
+                            other => self.problem(
+                                Problem::new(
+                                    "kiln::recipe::base",
+                                    s.span,
+                                    format!("unsupported base `{other}`"),
+                                )
+                                .label("not a base this kiln can build")
+                                .help("supported bases: \"scratch\""),
+                            ),
+                        }
+                    } else {
+                        base = Some(Spanned::new(Base::Scratch, child.span()));
+                    }
+                }
+                "platforms" => platforms = self.platforms(child),
+                "copy" => {
+                    self.no_children(child);
+                    self.no_props(child, &["mode", "uid", "gid"]);
+                    let perms = self.perms(child);
+                    if let Some(a) = self.arity(
+                        child,
+                        2,
+                        "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]",
+                    ) {
+                        let src = self.string(a[0]);
+                        let dest = self
+                            .string(a[1])
+                            .and_then(|d| self.image_path(&d, "destination"));
+                        if let Some(src) = &src {
+                            if src.value.is_empty() {
+                                self.problem(
+                                    Problem::new(
+                                        "kiln::recipe::source",
+                                        src.span,
+                                        "empty source path",
+                                    )
+                                    .label("names no file"),
+                                );
+                            }
+                        }
+                        if let (Some(src), Some(dest)) = (src, dest) {
+                            contents.push(Content::Copy {
+                                src,
+                                dest,
+                                perms,
+                                span: child.span(),
+                            });
+                        }
+                    }
+                }
+                "file" => {
+                    self.no_children(child);
+                    self.no_props(child, &["mode", "uid", "gid"]);
+                    let perms = self.perms(child);
+                    if let Some(a) = self.arity(child, 2, "file \"/DEST\" \"content\" [mode=0o644]")
+                    {
+                        let dest = self
+                            .string(a[0])
+                            .and_then(|d| self.image_path(&d, "destination"));
+                        let content = self.string(a[1]);
+                        if let Some(d) = &dest {
+                            if d.value.ends_with('/') {
+                                self.problem(
+                                    Problem::new(
+                                        "kiln::recipe::file_dest",
+                                        d.span,
+                                        "`file` needs a file path, not a directory",
+                                    )
+                                    .label("ends with `/`"),
+                                );
+                            }
+                        }
+                        if let (Some(dest), Some(content)) = (dest, content) {
+                            contents.push(Content::File {
+                                dest,
+                                content: content.value,
+                                perms,
+                                span: child.span(),
+                            });
+                        }
+                    }
+                }
+                "entrypoint" => entrypoint = Some(self.strings(child)),
+                "cmd" => cmd = Some(self.strings(child)),
+                "env" => {
+                    for (k, v) in
+                        self.key_values(child, "env NAME=\"value\" or env \"NAME\" \"value\"")
+                    {
+                        if k.is_empty() || k.contains('=') {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::env",
+                                    child.span(),
+                                    format!("invalid variable name `{k}`"),
+                                )
+                                .label("bad name"),
+                            );
+                            continue;
+                        }
+                        env.retain(|(old, _)| *old != k);
+                        env.push((k, v));
+                    }
+                }
+                "user" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(a) = self.arity(child, 1, "user \"65532\" or user \"name\"") {
+                        user = match a[0].value() {
+                            KdlValue::String(s) if !s.is_empty() => Some(s.clone()),
+                            KdlValue::Integer(i) if *i >= 0 && *i <= u32::MAX as i128 => {
+                                Some(i.to_string())
+                            }
+                            _ => {
+                                self.wrong_type(a[0], "a user name or uid");
+                                None
+                            }
+                        };
+                    }
+                }
+                "workdir" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(s) = self
+                        .arity(child, 1, "workdir \"/path\"")
+                        .and_then(|a| self.string(a[0]))
+                    {
+                        workdir = self
+                            .image_path(&s, "workdir")
+                            .map(|p| p.value.trim_end_matches('/').to_string())
+                            .map(|p| if p.is_empty() { "/".into() } else { p });
+                    }
+                }
+                "expose" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    for e in args(child) {
+                        if let Some(port) = self.port(e) {
+                            expose.push(port);
+                        }
+                    }
+                }
+                "label" => labels.extend(self.key_values(child, "label \"key\" \"value\"")),
+                "annotation" => {
+                    annotations.extend(self.key_values(child, "annotation \"key\" \"value\""))
+                }
+                _ => self.unknown(child, "`image`", IMAGE_NODES),
+            }
+        }
+        expose.sort();
+        expose.dedup();
+        let name = name?;
+        let Some(base) = base else {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::missing_node",
+                    name.span,
+                    format!("image `{}` has no `base`", name.value),
+                )
+                .label("this image needs a base")
+                .help("add `base \"scratch\"` to the image block"),
+            );
+            return None;
+        };
+        Some(ImageSpec {
+            name,
+            base,
+            platforms,
+            contents,
+            entrypoint,
+            cmd,
+            env,
+            user,
+            workdir,
+            expose,
+            labels,
+            annotations,
+            span: node.span(),
+        })
+    }
+
+    fn port(&mut self, e: &KdlEntry) -> Option<String> {
+        let bad = |p: &mut Self, span| {
+            p.problem(
+                Problem::new("kiln::recipe::port", span, "invalid port")
+                    .label("expected a port such as 8080, \"8080/tcp\" or \"53/udp\"")
+                    .help("ports are 1-65535; protocols tcp, udp or sctp"),
+            );
+            None
+        };
+        match e.value() {
+            KdlValue::Integer(i) if (1..=65535).contains(i) => Some(format!("{i}/tcp")),
+            KdlValue::String(s) => {
+                let (num, proto) = s.split_once('/').unwrap_or((s.as_str(), "tcp"));
+                match (num.parse::<u16>(), proto) {
+                    (Ok(n), "tcp" | "udp" | "sctp") if n > 0 => Some(format!("{n}/{proto}")),
+                    _ => bad(self, e.span()),
+                }
+            }
+            _ => bad(self, e.span()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        match parse("kiln.kdl", text) {
+            Ok(_) => vec![],
+            Err(e) => e.codes(),
+        }
+    }
+
+    #[test]
+    fn minimal_recipe_parses() {
+        let r = parse("kiln.kdl", "kiln 1\nimage \"app\" {\n base \"scratch\"\n file \"/etc/x\" \"hi\" mode=0o600\n expose 8080 \"53/udp\"\n env A=\"1\" B=\"2\"\n}\n").unwrap();
+        assert_eq!(r.images.len(), 1);
+        let i = &r.images[0];
+        assert_eq!(i.expose, vec!["53/udp".to_string(), "8080/tcp".to_string()]);
+        assert_eq!(
+            i.env,
+            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
+        );
+        match &i.contents[0] {
+            Content::File { perms, .. } => assert_eq!(perms.mode, Some(0o600)),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn reports_all_problems_at_once() {
+        let c = codes(
+            "kiln 1\nfrob 1\nimage \"app\" {\n base \"scratch\"\n platforms \"linux/amd46\"\n copy \"a\" \"rel/x\"\n}\n",
+        );
+        assert_eq!(
+            c,
+            vec![
+                "kiln::recipe::unknown_node",
+                "kiln::recipe::platform",
+                "kiln::recipe::relative_path"
+            ]
+        );
+    }
+
+    #[test]
+    fn rejects_escaping_and_missing_nodes() {
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" {\n base \"scratch\"\n copy \"x\" \"/../etc\"\n}"),
+            vec!["kiln::recipe::path_escape"]
+        );
+        assert_eq!(
+            codes("image \"a\" { base \"scratch\"; }"),
+            vec!["kiln::recipe::missing_node"]
+        );
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" { user \"x\"; }"),
+            vec!["kiln::recipe::missing_node"]
+        );
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" { base 1; }"),
+            vec!["kiln::recipe::type"]
+        );
+    }
+
+    #[test]
+    fn normalises_paths() {
+        let r = parse(
+            "k",
+            "kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\" \"/usr/./lib/../bin/\"; }",
+        )
+        .unwrap();
+        assert_eq!(r.images[0].contents[0].dest().value, "/usr/bin/");
+    }
+}
