@@ -82,6 +82,15 @@ pub struct RecipeErrors {
 }
 
 impl RecipeErrors {
+    /// Wraps problems with the recipe text, sorted by where they occur.
+    pub fn new(name: &str, text: &str, mut problems: Vec<Problem>) -> Self {
+        problems.sort_by_key(|p| p.span.offset());
+        RecipeErrors {
+            source: NamedSource::new(name, text.to_string()).with_language("kdl"),
+            problems,
+        }
+    }
+
     /// The codes of all problems, in report order (used by tests and `--json`).
     pub fn codes(&self) -> Vec<&'static str> {
         self.problems.iter().map(|p| p.code).collect()
@@ -104,9 +113,6 @@ impl fmt::Display for RecipeErrors {
 impl std::error::Error for RecipeErrors {}
 
 impl Diagnostic for RecipeErrors {
-    fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        Some(Box::new("kiln::recipe"))
-    }
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
         Some(&self.source)
     }

@@ -2,12 +2,10 @@
 //! Exit codes: 0 success, 1 a check failed, 2 an error (bad recipe, bad arguments, I/O).
 
 use clap::{Parser, Subcommand};
-use kiln::diag::{Problem, RecipeErrors};
+use kiln::diag::RecipeErrors;
 use kiln::plan::{Plan, PlanOptions};
 use kiln::platform::Platform;
-use miette::{
-    Diagnostic, GraphicalReportHandler, GraphicalTheme, NamedSource, ThemeCharacters, ThemeStyles,
-};
+use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, ThemeCharacters, ThemeStyles};
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -146,13 +144,17 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
         source,
     })?;
     let name = select.file.display().to_string();
-    let recipe = kiln::recipe::parse(&name, &text)?;
+    let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
+    let fail = |problems| Failure::from(RecipeErrors::new(&name, &text, problems));
+    let Some(recipe) = recipe else {
+        return Err(fail(problems));
+    };
     let mut platforms = Vec::new();
     for p in &select.platforms {
         platforms.push(Platform::parse(p).ok_or_else(|| CliError::Platform(p.clone()))?);
     }
     for i in &select.images {
-        if !recipe.images.iter().any(|r| &r.name.value == i) {
+        if !recipe.images.iter().any(|r| &r.name.value == i) && problems.is_empty() {
             let names: Vec<&str> = recipe
                 .images
                 .iter()
@@ -175,12 +177,15 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
         platforms,
         images: select.images.clone(),
     };
-    kiln::plan::resolve(&recipe, &opts).map_err(|problems: Vec<Problem>| {
-        Failure::from(RecipeErrors {
-            source: NamedSource::new(name, text).with_language("kdl"),
-            problems,
-        })
-    })
+    // Resolve even a recipe with problems, so file-system problems are reported in the same run.
+    match kiln::plan::resolve(&recipe, &opts) {
+        Ok(plan) if problems.is_empty() => Ok(plan),
+        Ok(_) => Err(fail(problems)),
+        Err(more) => {
+            problems.extend(more);
+            Err(fail(problems))
+        }
+    }
 }
 
 fn recipe_root(file: &Path) -> PathBuf {

@@ -7,7 +7,7 @@
 
 mod parse;
 
-pub use parse::parse;
+pub use parse::{parse, parse_partial};
 
 use crate::platform::Platform;
 use miette::SourceSpan;

@@ -4,7 +4,7 @@ use super::{Base, Compression, Content, Defaults, ImageSpec, Perms, Recipe, Span
 use crate::diag::{Problem, RecipeErrors};
 use crate::platform::Platform;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
-use miette::{Diagnostic, NamedSource, SourceSpan};
+use miette::{Diagnostic, SourceSpan};
 use std::collections::BTreeMap;
 
 const TOP_NODES: &str = "kiln, defaults, image";
@@ -14,20 +14,23 @@ const IMAGE_NODES: &str =
 
 /// Parses a recipe. `name` is how the file is shown in errors (usually its path).
 pub fn parse(name: &str, text: &str) -> Result<Recipe, RecipeErrors> {
-    let fail = |problems| RecipeErrors {
-        source: NamedSource::new(name, text.to_string()).with_language("kdl"),
-        problems,
-    };
-    let doc = match KdlDocument::parse_v2(text) {
-        Ok(doc) => doc,
-        Err(err) => return Err(fail(syntax_problems(&err))),
-    };
-    let mut p = Parser::default();
-    let recipe = p.recipe(&doc);
-    if p.problems.is_empty() {
-        Ok(recipe)
-    } else {
-        Err(fail(p.problems))
+    match parse_partial(text) {
+        (Some(recipe), problems) if problems.is_empty() => Ok(recipe),
+        (_, problems) => Err(RecipeErrors::new(name, text, problems)),
+    }
+}
+
+/// Parses as much as can be parsed: the recipe without its faulty nodes (none when the text
+/// is not KDL at all) and every problem found. Lets later checks report their problems in
+/// the same run.
+pub fn parse_partial(text: &str) -> (Option<Recipe>, Vec<Problem>) {
+    match KdlDocument::parse_v2(text) {
+        Ok(doc) => {
+            let mut p = Parser::default();
+            let recipe = p.recipe(&doc);
+            (Some(recipe), p.problems)
+        }
+        Err(err) => (None, syntax_problems(&err)),
     }
 }
 

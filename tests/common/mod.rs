@@ -1,0 +1,182 @@
+//! Shared helpers for the integration tests: run the real `kiln` binary on fixture recipes
+//! and check what it wrote with tools nobody here wrote (skopeo, umoci, oci-image-tool, runc).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn kiln() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
+    c.env_remove("SOURCE_DATE_EPOCH");
+    c
+}
+
+/// The path of an outside tool; the test fails (not skips) when it is missing, because
+/// `scripts/test` installs every tool the suite needs.
+pub fn require(tool: &str) -> PathBuf {
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    for dir in
+        std::env::split_paths(&paths).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+    {
+        let p = dir.join(tool);
+        if p.is_file() {
+            return p;
+        }
+    }
+    panic!(
+        "`{tool}` is not installed: run ./scripts/test, which installs the tools the tests need"
+    );
+}
+
+/// A temporary directory holding a recipe and its source files.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Fixture {
+        Fixture {
+            dir: tempfile::Builder::new()
+                .prefix("kiln-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> &Self {
+        let p = self.path().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, content).unwrap();
+        self
+    }
+
+    pub fn write_mode(&self, rel: &str, content: impl AsRef<[u8]>, mode: u32) -> &Self {
+        use std::os::unix::fs::PermissionsExt;
+        self.write(rel, content);
+        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode))
+            .unwrap();
+        self
+    }
+
+    pub fn recipe(&self, text: &str) -> &Self {
+        self.write("kiln.kdl", text)
+    }
+
+    pub fn recipe_path(&self) -> PathBuf {
+        self.path().join("kiln.kdl")
+    }
+
+    /// `kiln build -f kiln.kdl --out out --json -q`, run from the fixture directory.
+    pub fn build(&self) -> Output {
+        kiln()
+            .current_dir(self.path())
+            .args(["build", "-q", "--json", "-f", "kiln.kdl", "--out", "out"])
+            .output()
+            .expect("run kiln")
+    }
+
+    pub fn out(&self) -> PathBuf {
+        self.path().join("out")
+    }
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts success and returns the parsed `--json` summary.
+pub fn summary(o: &Output) -> serde_json::Value {
+    assert!(
+        o.status.success(),
+        "kiln failed ({:?}):\n{}",
+        o.status,
+        stderr(o)
+    );
+    serde_json::from_slice(&o.stdout)
+        .unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{}", stdout(o)))
+}
+
+/// Runs a command, asserting success; returns stdout.
+pub fn run(cmd: &mut Command) -> String {
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        o.status.success(),
+        "{cmd:?} failed ({:?}):\n{}\n{}",
+        o.status,
+        stdout(&o),
+        stderr(&o)
+    );
+    stdout(&o)
+}
+
+/// `skopeo inspect --raw oci:DIR:NAME`, parsed.
+pub fn skopeo_raw(layout: &Path, name: &str) -> serde_json::Value {
+    let raw = run(Command::new(require("skopeo")).args([
+        "inspect",
+        "--raw",
+        &format!("oci:{}:{name}", layout.display()),
+    ]));
+    serde_json::from_str(&raw).expect("skopeo prints JSON")
+}
+
+/// Copies one platform of a multi-platform image into a single-manifest layout with skopeo
+/// (umoci and oci-image-tool read single manifests), returning that layout's path.
+pub fn single_platform(
+    layout: &Path,
+    name: &str,
+    arch: &str,
+    variant: Option<&str>,
+    dest: &Path,
+) -> PathBuf {
+    let mut c = Command::new(require("skopeo"));
+    c.args(["--override-os", "linux", "--override-arch", arch]);
+    if let Some(v) = variant {
+        c.args(["--override-variant", v]);
+    }
+    c.args([
+        "copy",
+        "-q",
+        &format!("oci:{}:{name}", layout.display()),
+        &format!("oci:{}:{name}", dest.display()),
+    ]);
+    run(&mut c);
+    dest.to_path_buf()
+}
+
+/// `umoci unpack` of a single-manifest layout into a runtime bundle; returns the bundle path.
+pub fn umoci_unpack(layout: &Path, name: &str, bundle: &Path) -> PathBuf {
+    run(Command::new(require("umoci")).args([
+        "unpack",
+        "--image",
+        &format!("{}:{name}", layout.display()),
+        &bundle.display().to_string(),
+    ]));
+    bundle.to_path_buf()
+}
+
+/// `oci-image-tool validate --type image` of a single-manifest layout.
+pub fn oci_validate(layout: &Path, name: &str) {
+    let out = run(Command::new(require("oci-image-tool")).args([
+        "validate",
+        "--type",
+        "image",
+        "--ref",
+        &format!("name={name}"),
+        &layout.display().to_string(),
+    ]));
+    assert!(
+        out.contains("Validation succeeded"),
+        "oci-image-tool did not validate {}:\n{out}",
+        layout.display()
+    );
+}
