@@ -43,7 +43,7 @@ impl Progress for Lines {
         eprintln!("kiln: writing {layers} layer(s)");
     }
     fn layer_done(&self, name: &str, bytes: u64) {
-        eprintln!("kiln: layer {name} ({bytes} bytes)");
+        eprintln!("kiln: wrote layer {name} ({bytes} bytes)");
     }
     fn note(&self, msg: &str) {
         eprintln!("kiln: {msg}");
