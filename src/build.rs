@@ -34,18 +34,8 @@ pub struct ImageSummary {
     pub platforms: BTreeMap<String, String>,
 }
 
-fn rfc3339(epoch: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
-        .to_string()
-}
-
 /// Builds `plan` (whose sources are relative to `root`) into the OCI layout at `out`.
-pub fn build(
-    plan: &Plan,
-    root: &Path,
-    out: &Path,
-    progress: &dyn Progress,
-) -> Result<BuildSummary, BuildError> {
+pub fn build(plan: &Plan, root: &Path, out: &Path, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
     let staging = Staging::new(out)?;
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();
     for image in &plan.images {
@@ -56,19 +46,10 @@ pub fn build(
         }
     }
     progress.start(unique.len() as u64);
-    let layers = build_layers(
-        unique.values().copied().collect(),
-        root,
-        plan,
-        &staging,
-        progress,
-    )?;
-    let created = rfc3339(plan.epoch);
-    let built: Vec<BuiltImage> = plan
-        .images
-        .iter()
-        .map(|i| image::write_image(i, &created, &layers, &staging))
-        .collect::<Result<_, _>>()?;
+    let layers = build_layers(unique.values().copied().collect(), root, plan, &staging, progress)?;
+    let created = crate::plan::rfc3339(plan.epoch);
+    let built: Vec<BuiltImage> =
+        plan.images.iter().map(|i| image::write_image(i, &created, &layers, &staging)).collect::<Result<_, _>>()?;
     let index_json = image::layout_index(&built)?;
     let blob_bytes = dir_bytes(&staging.blob_dir());
     staging.commit(&index_json)?;
@@ -82,11 +63,7 @@ pub fn build(
                 name: b.name.clone(),
                 digest: b.index.digest.clone(),
                 size: b.index.size,
-                platforms: b
-                    .manifests
-                    .iter()
-                    .map(|(p, m)| (p.to_string(), m.digest.clone()))
-                    .collect(),
+                platforms: b.manifests.iter().map(|(p, m)| (p.to_string(), m.digest.clone())).collect(),
             })
             .collect(),
         layers: layers.len(),
@@ -96,12 +73,7 @@ pub fn build(
 
 fn dir_bytes(dir: &Path) -> u64 {
     std::fs::read_dir(dir)
-        .map(|d| {
-            d.filter_map(Result::ok)
-                .filter_map(|e| e.metadata().ok())
-                .map(|m| m.len())
-                .sum()
-        })
+        .map(|d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
         .unwrap_or(0)
 }
 
@@ -114,10 +86,7 @@ fn build_layers(
     staging: &Staging,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, LayerBlob>, BuildError> {
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(todo.len().max(1));
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(todo.len().max(1));
     let queue = Mutex::new(todo.into_iter());
     let results: Mutex<BTreeMap<String, LayerBlob>> = Mutex::new(BTreeMap::new());
     let failure: Mutex<Option<BuildError>> = Mutex::new(None);

@@ -54,9 +54,6 @@ mod tests {
         outer.insert("b".to_string(), inner.clone());
         outer.insert("a".to_string(), inner);
         let text = String::from_utf8(super::to_vec(&outer)).unwrap();
-        assert_eq!(
-            text,
-            r#"{"a":{"alpha":1,"mid":1,"zeta":1},"b":{"alpha":1,"mid":1,"zeta":1}}"#
-        );
+        assert_eq!(text, r#"{"a":{"alpha":1,"mid":1,"zeta":1},"b":{"alpha":1,"mid":1,"zeta":1}}"#);
     }
 }

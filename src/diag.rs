@@ -21,14 +21,7 @@ pub struct Problem {
 
 impl Problem {
     pub fn new(code: &'static str, span: SourceSpan, message: impl Into<String>) -> Self {
-        Problem {
-            code,
-            message: message.into(),
-            span,
-            label: "here".into(),
-            help: None,
-            also: None,
-        }
+        Problem { code, message: message.into(), span, label: "here".into(), help: None, also: None }
     }
 
     pub fn also(mut self, span: SourceSpan, label: impl Into<String>) -> Self {
@@ -60,16 +53,11 @@ impl Diagnostic for Problem {
         Some(Box::new(self.code))
     }
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
-        self.help
-            .as_ref()
-            .map(|h| Box::new(h) as Box<dyn fmt::Display>)
+        self.help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
     }
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let first = LabeledSpan::new_with_span(Some(self.label.clone()), self.span);
-        let also = self
-            .also
-            .as_ref()
-            .map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), *span));
+        let also = self.also.as_ref().map(|(span, label)| LabeledSpan::new_with_span(Some(label.clone()), *span));
         Some(Box::new(std::iter::once(first).chain(also)))
     }
 }
@@ -85,10 +73,7 @@ impl RecipeErrors {
     /// Wraps problems with the recipe text, sorted by where they occur.
     pub fn new(name: &str, text: &str, mut problems: Vec<Problem>) -> Self {
         problems.sort_by_key(|p| p.span.offset());
-        RecipeErrors {
-            source: NamedSource::new(name, text.to_string()).with_language("kdl"),
-            problems,
-        }
+        RecipeErrors { source: NamedSource::new(name, text.to_string()).with_language("kdl"), problems }
     }
 
     /// The codes of all problems, in report order (used by tests and `--json`).
@@ -100,13 +85,7 @@ impl RecipeErrors {
 impl fmt::Display for RecipeErrors {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.problems.len();
-        write!(
-            f,
-            "recipe {} has {} problem{}",
-            self.source.name(),
-            n,
-            if n == 1 { "" } else { "s" }
-        )
+        write!(f, "recipe {} has {} problem{}", self.source.name(), n, if n == 1 { "" } else { "s" })
     }
 }
 
@@ -125,12 +104,7 @@ impl Diagnostic for RecipeErrors {
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];
     let line = before.matches('\n').count() + 1;
-    let col = before
-        .rsplit('\n')
-        .next()
-        .map(|l| l.chars().count())
-        .unwrap_or(0)
-        + 1;
+    let col = before.rsplit('\n').next().map(|l| l.chars().count()).unwrap_or(0) + 1;
     (line, col)
 }
 

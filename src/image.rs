@@ -8,9 +8,8 @@ use crate::layout::{BlobRef, Staging};
 use crate::plan::{ImagePlan, PlatformPlan};
 use crate::platform::Platform;
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder,
-    ImageConfigurationBuilder, ImageIndexBuilder, ImageManifestBuilder, MediaType, Os,
-    PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder, ImageConfigurationBuilder,
+    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -26,10 +25,7 @@ pub struct BuiltImage {
 }
 
 fn spec_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> BuildError {
-    move |e| BuildError::InvalidLayout {
-        path: what.into(),
-        reason: e.to_string(),
-    }
+    move |e| BuildError::InvalidLayout { path: what.into(), reason: e.to_string() }
 }
 
 fn digest(s: &str) -> Result<Digest, BuildError> {
@@ -37,17 +33,11 @@ fn digest(s: &str) -> Result<Digest, BuildError> {
 }
 
 fn descriptor(media_type: MediaType, blob: &BlobRef) -> Result<Descriptor, BuildError> {
-    Ok(Descriptor::new(
-        media_type,
-        blob.size,
-        digest(&blob.digest)?,
-    ))
+    Ok(Descriptor::new(media_type, blob.size, digest(&blob.digest)?))
 }
 
 fn oci_platform(p: Platform) -> Result<oci_spec::image::Platform, BuildError> {
-    let mut b = PlatformBuilder::default()
-        .architecture(Arch::from(p.arch()))
-        .os(Os::from(p.os()));
+    let mut b = PlatformBuilder::default().architecture(Arch::from(p.arch())).os(Os::from(p.os()));
     if let Some(v) = p.variant() {
         b = b.variant(v);
     }
@@ -124,10 +114,8 @@ fn write_platform(
     }
     let config = config.build().map_err(spec_err("config"))?;
     let config_blob = staging.write_bytes(&canonical::to_vec(&config))?;
-    let layer_descs = blobs
-        .iter()
-        .map(|b| descriptor(MediaType::from(b.media_type), &b.blob))
-        .collect::<Result<Vec<_>, _>>()?;
+    let layer_descs =
+        blobs.iter().map(|b| descriptor(MediaType::from(b.media_type), &b.blob)).collect::<Result<Vec<_>, _>>()?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
@@ -168,11 +156,7 @@ pub fn write_image(
         .build()
         .map_err(spec_err("index"))?;
     let index = staging.write_bytes(&canonical::to_vec(&index))?;
-    Ok(BuiltImage {
-        name: image.name.clone(),
-        index,
-        manifests,
-    })
+    Ok(BuiltImage { name: image.name.clone(), index, manifests })
 }
 
 /// The layout's `index.json`: one image index per recipe image, named by `ref.name`.

@@ -48,19 +48,14 @@ pub struct LayerUse {
 }
 
 fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
-    BuildError::InvalidLayout {
-        path: dir.to_path_buf(),
-        reason: reason.into(),
-    }
+    BuildError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
 }
 
 /// Path of a blob, refusing digests that are not `sha256:<64 hex>`.
 pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, BuildError> {
-    let hex = digest.strip_prefix("sha256:").filter(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase())
-    });
+    let hex = digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
     match hex {
         Some(h) => Ok(dir.join("blobs/sha256").join(h)),
         None => Err(invalid(dir, format!("unsupported digest `{digest}`"))),
@@ -72,10 +67,7 @@ fn read_blob(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>, BuildError> {
     let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
     let actual = crate::digest::sha256_digest(&bytes);
     if actual != desc.digest().to_string() {
-        return Err(invalid(
-            dir,
-            format!("blob {} has digest {actual}", desc.digest()),
-        ));
+        return Err(invalid(dir, format!("blob {} has digest {actual}", desc.digest())));
     }
     Ok(bytes)
 }
@@ -94,21 +86,13 @@ fn platform_name(desc: &Descriptor) -> String {
     }
 }
 
-fn manifest_report(
-    dir: &Path,
-    desc: &Descriptor,
-    platform: String,
-) -> Result<PlatformReport, BuildError> {
+fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<PlatformReport, BuildError> {
     let m: ImageManifest = serde_json::from_slice(&read_blob(dir, desc)?)
         .map_err(|e| invalid(dir, format!("manifest {}: {e}", desc.digest())))?;
     let layers: Vec<LayerReport> = m
         .layers()
         .iter()
-        .map(|l| LayerReport {
-            digest: l.digest().to_string(),
-            size: l.size(),
-            media_type: l.media_type().to_string(),
-        })
+        .map(|l| LayerReport { digest: l.digest().to_string(), size: l.size(), media_type: l.media_type().to_string() })
         .collect();
     let total_bytes = desc.size() + m.config().size() + layers.iter().map(|l| l.size).sum::<u64>();
     Ok(PlatformReport {
@@ -123,10 +107,9 @@ fn manifest_report(
 /// Reads the layout at `dir`; with `only`, just that image.
 pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildError> {
     let index_path = dir.join("index.json");
-    let top: ImageIndex = serde_json::from_slice(
-        &std::fs::read(&index_path).map_err(BuildError::io("read", &index_path))?,
-    )
-    .map_err(|e| invalid(dir, format!("index.json: {e}")))?;
+    let top: ImageIndex =
+        serde_json::from_slice(&std::fs::read(&index_path).map_err(BuildError::io("read", &index_path))?)
+            .map_err(|e| invalid(dir, format!("index.json: {e}")))?;
     let mut images = Vec::new();
     for desc in top.manifests() {
         let name = desc
@@ -149,10 +132,7 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
             }
             MediaType::ImageManifest => vec![manifest_report(dir, desc, platform_name(desc))?],
             other => {
-                return Err(invalid(
-                    dir,
-                    format!("unsupported media type {other} in index.json"),
-                ));
+                return Err(invalid(dir, format!("unsupported media type {other} in index.json")));
             }
         };
         images.push(ImageReport {
@@ -171,10 +151,7 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
     for i in &images {
         for p in &i.platforms {
             for l in &p.layers {
-                let u = layers.entry(l.digest.clone()).or_insert(LayerUse {
-                    size: l.size,
-                    used_by: Vec::new(),
-                });
+                let u = layers.entry(l.digest.clone()).or_insert(LayerUse { size: l.size, used_by: Vec::new() });
                 u.used_by.push(format!("{} {}", i.name, p.platform));
             }
         }
@@ -210,27 +187,13 @@ pub fn render_text(r: &LayoutReport) -> String {
                 } else {
                     "not shared".to_string()
                 };
-                let _ = writeln!(
-                    s,
-                    "    {:>2}  {}  {:>10} B  {}",
-                    n + 1,
-                    short(&l.digest),
-                    l.size,
-                    shared
-                );
+                let _ = writeln!(s, "    {:>2}  {}  {:>10} B  {}", n + 1, short(&l.digest), l.size, shared);
             }
         }
     }
     let distinct: u64 = r.layers.values().map(|l| l.size).sum();
-    let referenced: u64 = r
-        .layers
-        .values()
-        .map(|l| l.size * l.used_by.len() as u64)
-        .sum();
-    let _ = writeln!(
-        s,
-        "{} distinct layer(s), {distinct} bytes stored for {referenced} bytes referenced",
-        r.layers.len()
-    );
+    let referenced: u64 = r.layers.values().map(|l| l.size * l.used_by.len() as u64).sum();
+    let _ =
+        writeln!(s, "{} distinct layer(s), {distinct} bytes stored for {referenced} bytes referenced", r.layers.len());
     s
 }

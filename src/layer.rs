@@ -63,25 +63,17 @@ fn header(e: &Entry, epoch: u64) -> tar::Header {
 }
 
 /// Writes the layer's tar stream to `w`; returns nothing but errors.
-pub fn write_tar(
-    layer: &LayerPlan,
-    root: &Path,
-    epoch: u64,
-    w: impl Write,
-) -> Result<(), BuildError> {
+pub fn write_tar(layer: &LayerPlan, root: &Path, epoch: u64, w: impl Write) -> Result<(), BuildError> {
     let mut tar = tar::Builder::new(w);
     let out = PathBuf::from("layer tar stream");
     for e in &layer.entries {
         let path = e.path.trim_start_matches('/');
         let mut h = header(e, epoch);
         match e.kind {
-            EntryKind::Dir => tar
-                .append_data(&mut h, path, io::empty())
-                .map_err(BuildError::io("write", &out))?,
+            EntryKind::Dir => tar.append_data(&mut h, path, io::empty()).map_err(BuildError::io("write", &out))?,
             EntryKind::Symlink => {
                 let target = e.target.as_deref().unwrap_or_default();
-                tar.append_link(&mut h, path, target)
-                    .map_err(BuildError::io("write", &out))?
+                tar.append_link(&mut h, path, target).map_err(BuildError::io("write", &out))?
             }
             EntryKind::File => {
                 let size = e.size.unwrap_or(0);
@@ -89,30 +81,21 @@ pub fn write_tar(
                 match (&e.source, &e.content) {
                     (Some(src), _) => {
                         let abs = root.join(src);
-                        let file =
-                            std::fs::File::open(&abs).map_err(BuildError::io("open", &abs))?;
-                        let mut r = Verified {
-                            inner: file.take(size),
-                            hasher: Sha256::new(),
-                        };
-                        tar.append_data(&mut h, path, &mut r)
-                            .map_err(BuildError::io("read", &abs))?;
+                        let file = std::fs::File::open(&abs).map_err(BuildError::io("open", &abs))?;
+                        let mut r = Verified { inner: file.take(size), hasher: Sha256::new() };
+                        tar.append_data(&mut h, path, &mut r).map_err(BuildError::io("read", &abs))?;
                         let read = crate::digest::hex(&r.hasher.finalize());
                         let planned = e.sha256.clone().unwrap_or_default();
                         if read != planned {
-                            return Err(BuildError::SourceChanged {
-                                path: abs,
-                                planned,
-                                read,
-                            });
+                            return Err(BuildError::SourceChanged { path: abs, planned, read });
                         }
                     }
-                    (None, Some(content)) => tar
-                        .append_data(&mut h, path, content.as_bytes())
-                        .map_err(BuildError::io("write", &out))?,
-                    (None, None) => tar
-                        .append_data(&mut h, path, io::empty())
-                        .map_err(BuildError::io("write", &out))?,
+                    (None, Some(content)) => {
+                        tar.append_data(&mut h, path, content.as_bytes()).map_err(BuildError::io("write", &out))?
+                    }
+                    (None, None) => {
+                        tar.append_data(&mut h, path, io::empty()).map_err(BuildError::io("write", &out))?
+                    }
                 }
             }
         }
@@ -134,10 +117,8 @@ pub fn build_layer(
         let out = PathBuf::from("layer");
         let (diff_id, tar_size) = match compression {
             Compression::Gzip { level } => {
-                let gz = flate2::GzBuilder::new()
-                    .mtime(0)
-                    .operating_system(255)
-                    .write(w, flate2::Compression::new(level));
+                let gz =
+                    flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level));
                 let mut t = HashingWriter::new(gz);
                 write_tar(layer, root, epoch, &mut t)?;
                 let (gz, diff_id, n) = t.finish();
@@ -145,10 +126,8 @@ pub fn build_layer(
                 (diff_id, n)
             }
             Compression::Zstd { level } => {
-                let mut z = zstd::stream::write::Encoder::new(w, level)
-                    .map_err(BuildError::io("compress", &out))?;
-                z.include_checksum(true)
-                    .map_err(BuildError::io("compress", &out))?;
+                let mut z = zstd::stream::write::Encoder::new(w, level).map_err(BuildError::io("compress", &out))?;
+                z.include_checksum(true).map_err(BuildError::io("compress", &out))?;
                 let mut t = HashingWriter::new(z);
                 write_tar(layer, root, epoch, &mut t)?;
                 let (z, diff_id, n) = t.finish();
@@ -160,10 +139,5 @@ pub fn build_layer(
         Ok(())
     })?;
     let (diff_id, tar_size) = diff.unwrap_or_default();
-    Ok(LayerBlob {
-        blob,
-        diff_id,
-        media_type: media_type(compression),
-        tar_size,
-    })
+    Ok(LayerBlob { blob, diff_id, media_type: media_type(compression), tar_size })
 }

@@ -30,13 +30,9 @@ impl Staging {
     pub fn new(out: &Path) -> Result<Staging, BuildError> {
         if out.exists() {
             let is_layout = out.join("oci-layout").is_file();
-            let is_empty = std::fs::read_dir(out)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
+            let is_empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
             if !is_layout && !is_empty {
-                return Err(BuildError::OutputNotLayout {
-                    path: out.to_path_buf(),
-                });
+                return Err(BuildError::OutputNotLayout { path: out.to_path_buf() });
             }
         }
         let parent = match out.parent() {
@@ -50,10 +46,7 @@ impl Staging {
             .map_err(BuildError::io("create a staging directory in", &parent))?;
         let blobs = dir.path().join("blobs/sha256");
         std::fs::create_dir_all(&blobs).map_err(BuildError::io("create", &blobs))?;
-        Ok(Staging {
-            dir,
-            out: out.to_path_buf(),
-        })
+        Ok(Staging { dir, out: out.to_path_buf() })
     }
 
     pub fn blob_dir(&self) -> PathBuf {
@@ -66,8 +59,7 @@ impl Staging {
         F: FnOnce(&mut dyn Write) -> Result<(), BuildError>,
     {
         let dir = self.blob_dir();
-        let tmp = tempfile::NamedTempFile::new_in(&dir)
-            .map_err(BuildError::io("create a blob in", &dir))?;
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a blob in", &dir))?;
         let file = tmp.reopen().map_err(BuildError::io("open", tmp.path()))?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         fill(&mut w)?;
@@ -91,10 +83,7 @@ impl Staging {
 
     /// Writes a blob held in memory (configs, manifests, indexes).
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, BuildError> {
-        self.write_blob(|w| {
-            w.write_all(bytes)
-                .map_err(BuildError::io("write", self.blob_dir()))
-        })
+        self.write_blob(|w| w.write_all(bytes).map_err(BuildError::io("write", self.blob_dir())))
     }
 
     /// Writes `index.json` and `oci-layout`, then swaps the staging directory into place.
@@ -106,11 +95,7 @@ impl Staging {
             set_read_only(&p)?;
         }
         // Layout directories get fixed modes, whatever the umask.
-        for d in [
-            root.to_path_buf(),
-            root.join("blobs"),
-            root.join("blobs/sha256"),
-        ] {
+        for d in [root.to_path_buf(), root.join("blobs"), root.join("blobs/sha256")] {
             set_mode(&d, 0o755)?;
         }
         let staged = self.dir.keep();
@@ -121,14 +106,11 @@ impl Staging {
                 .map_err(BuildError::io("create a directory beside", &self.out))?
                 .keep();
             let old_layout = old.join("layout");
-            std::fs::rename(&self.out, &old_layout)
-                .map_err(BuildError::io("move aside", &self.out))?;
-            std::fs::rename(&staged, &self.out)
-                .map_err(BuildError::io("rename the new layout to", &self.out))?;
+            std::fs::rename(&self.out, &old_layout).map_err(BuildError::io("move aside", &self.out))?;
+            std::fs::rename(&staged, &self.out).map_err(BuildError::io("rename the new layout to", &self.out))?;
             let _ = std::fs::remove_dir_all(&old);
         } else {
-            std::fs::rename(&staged, &self.out)
-                .map_err(BuildError::io("rename the new layout to", &self.out))?;
+            std::fs::rename(&staged, &self.out).map_err(BuildError::io("rename the new layout to", &self.out))?;
         }
         Ok(())
     }
@@ -136,8 +118,7 @@ impl Staging {
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), BuildError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode))
-        .map_err(BuildError::io("set permissions of", p))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(BuildError::io("set permissions of", p))
 }
 
 fn set_read_only(p: &Path) -> Result<(), BuildError> {

@@ -11,11 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
-#[command(
-    name = "kiln",
-    version,
-    about = "Deterministic multi-platform OCI images from a KDL recipe"
-)]
+#[command(name = "kiln", version, about = "Deterministic multi-platform OCI images from a KDL recipe")]
 struct Cli {
     /// Print nothing but errors (and what --json asks for).
     #[arg(long, short, global = true)]
@@ -88,20 +84,14 @@ enum CliError {
         code(kiln::cli::recipe_unreadable),
         help("pass the recipe with -f FILE, or run kiln where kiln.kdl is")
     )]
-    Unreadable {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Unreadable { path: PathBuf, source: std::io::Error },
     #[error("unknown platform `{0}` given with --platform")]
-    #[diagnostic(
-        code(kiln::cli::platform),
-        help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7")
-    )]
+    #[diagnostic(code(kiln::cli::platform), help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"))]
     Platform(String),
     #[error("the recipe has no image named `{0}`")]
     #[diagnostic(code(kiln::cli::image), help("images in this recipe: {1}"))]
     Image(String, String),
-    #[error("SOURCE_DATE_EPOCH must be a whole number of seconds, found `{0}`")]
+    #[error("SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, found `{0}`")]
     #[diagnostic(code(kiln::cli::source_date_epoch))]
     Epoch(String),
 }
@@ -110,17 +100,10 @@ fn render(d: &dyn Diagnostic) -> String {
     let theme = if std::io::stderr().is_terminal() {
         GraphicalTheme::unicode()
     } else {
-        GraphicalTheme {
-            characters: ThemeCharacters::ascii(),
-            styles: ThemeStyles::none(),
-        }
+        GraphicalTheme { characters: ThemeCharacters::ascii(), styles: ThemeStyles::none() }
     };
     let mut out = String::new();
-    if GraphicalReportHandler::new_themed(theme)
-        .with_width(100)
-        .render_report(&mut out, d)
-        .is_err()
-    {
+    if GraphicalReportHandler::new_themed(theme).with_width(100).render_report(&mut out, d).is_err() {
         out = format!("error: {d}");
     }
     out
@@ -139,10 +122,8 @@ fn main() -> ExitCode {
 
 /// Reads, parses and resolves the recipe into a plan.
 fn load_plan(select: &Select) -> Result<Plan, Failure> {
-    let text = std::fs::read_to_string(&select.file).map_err(|source| CliError::Unreadable {
-        path: select.file.clone(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(&select.file)
+        .map_err(|source| CliError::Unreadable { path: select.file.clone(), source })?;
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
     let fail = |problems| Failure::from(RecipeErrors::new(&name, &text, problems));
@@ -155,28 +136,16 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
     }
     for i in &select.images {
         if !recipe.images.iter().any(|r| &r.name.value == i) && problems.is_empty() {
-            let names: Vec<&str> = recipe
-                .images
-                .iter()
-                .map(|r| r.name.value.as_str())
-                .collect();
+            let names: Vec<&str> = recipe.images.iter().map(|r| r.name.value.as_str()).collect();
             return Err(CliError::Image(i.clone(), names.join(", ")).into());
         }
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => Some(
-            v.trim()
-                .parse::<u64>()
-                .map_err(|_| CliError::Epoch(v.clone()))?,
-        ),
+        Ok(v) if !v.is_empty() => Some(v.trim().parse::<u64>().map_err(|_| CliError::Epoch(v.clone()))?),
         _ => None,
     };
-    let opts = PlanOptions {
-        root: recipe_root(&select.file),
-        source_date_epoch,
-        platforms,
-        images: select.images.clone(),
-    };
+    let opts =
+        PlanOptions { root: recipe_root(&select.file), source_date_epoch, platforms, images: select.images.clone() };
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
     match kiln::plan::resolve(&recipe, &opts) {
         Ok(plan) if problems.is_empty() => Ok(plan),
@@ -208,23 +177,16 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Build { select, out, json } => {
             let plan = load_plan(&select)?;
             let progress = kiln::progress::for_terminal(cli.quiet || json);
-            let summary =
-                kiln::build::build(&plan, &recipe_root(&select.file), &out, progress.as_ref())?;
+            let summary = kiln::build::build(&plan, &recipe_root(&select.file), &out, progress.as_ref())?;
             if json {
                 print!("{}", kiln::canonical::to_pretty(&summary));
             } else if !cli.quiet {
-                println!(
-                    "wrote {} (index.json {})",
-                    summary.layout, summary.index_digest
-                );
+                println!("wrote {} (index.json {})", summary.layout, summary.index_digest);
                 for i in &summary.images {
                     let platforms: Vec<&str> = i.platforms.keys().map(String::as_str).collect();
                     println!("  {}  {}  {}", i.name, i.digest, platforms.join(" "));
                 }
-                println!(
-                    "  {} distinct layer(s), {} bytes of blobs",
-                    summary.layers, summary.blob_bytes
-                );
+                println!("  {} distinct layer(s), {} bytes of blobs", summary.layers, summary.blob_bytes);
             }
         }
         Command::Inspect { dir, image, json } => {

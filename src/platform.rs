@@ -20,11 +20,7 @@ pub enum Platform {
 
 impl Platform {
     /// Every supported platform, in the order kiln lists them.
-    pub const ALL: [Platform; 3] = [
-        Platform::LinuxAmd64,
-        Platform::LinuxArm64,
-        Platform::LinuxArmV7,
-    ];
+    pub const ALL: [Platform; 3] = [Platform::LinuxAmd64, Platform::LinuxArm64, Platform::LinuxArmV7];
 
     /// Parses `linux/amd64`, `linux/arm64` (also `linux/arm64/v8`) and `linux/arm/v7`.
     pub fn parse(s: &str) -> Option<Platform> {
@@ -81,9 +77,7 @@ impl fmt::Display for Platform {
 
 /// True when a path template names a per-platform file.
 pub fn has_placeholder(template: &str) -> bool {
-    ["{os}", "{arch}", "{variant}"]
-        .iter()
-        .any(|p| template.contains(p))
+    ["{os}", "{arch}", "{variant}"].iter().any(|p| template.contains(p))
 }
 
 #[cfg(test)]
@@ -95,24 +89,15 @@ mod tests {
         for p in Platform::ALL {
             assert_eq!(Platform::parse(p.as_str()), Some(p));
         }
-        assert_eq!(
-            Platform::parse("linux/arm64/v8"),
-            Some(Platform::LinuxArm64)
-        );
+        assert_eq!(Platform::parse("linux/arm64/v8"), Some(Platform::LinuxArm64));
         assert_eq!(Platform::parse("linux/amd46"), None);
         assert_eq!(Platform::parse("windows/amd64"), None);
     }
 
     #[test]
     fn expand_placeholders() {
-        assert_eq!(
-            Platform::LinuxArmV7.expand("dist/{os}-{arch}{variant}/app"),
-            "dist/linux-armv7/app"
-        );
-        assert_eq!(
-            Platform::LinuxAmd64.expand("dist/{arch}{variant}/app"),
-            "dist/amd64/app"
-        );
+        assert_eq!(Platform::LinuxArmV7.expand("dist/{os}-{arch}{variant}/app"), "dist/linux-armv7/app");
+        assert_eq!(Platform::LinuxAmd64.expand("dist/{arch}{variant}/app"), "dist/amd64/app");
         assert!(has_placeholder("a/{arch}"));
         assert!(!has_placeholder("a/b"));
     }

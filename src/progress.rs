@@ -19,9 +19,7 @@ pub fn for_terminal(quiet: bool) -> Box<dyn Progress> {
     if quiet {
         Box::new(Quiet)
     } else if std::io::stderr().is_terminal() {
-        Box::new(Bar {
-            bar: Mutex::new(None),
-        })
+        Box::new(Bar { bar: Mutex::new(None) })
     } else {
         Box::new(Lines)
     }
@@ -58,9 +56,7 @@ pub struct Bar {
 impl Progress for Bar {
     fn start(&self, layers: u64) {
         let bar = ProgressBar::with_draw_target(Some(layers), ProgressDrawTarget::stderr());
-        if let Ok(style) =
-            ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} layers  {msg}")
-        {
+        if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} layers  {msg}") {
             bar.set_style(style.progress_chars("=> "));
         }
         if let Ok(mut b) = self.bar.lock() {

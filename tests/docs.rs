@@ -44,16 +44,8 @@ fn kdl_blocks(text: &str) -> Vec<(usize, String)> {
 #[test]
 fn every_kdl_block_in_the_book_parses() {
     let mut md = Vec::new();
-    files_named(
-        &root().join("book/src"),
-        &|p| p.extension().is_some_and(|e| e == "md"),
-        &mut md,
-    );
-    files_named(
-        &root(),
-        &|p| p.file_name().is_some_and(|n| n == "README.md") && p.parent() == Some(&root()),
-        &mut md,
-    );
+    files_named(&root().join("book/src"), &|p| p.extension().is_some_and(|e| e == "md"), &mut md);
+    files_named(&root(), &|p| p.file_name().is_some_and(|n| n == "README.md") && p.parent() == Some(&root()), &mut md);
     let mut blocks = 0;
     let mut failures = Vec::new();
     for file in &md {
@@ -66,32 +58,20 @@ fn every_kdl_block_in_the_book_parses() {
             match (kiln::recipe::parse(&name, &block), expect_error) {
                 (Ok(_), false) | (Err(_), true) => {}
                 (Ok(_), true) => failures.push(format!("{name}: block marked `error:` parses")),
-                (Err(e), false) => failures.push(format!(
-                    "{name}: {:?}",
-                    e.problems.iter().map(|p| &p.message).collect::<Vec<_>>()
-                )),
+                (Err(e), false) => {
+                    failures.push(format!("{name}: {:?}", e.problems.iter().map(|p| &p.message).collect::<Vec<_>>()))
+                }
             }
         }
     }
-    assert!(
-        blocks >= 5,
-        "expected the book to hold recipe examples, found {blocks} kdl blocks"
-    );
-    assert!(
-        failures.is_empty(),
-        "kdl blocks that do not parse:\n{}",
-        failures.join("\n")
-    );
+    assert!(blocks >= 5, "expected the book to hold recipe examples, found {blocks} kdl blocks");
+    assert!(failures.is_empty(), "kdl blocks that do not parse:\n{}", failures.join("\n"));
 }
 
 #[test]
 fn every_template_parses_and_every_example_plans() {
     let mut recipes = Vec::new();
-    files_named(
-        &root().join("templates"),
-        &|p| p.extension().is_some_and(|e| e == "kdl"),
-        &mut recipes,
-    );
+    files_named(&root().join("templates"), &|p| p.extension().is_some_and(|e| e == "kdl"), &mut recipes);
     let templates = recipes.len();
     assert!(templates >= 1, "templates/ holds no recipe");
     for r in &recipes {
@@ -101,22 +81,14 @@ fn every_template_parses_and_every_example_plans() {
         }
     }
     let mut examples = Vec::new();
-    files_named(
-        &root().join("examples"),
-        &|p| p.file_name().is_some_and(|n| n == "kiln.kdl"),
-        &mut examples,
-    );
+    files_named(&root().join("examples"), &|p| p.file_name().is_some_and(|n| n == "kiln.kdl"), &mut examples);
     assert!(!examples.is_empty(), "examples/ holds no recipe");
     for r in &examples {
         let text = std::fs::read_to_string(r).unwrap();
         let recipe = kiln::recipe::parse(&r.display().to_string(), &text)
             .unwrap_or_else(|e| panic!("{}: {:?}", r.display(), e.problems));
-        let opts = kiln::plan::PlanOptions {
-            root: r.parent().unwrap().to_path_buf(),
-            ..Default::default()
-        };
-        let plan = kiln::plan::resolve(&recipe, &opts)
-            .unwrap_or_else(|p| panic!("{}: {:?}", r.display(), p));
+        let opts = kiln::plan::PlanOptions { root: r.parent().unwrap().to_path_buf(), ..Default::default() };
+        let plan = kiln::plan::resolve(&recipe, &opts).unwrap_or_else(|p| panic!("{}: {:?}", r.display(), p));
         assert!(!plan.images.is_empty());
     }
 }

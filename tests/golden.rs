@@ -28,13 +28,10 @@ fn hello_example_matches_its_golden_digest() {
     // Outside tools accept the layout and agree on the image digest.
     let index = skopeo_raw(&out, "hello");
     assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
-    let inspected = run(std::process::Command::new(require("skopeo"))
-        .args(["inspect", &format!("oci:{}:hello", out.display())]));
+    let inspected =
+        run(std::process::Command::new(require("skopeo")).args(["inspect", &format!("oci:{}:hello", out.display())]));
     let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
-    assert_eq!(
-        inspected["Digest"], s["images"][0]["digest"],
-        "skopeo resolves the image index kiln reported"
-    );
+    assert_eq!(inspected["Digest"], s["images"][0]["digest"], "skopeo resolves the image index kiln reported");
     for (arch, variant) in [("amd64", None), ("arm64", None), ("arm", Some("v7"))] {
         let single = single_platform(&out, "hello", arch, variant, &work.path().join(arch));
         oci_validate(&single, "hello");

@@ -39,15 +39,13 @@ image "bb" {
 
 fn fixture() -> Fixture {
     let f = Fixture::new();
-    f.recipe(RECIPE)
-        .write("conf/app.toml", "port = 8080\n")
-        .write("conf/nested/deep.json", "{}\n")
-        .write_mode("bin/run.sh", "#!/bin/sh\necho run\n", 0o755);
+    f.recipe(RECIPE).write("conf/app.toml", "port = 8080\n").write("conf/nested/deep.json", "{}\n").write_mode(
+        "bin/run.sh",
+        "#!/bin/sh\necho run\n",
+        0o755,
+    );
     for arch in ["amd64", "arm64", "arm"] {
-        f.write(
-            &format!("dist/{arch}/info.txt"),
-            format!("built for {arch}\n"),
-        );
+        f.write(&format!("dist/{arch}/info.txt"), format!("built for {arch}\n"));
     }
     std::fs::copy(require("busybox"), f.path().join("busybox")).expect("copy busybox");
     f
@@ -55,10 +53,7 @@ fn fixture() -> Fixture {
 
 fn platform_of(m: &Value) -> (String, Option<String>) {
     let p = &m["platform"];
-    (
-        p["architecture"].as_str().unwrap().to_string(),
-        p["variant"].as_str().map(str::to_string),
-    )
+    (p["architecture"].as_str().unwrap().to_string(), p["variant"].as_str().map(str::to_string))
 }
 
 #[test]
@@ -66,23 +61,11 @@ fn skopeo_sees_one_index_with_three_platforms() {
     let f = fixture();
     let s = summary(&f.build());
     let index = skopeo_raw(&f.out(), "tools");
-    assert_eq!(
-        index["mediaType"],
-        "application/vnd.oci.image.index.v1+json"
-    );
-    let platforms: Vec<_> = index["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(platform_of)
-        .collect();
+    assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json");
+    let platforms: Vec<_> = index["manifests"].as_array().unwrap().iter().map(platform_of).collect();
     assert_eq!(
         platforms,
-        vec![
-            ("amd64".into(), None),
-            ("arm64".into(), None),
-            ("arm".into(), Some("v7".into()))
-        ],
+        vec![("amd64".into(), None), ("arm64".into(), None), ("arm".into(), Some("v7".into()))],
         "platforms in the index"
     );
     assert_eq!(index["annotations"]["dev.kiln.compression"], "gzip;level=6");
@@ -110,11 +93,7 @@ fn skopeo_sees_one_index_with_three_platforms() {
 }
 
 fn mode(p: &Path) -> u32 {
-    std::fs::symlink_metadata(p)
-        .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-        .permissions()
-        .mode()
-        & 0o7777
+    std::fs::symlink_metadata(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())).permissions().mode() & 0o7777
 }
 
 fn owner(p: &Path) -> (u32, u32) {
@@ -129,89 +108,41 @@ fn every_platform_validates_and_unpacks_as_the_recipe_says() {
     let work = tempfile::tempdir().unwrap();
     let mut first_layers = Vec::new();
     for (arch, variant) in [("amd64", None), ("arm64", None), ("arm", Some("v7"))] {
-        let single = single_platform(
-            &f.out(),
-            "tools",
-            arch,
-            variant,
-            &work.path().join(format!("layout-{arch}")),
-        );
+        let single = single_platform(&f.out(), "tools", arch, variant, &work.path().join(format!("layout-{arch}")));
         oci_validate(&single, "tools");
         let manifest = skopeo_raw(&single, "tools");
-        let layers: Vec<String> = manifest["layers"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["digest"].as_str().unwrap().to_string())
-            .collect();
-        assert_eq!(
-            layers.len(),
-            2,
-            "one shared layer and one per-platform layer: {manifest}"
-        );
+        let layers: Vec<String> =
+            manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect();
+        assert_eq!(layers.len(), 2, "one shared layer and one per-platform layer: {manifest}");
         first_layers.push(layers);
 
-        let bundle = umoci_unpack(
-            &single,
-            "tools",
-            &work.path().join(format!("bundle-{arch}")),
-        );
+        let bundle = umoci_unpack(&single, "tools", &work.path().join(format!("bundle-{arch}")));
         let root = bundle.join("rootfs");
-        let read =
-            |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
+        let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap_or_else(|e| panic!("{p}: {e}"));
         assert_eq!(read("etc/tools/app.toml"), "port = 8080\n");
         assert_eq!(read("etc/tools/nested/deep.json"), "{}\n");
-        assert_eq!(
-            read("usr/share/tools/info.txt"),
-            format!("built for {arch}\n")
-        );
+        assert_eq!(read("usr/share/tools/info.txt"), format!("built for {arch}\n"));
         assert_eq!(read("etc/motd"), "built by kiln\n");
         assert_eq!(mode(&root.join("etc/tools/app.toml")), 0o644);
         assert_eq!(mode(&root.join("etc/tools/nested")), 0o755);
-        assert_eq!(
-            mode(&root.join("usr/local/bin/run.sh")),
-            0o755,
-            "executable sources stay executable"
-        );
+        assert_eq!(mode(&root.join("usr/local/bin/run.sh")), 0o755, "executable sources stay executable");
         assert_eq!(mode(&root.join("usr/share/tools/info.txt")), 0o640);
-        assert_eq!(
-            owner(&root.join("usr/share/tools/info.txt")),
-            (65532, 65532)
-        );
+        assert_eq!(owner(&root.join("usr/share/tools/info.txt")), (65532, 65532));
         assert_eq!(mode(&root.join("etc/motd")), 0o600);
         assert_eq!(owner(&root.join("etc/motd")), (0, 0));
 
         // umoci turns the image config into the runtime config.
         let config: Value =
-            serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap())
-                .unwrap();
+            serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
         let process = &config["process"];
-        assert_eq!(
-            process["args"],
-            serde_json::json!(["/usr/local/bin/run.sh", "--port", "8080"])
-        );
+        assert_eq!(process["args"], serde_json::json!(["/usr/local/bin/run.sh", "--port", "8080"]));
         assert_eq!(process["cwd"], "/srv");
         assert_eq!(process["user"]["uid"], 65532);
-        assert!(
-            process["env"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .any(|e| e == "PORT=8080")
-        );
+        assert!(process["env"].as_array().unwrap().iter().any(|e| e == "PORT=8080"));
     }
-    assert_eq!(
-        first_layers[0][0], first_layers[1][0],
-        "the platform-independent layer is shared by amd64 and arm64"
-    );
-    assert_eq!(
-        first_layers[0][0], first_layers[2][0],
-        "the platform-independent layer is shared by amd64 and arm/v7"
-    );
-    assert_ne!(
-        first_layers[0][1], first_layers[1][1],
-        "per-platform layers differ"
-    );
+    assert_eq!(first_layers[0][0], first_layers[1][0], "the platform-independent layer is shared by amd64 and arm64");
+    assert_eq!(first_layers[0][0], first_layers[2][0], "the platform-independent layer is shared by amd64 and arm/v7");
+    assert_ne!(first_layers[0][1], first_layers[1][1], "per-platform layers differ");
 }
 
 #[test]
@@ -223,8 +154,7 @@ fn runc_runs_a_static_binary_from_the_image() {
     oci_validate(&single, "bb");
     let bundle = umoci_unpack(&single, "bb", &work.path().join("bundle"));
     let config_path = bundle.join("config.json");
-    let mut config: Value =
-        serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
     config["process"]["terminal"] = Value::Bool(false);
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
     let id = format!("kiln-test-{}", std::process::id());
@@ -232,15 +162,8 @@ fn runc_runs_a_static_binary_from_the_image() {
         .args(["run", "--bundle", &bundle.display().to_string(), &id])
         .output()
         .expect("run runc");
-    let _ = Command::new(require("runc"))
-        .args(["delete", "--force", &id])
-        .output();
-    assert!(
-        o.status.success(),
-        "runc failed: {}\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
+    let _ = Command::new(require("runc")).args(["delete", "--force", &id]).output();
+    assert!(o.status.success(), "runc failed: {}\n{}", stdout(&o), stderr(&o));
     assert_eq!(stdout(&o), "hello from a kiln image\n");
 }
 
@@ -252,13 +175,7 @@ fn zstd_layers_decompress_to_their_diff_ids() {
     let index = skopeo_raw(&f.out(), "tools");
     assert_eq!(index["annotations"]["dev.kiln.compression"], "zstd;level=3");
     let work = tempfile::tempdir().unwrap();
-    let single = single_platform(
-        &f.out(),
-        "tools",
-        "arm",
-        Some("v7"),
-        &work.path().join("layout"),
-    );
+    let single = single_platform(&f.out(), "tools", "arm", Some("v7"), &work.path().join("layout"));
     let manifest = skopeo_raw(&single, "tools");
     let config = run(Command::new(require("skopeo")).args([
         "inspect",
@@ -269,44 +186,25 @@ fn zstd_layers_decompress_to_their_diff_ids() {
     let config: Value = serde_json::from_str(&config).unwrap();
     let diff_ids = config["rootfs"]["diff_ids"].as_array().unwrap();
     for (layer, diff_id) in manifest["layers"].as_array().unwrap().iter().zip(diff_ids) {
-        assert_eq!(
-            layer["mediaType"],
-            "application/vnd.oci.image.layer.v1.tar+zstd"
-        );
-        let blob = f.out().join("blobs/sha256").join(
-            layer["digest"]
-                .as_str()
-                .unwrap()
-                .trim_start_matches("sha256:"),
-        );
+        assert_eq!(layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd");
+        let blob = f.out().join("blobs/sha256").join(layer["digest"].as_str().unwrap().trim_start_matches("sha256:"));
         let sum = run(Command::new("sh").arg("-c").arg(format!(
             "{} -dc '{}' | sha256sum",
             require("zstd").display(),
             blob.display()
         )));
-        assert_eq!(
-            format!("sha256:{}", &sum[..64]),
-            diff_id.as_str().unwrap(),
-            "diff_id of {}",
-            layer["digest"]
-        );
+        assert_eq!(format!("sha256:{}", &sum[..64]), diff_id.as_str().unwrap(), "diff_id of {}", layer["digest"]);
     }
     let listing = run(Command::new("sh").arg("-c").arg(format!(
         "{} -dc '{}' | tar -tv --numeric-owner --full-time",
         require("zstd").display(),
         f.out()
             .join("blobs/sha256")
-            .join(
-                manifest["layers"][1]["digest"]
-                    .as_str()
-                    .unwrap()
-                    .trim_start_matches("sha256:")
-            )
+            .join(manifest["layers"][1]["digest"].as_str().unwrap().trim_start_matches("sha256:"))
             .display()
     )));
     assert!(
-        listing.contains("-rw-r----- 65532/65532")
-            && listing.contains("1970-01-01 00:00:00 usr/share/tools/info.txt"),
+        listing.contains("-rw-r----- 65532/65532") && listing.contains("1970-01-01 00:00:00 usr/share/tools/info.txt"),
         "{listing}"
     );
 }
@@ -323,47 +221,25 @@ fn gzip_layers_have_fixed_headers() {
         .unwrap();
     summary(&o);
     let work = tempfile::tempdir().unwrap();
-    let single = single_platform(
-        &f.out(),
-        "tools",
-        "arm64",
-        None,
-        &work.path().join("layout"),
-    );
+    let single = single_platform(&f.out(), "tools", "arm64", None, &work.path().join("layout"));
     let manifest = skopeo_raw(&single, "tools");
-    let blob = f.out().join("blobs/sha256").join(
-        manifest["layers"][0]["digest"]
-            .as_str()
-            .unwrap()
-            .trim_start_matches("sha256:"),
-    );
+    let blob = f
+        .out()
+        .join("blobs/sha256")
+        .join(manifest["layers"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:"));
     // gzip -l reads the header: no original name is stored.
     let header = std::fs::read(&blob).unwrap();
-    assert_eq!(
-        &header[..4],
-        &[0x1f, 0x8b, 8, 0],
-        "gzip magic with no FNAME flag"
-    );
+    assert_eq!(&header[..4], &[0x1f, 0x8b, 8, 0], "gzip magic with no FNAME flag");
     assert_eq!(&header[4..8], &[0, 0, 0, 0], "gzip mtime is zero");
-    let listing = run(Command::new("tar").args([
-        "-tvzf",
-        &blob.display().to_string(),
-        "--numeric-owner",
-        "--full-time",
-    ]));
+    let listing =
+        run(Command::new("tar").args(["-tvzf", &blob.display().to_string(), "--numeric-owner", "--full-time"]));
     let lines: Vec<&str> = listing.lines().collect();
     assert!(
         lines.iter().all(|l| l.contains("2023-11-14 22:13:20")),
         "every entry has mtime = SOURCE_DATE_EPOCH:\n{listing}"
     );
-    assert!(
-        lines.iter().all(|l| l.contains(" 0/0 ")),
-        "numeric owners:\n{listing}"
-    );
-    let names: Vec<&str> = lines
-        .iter()
-        .map(|l| l.rsplit(' ').next().unwrap())
-        .collect();
+    assert!(lines.iter().all(|l| l.contains(" 0/0 ")), "numeric owners:\n{listing}");
+    let names: Vec<&str> = lines.iter().map(|l| l.rsplit(' ').next().unwrap()).collect();
     let mut sorted = names.clone();
     sorted.sort();
     assert_eq!(names, sorted, "entries are sorted");
@@ -378,14 +254,9 @@ fn inspect_reports_sharing_across_platforms() {
     let report: Value = serde_json::from_str(&out).unwrap();
     let tools = &report["images"][0];
     assert_eq!(tools["name"], "tools");
-    let shared = tools["platforms"][0]["layers"][0]["digest"]
-        .as_str()
-        .unwrap();
+    let shared = tools["platforms"][0]["layers"][0]["digest"].as_str().unwrap();
     let used_by = report["layers"][shared]["used_by"].as_array().unwrap();
     assert_eq!(used_by.len(), 3, "{used_by:?}");
     let text = run(kiln().args(["inspect", "--image", "bb", &f.out().display().to_string()]));
-    assert!(
-        text.contains("image bb") && !text.contains("image tools"),
-        "{text}"
-    );
+    assert!(text.contains("image bb") && !text.contains("image tools"), "{text}");
 }

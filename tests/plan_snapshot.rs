@@ -8,22 +8,14 @@ use common::*;
 #[test]
 fn hello_plan_json() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let json =
-        run(kiln()
-            .current_dir(&root)
-            .args(["plan", "--json", "-f", "examples/hello/kiln.kdl"]));
+    let json = run(kiln().current_dir(&root).args(["plan", "--json", "-f", "examples/hello/kiln.kdl"]));
     insta::assert_snapshot!("hello_plan_json", json);
 }
 
 #[test]
 fn hello_plan_text() {
     let root = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
-    let text = run(kiln().current_dir(&root).args([
-        "plan",
-        "-f",
-        "examples/hello/kiln.kdl",
-        "--platform",
-        "linux/arm/v7",
-    ]));
+    let text =
+        run(kiln().current_dir(&root).args(["plan", "-f", "examples/hello/kiln.kdl", "--platform", "linux/arm/v7"]));
     insta::assert_snapshot!("hello_plan_text_armv7", text);
 }

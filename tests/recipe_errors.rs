@@ -8,31 +8,16 @@ use common::*;
 fn fails(f: &Fixture, code: &str, at: &str) -> String {
     let o = f.build();
     let err = stderr(&o);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "expected exit 2, got {:?}:\n{err}",
-        o.status
-    );
+    assert_eq!(o.status.code(), Some(2), "expected exit 2, got {:?}:\n{err}", o.status);
     assert!(err.contains(code), "expected error code {code} in:\n{err}");
-    assert!(
-        err.contains(&format!("kiln.kdl:{at}]")),
-        "expected location kiln.kdl:{at} in:\n{err}"
-    );
-    assert!(
-        !f.out().exists(),
-        "a failed build left {}",
-        f.out().display()
-    );
+    assert!(err.contains(&format!("kiln.kdl:{at}]")), "expected location kiln.kdl:{at} in:\n{err}");
+    assert!(!f.out().exists(), "a failed build left {}", f.out().display());
     let leftovers: Vec<_> = std::fs::read_dir(f.path())
         .unwrap()
         .filter_map(Result::ok)
         .filter(|e| e.file_name().to_string_lossy().starts_with(".kiln"))
         .collect();
-    assert!(
-        leftovers.is_empty(),
-        "a failed build left staging files: {leftovers:?}"
-    );
+    assert!(leftovers.is_empty(), "a failed build left staging files: {leftovers:?}");
     err
 }
 
@@ -44,17 +29,14 @@ fn fixture(recipe: &str) -> Fixture {
 
 #[test]
 fn unknown_node() {
-    let f =
-        fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    coppy \"app.txt\" \"/app\"\n}\n");
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    coppy \"app.txt\" \"/app\"\n}\n");
     let err = fails(&f, "kiln::recipe::unknown_node", "4:5");
     assert!(err.contains("valid nodes in `image`"), "{err}");
 }
 
 #[test]
 fn wrong_value_type() {
-    let f = fixture(
-        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\" mode=\"0644\"\n}\n",
-    );
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\" mode=\"0644\"\n}\n");
     let err = fails(&f, "kiln::recipe::type", "4:27");
     assert!(err.contains("expected an integer, found a string"), "{err}");
 }
@@ -74,31 +56,21 @@ fn unknown_platform() {
         "kiln 1\ndefaults {\n    platforms \"linux/amd64\" \"linux/riscv\"\n}\nimage \"a\" {\n    base \"scratch\"\n}\n",
     );
     let err = fails(&f, "kiln::recipe::platform", "3:29");
-    assert!(
-        err.contains("linux/arm/v7"),
-        "help lists the supported platforms:\n{err}"
-    );
+    assert!(err.contains("linux/arm/v7"), "help lists the supported platforms:\n{err}");
 }
 
 #[test]
 fn missing_source_file() {
-    let f = fixture(
-        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"nope.txt\" \"/nope\"\n}\n",
-    );
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"nope.txt\" \"/nope\"\n}\n");
     fails(&f, "kiln::plan::missing_source", "4:10");
 }
 
 #[test]
 fn missing_per_platform_source_names_the_platform() {
-    let f = fixture(
-        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"dist/{arch}/app\" \"/app\"\n}\n",
-    );
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"dist/{arch}/app\" \"/app\"\n}\n");
     f.write("dist/amd64/app", "x").write("dist/arm64/app", "x");
     let err = fails(&f, "kiln::plan::missing_source", "4:10");
-    assert!(
-        err.contains("dist/arm/app") && err.contains("linux/arm/v7"),
-        "{err}"
-    );
+    assert!(err.contains("dist/arm/app") && err.contains("linux/arm/v7"), "{err}");
     assert!(!err.contains("dist/amd64/app` not found"), "{err}");
 }
 
@@ -109,29 +81,19 @@ fn duplicate_destination() {
     );
     // miette heads the report with the earlier of the two labelled places.
     let err = fails(&f, "kiln::plan::duplicate_destination", "4:20");
-    assert!(
-        err.contains("first written here") && err.contains("second write here"),
-        "both places are shown:\n{err}"
-    );
-    assert!(
-        err.contains(" 5 |     file \"/etc/app\""),
-        "the second place is shown:\n{err}"
-    );
+    assert!(err.contains("first written here") && err.contains("second write here"), "both places are shown:\n{err}");
+    assert!(err.contains(" 5 |     file \"/etc/app\""), "the second place is shown:\n{err}");
 }
 
 #[test]
 fn destination_not_absolute() {
-    let f = fixture(
-        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"etc/app\"\n}\n",
-    );
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"etc/app\"\n}\n");
     fails(&f, "kiln::recipe::relative_path", "4:20");
 }
 
 #[test]
 fn destination_escaping_the_root() {
-    let f = fixture(
-        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/etc/../../app\"\n}\n",
-    );
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/etc/../../app\"\n}\n");
     fails(&f, "kiln::recipe::path_escape", "4:20");
 }
 
@@ -148,16 +110,12 @@ fn all_problems_are_reported_at_once() {
     );
     let err = fails(&f, "kiln::recipe::unknown_node", "2:1");
     assert!(err.contains("has 3 problems"), "{err}");
-    assert!(
-        err.contains("kiln.kdl:5:15]") && err.contains("kiln.kdl:6:10]"),
-        "{err}"
-    );
+    assert!(err.contains("kiln.kdl:5:15]") && err.contains("kiln.kdl:6:10]"), "{err}");
 }
 
 #[test]
 fn a_failed_build_keeps_the_previous_layout() {
-    let f =
-        fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\"\n}\n");
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\"\n}\n");
     summary(&f.build());
     let before = std::fs::read(f.out().join("index.json")).unwrap();
     f.recipe("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"gone.txt\" \"/app\"\n}\n");
@@ -167,34 +125,18 @@ fn a_failed_build_keeps_the_previous_layout() {
 
 #[test]
 fn refuses_to_replace_a_directory_that_is_not_a_layout() {
-    let f =
-        fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\"\n}\n");
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\"\n}\n");
     f.write("out/precious.txt", "keep me");
     let o = f.build();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(
-        stderr(&o).contains("not an OCI image layout"),
-        "{}",
-        stderr(&o)
-    );
-    assert_eq!(
-        std::fs::read_to_string(f.out().join("precious.txt")).unwrap(),
-        "keep me"
-    );
+    assert!(stderr(&o).contains("not an OCI image layout"), "{}", stderr(&o));
+    assert_eq!(std::fs::read_to_string(f.out().join("precious.txt")).unwrap(), "keep me");
 }
 
 #[test]
 fn unreadable_recipe_file_is_an_error() {
     let f = Fixture::new();
-    let o = kiln()
-        .current_dir(f.path())
-        .args(["plan", "-f", "missing.kdl"])
-        .output()
-        .unwrap();
+    let o = kiln().current_dir(f.path()).args(["plan", "-f", "missing.kdl"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(
-        stderr(&o).contains("cannot read recipe missing.kdl"),
-        "{}",
-        stderr(&o)
-    );
+    assert!(stderr(&o).contains("cannot read recipe missing.kdl"), "{}", stderr(&o));
 }

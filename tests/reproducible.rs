@@ -39,11 +39,7 @@ fn populate(dir: &Path) {
     w("assets/b/c.json", b"{\"k\": 1}\n", 0o644);
     w("assets/run.sh", b"#!/bin/sh\n", 0o755);
     for arch in ["amd64", "arm64", "arm"] {
-        w(
-            &format!("dist/{arch}/app"),
-            format!("binary for {arch}").as_bytes(),
-            0o755,
-        );
+        w(&format!("dist/{arch}/app"), format!("binary for {arch}").as_bytes(), 0o755);
     }
     for d in walk_dirs(dir) {
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -73,14 +69,8 @@ fn blob_names(layout: &Path) -> Vec<String> {
 fn same_digests_across_directory_umask_timezone_clock_and_user() {
     let faketime = require("faketime");
     let setpriv = require("setpriv");
-    let a = tempfile::Builder::new()
-        .prefix("kiln-repro-a-")
-        .tempdir()
-        .unwrap();
-    let b = tempfile::Builder::new()
-        .prefix("kiln-repro-b-other-name-")
-        .tempdir()
-        .unwrap();
+    let a = tempfile::Builder::new().prefix("kiln-repro-a-").tempdir().unwrap();
+    let b = tempfile::Builder::new().prefix("kiln-repro-b-other-name-").tempdir().unwrap();
     populate(a.path());
     let deep = b.path().join("somewhere/else");
     std::fs::create_dir_all(&deep).unwrap();
@@ -96,10 +86,7 @@ fn same_digests_across_directory_umask_timezone_clock_and_user() {
         .env("TZ", "UTC")
         .env_remove("SOURCE_DATE_EPOCH")
         .arg("-c")
-        .arg(format!(
-            "umask 022 && exec '{}' build -q --json --out out",
-            env!("CARGO_BIN_EXE_kiln")
-        ))
+        .arg(format!("umask 022 && exec '{}' build -q --json --out out", env!("CARGO_BIN_EXE_kiln")))
         .output()
         .unwrap();
     let second = Command::new(&setpriv)
@@ -112,22 +99,13 @@ fn same_digests_across_directory_umask_timezone_clock_and_user() {
         .arg("2031-05-05 12:34:56")
         .arg("sh")
         .arg("-c")
-        .arg(format!(
-            "umask 077 && exec '{}' build -q --json -f kiln.kdl --out ../../layout",
-            bin.display()
-        ))
+        .arg(format!("umask 077 && exec '{}' build -q --json -f kiln.kdl --out ../../layout", bin.display()))
         .output()
         .unwrap();
     let (s1, s2): (Value, Value) = (summary(&first), summary(&second));
-    assert_eq!(
-        s1["index_digest"], s2["index_digest"],
-        "index.json differs:\n{s1}\n{s2}"
-    );
+    assert_eq!(s1["index_digest"], s2["index_digest"], "index.json differs:\n{s1}\n{s2}");
     assert_eq!(s1["images"], s2["images"]);
-    assert_eq!(
-        blob_names(&a.path().join("out")),
-        blob_names(&b.path().join("layout"))
-    );
+    assert_eq!(blob_names(&a.path().join("out")), blob_names(&b.path().join("layout")));
     // The second build really ran as nobody.
     let meta = std::fs::metadata(b.path().join("layout/index.json")).unwrap();
     assert_eq!(std::os::unix::fs::MetadataExt::uid(&meta), 65534);
@@ -143,25 +121,10 @@ fn rebuilding_gives_the_same_layout_and_changing_one_file_changes_one_layer() {
     f.write_mode("dist/arm/app", "a new arm binary", 0o755);
     let s3 = summary(&f.build());
     let p = |s: &Value, k: &str| s["images"][0]["platforms"][k].clone();
-    assert_eq!(
-        p(&s1, "linux/amd64"),
-        p(&s3, "linux/amd64"),
-        "amd64 untouched"
-    );
-    assert_eq!(
-        p(&s1, "linux/arm64"),
-        p(&s3, "linux/arm64"),
-        "arm64 untouched"
-    );
-    assert_ne!(
-        p(&s1, "linux/arm/v7"),
-        p(&s3, "linux/arm/v7"),
-        "arm/v7 rebuilt"
-    );
-    assert_eq!(
-        s1["images"][1], s3["images"][1],
-        "the other image is untouched"
-    );
+    assert_eq!(p(&s1, "linux/amd64"), p(&s3, "linux/amd64"), "amd64 untouched");
+    assert_eq!(p(&s1, "linux/arm64"), p(&s3, "linux/arm64"), "arm64 untouched");
+    assert_ne!(p(&s1, "linux/arm/v7"), p(&s3, "linux/arm/v7"), "arm/v7 rebuilt");
+    assert_eq!(s1["images"][1], s3["images"][1], "the other image is untouched");
 }
 
 #[test]
@@ -178,21 +141,10 @@ fn source_date_epoch_wins_over_the_recipe_epoch() {
         serde_json::from_str::<Value>(&run(&mut c)).unwrap()
     };
     let p = plan(None);
-    assert_eq!(
-        (p["epoch"].as_u64(), p["epoch_source"].as_str()),
-        (Some(1000), Some("recipe"))
-    );
+    assert_eq!((p["epoch"].as_u64(), p["epoch_source"].as_str()), (Some(1000), Some("recipe")));
     let p = plan(Some("1700000000"));
-    assert_eq!(
-        (p["epoch"].as_u64(), p["epoch_source"].as_str()),
-        (Some(1700000000), Some("source_date_epoch"))
-    );
-    let o = kiln()
-        .current_dir(f.path())
-        .env("SOURCE_DATE_EPOCH", "yesterday")
-        .args(["plan"])
-        .output()
-        .unwrap();
+    assert_eq!((p["epoch"].as_u64(), p["epoch_source"].as_str()), (Some(1700000000), Some("source_date_epoch")));
+    let o = kiln().current_dir(f.path()).env("SOURCE_DATE_EPOCH", "yesterday").args(["plan"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("SOURCE_DATE_EPOCH"), "{}", stderr(&o));
 }

@@ -109,6 +109,11 @@ pub struct Entry {
     pub target: Option<String>,
 }
 
+/// An epoch as the RFC 3339 time written to configs, history and annotations.
+pub fn rfc3339(epoch: u64) -> String {
+    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
+}
+
 impl Plan {
     /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
     pub fn to_json(&self) -> String {

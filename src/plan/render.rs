@@ -51,25 +51,15 @@ pub fn render_text(plan: &Plan) -> String {
                 let _ = writeln!(s, "    label {k}={v}");
             }
             for (n, l) in p.layers.iter().enumerate() {
-                let _ = writeln!(
-                    s,
-                    "    layer {} {}  id {}  ({} entries)",
-                    n + 1,
-                    l.name,
-                    short(&l.id),
-                    l.entries.len()
-                );
+                let _ =
+                    writeln!(s, "    layer {} {}  id {}  ({} entries)", n + 1, l.name, short(&l.id), l.entries.len());
                 for e in &l.entries {
                     let kind = match e.kind {
                         EntryKind::Dir => "dir ",
                         EntryKind::File => "file",
                         EntryKind::Symlink => "link",
                     };
-                    let _ = write!(
-                        s,
-                        "      {kind} {:04o} {}:{} {}",
-                        e.mode, e.uid, e.gid, e.path
-                    );
+                    let _ = write!(s, "      {kind} {:04o} {}:{} {}", e.mode, e.uid, e.gid, e.path);
                     if let Some(t) = &e.target {
                         let _ = write!(s, " -> {t}");
                     }

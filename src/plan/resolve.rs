@@ -33,27 +33,14 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         (None, Some(e)) => (e.value, EpochSource::Recipe),
         (None, None) => (0, EpochSource::Default),
     };
-    let compression = recipe
-        .defaults
-        .compression
-        .as_ref()
-        .map(|c| c.value)
-        .unwrap_or(Compression::DEFAULT);
-    let mut r = Resolver {
-        root: &opts.root,
-        problems: Vec::new(),
-        hashes: BTreeMap::new(),
-        reported: BTreeSet::new(),
-    };
+    let compression = recipe.defaults.compression.as_ref().map(|c| c.value).unwrap_or(Compression::DEFAULT);
+    let mut r = Resolver { root: &opts.root, problems: Vec::new(), hashes: BTreeMap::new(), reported: BTreeSet::new() };
     let mut images = Vec::new();
     for spec in &recipe.images {
         if !opts.images.is_empty() && !opts.images.contains(&spec.name.value) {
             continue;
         }
-        let wanted = spec
-            .platforms
-            .as_ref()
-            .or(recipe.defaults.platforms.as_ref());
+        let wanted = spec.platforms.as_ref().or(recipe.defaults.platforms.as_ref());
         let mut platforms: Vec<Platform> = match wanted {
             Some(list) => list.iter().map(|p| p.value).collect(),
             None => Platform::ALL.to_vec(),
@@ -61,18 +48,10 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         if !opts.platforms.is_empty() {
             platforms.retain(|p| opts.platforms.contains(p));
         }
-        if let Some(image) = r.image(spec, &platforms, epoch, compression) {
-            images.push(image);
-        }
+        images.push(r.image(spec, &platforms, epoch, compression));
     }
     if r.problems.is_empty() {
-        Ok(Plan {
-            plan_format: PLAN_FORMAT,
-            epoch,
-            epoch_source,
-            compression,
-            images,
-        })
+        Ok(Plan { plan_format: PLAN_FORMAT, epoch, epoch_source, compression, images })
     } else {
         Err(r.problems)
     }
@@ -92,21 +71,12 @@ struct Resolver<'a> {
     reported: BTreeSet<(String, usize)>,
 }
 
-fn rfc3339(epoch: u64) -> String {
-    humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch))
-        .to_string()
-}
-
 fn join_image(dest_dir: &str, rel: &str) -> String {
     format!("{}/{}", dest_dir.trim_end_matches('/'), rel)
 }
 
 fn default_mode(meta: &std::fs::Metadata) -> u32 {
-    if meta.permissions().mode() & 0o111 != 0 {
-        0o755
-    } else {
-        0o644
-    }
+    if meta.permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 }
 }
 
 impl Resolver<'_> {
@@ -177,12 +147,7 @@ impl Resolver<'_> {
     /// Resolves one content node for one platform.
     fn place(&mut self, content: &Content, platform: Platform) -> Option<Placed> {
         match content {
-            Content::File {
-                dest,
-                content,
-                perms,
-                ..
-            } => {
+            Content::File { dest, content, perms, .. } => {
                 let bytes = content.as_bytes();
                 Some(Placed {
                     entries: vec![Entry {
@@ -199,9 +164,7 @@ impl Resolver<'_> {
                     }],
                 })
             }
-            Content::Copy {
-                src, dest, perms, ..
-            } => {
+            Content::Copy { src, dest, perms, .. } => {
                 let rel = platform.expand(&src.value);
                 let abs = self.root.join(&rel);
                 let meta = match std::fs::metadata(&abs) {
@@ -213,31 +176,20 @@ impl Resolver<'_> {
                                 format!("`{rel}` does not exist for {platform}"),
                             )
                         } else {
-                            (
-                                format!("source `{rel}` not found"),
-                                "no such file or directory".to_string(),
-                            )
+                            (format!("source `{rel}` not found"), "no such file or directory".to_string())
                         };
-                        let help = format!(
-                            "sources are relative to the recipe's directory ({})",
-                            self.root.display()
-                        );
+                        let help = format!("sources are relative to the recipe's directory ({})", self.root.display());
                         self.once(
                             rel.clone(),
                             src.span,
-                            Problem::new("kiln::plan::missing_source", src.span, msg)
-                                .label(label)
-                                .help(help),
+                            Problem::new("kiln::plan::missing_source", src.span, msg).label(label).help(help),
                         );
                         return None;
                     }
                 };
                 if meta.is_file() {
                     let path = if dest.value.ends_with('/') {
-                        let name = abs
-                            .file_name()
-                            .map(|n| n.to_string_lossy().into_owned())
-                            .unwrap_or_default();
+                        let name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
                         join_image(&dest.value, &name)
                     } else {
                         dest.value.clone()
@@ -264,11 +216,7 @@ impl Resolver<'_> {
                 if !top.is_empty() {
                     entries.push(Self::dir_entry(format!("{top}/"), *perms));
                 }
-                for item in walkdir::WalkDir::new(&abs)
-                    .min_depth(1)
-                    .follow_links(false)
-                    .sort_by_file_name()
-                {
+                for item in walkdir::WalkDir::new(&abs).min_depth(1).follow_links(false).sort_by_file_name() {
                     let item = match item {
                         Ok(i) => i,
                         Err(e) => {
@@ -285,12 +233,7 @@ impl Resolver<'_> {
                             return None;
                         }
                     };
-                    let sub = item
-                        .path()
-                        .strip_prefix(&abs)
-                        .unwrap_or(item.path())
-                        .to_string_lossy()
-                        .into_owned();
+                    let sub = item.path().strip_prefix(&abs).unwrap_or(item.path()).to_string_lossy().into_owned();
                     let image_path = join_image(&top, &sub);
                     let src_rel = format!("{}/{}", rel.trim_end_matches('/'), sub);
                     let ft = item.file_type();
@@ -329,14 +272,7 @@ impl Resolver<'_> {
                                 continue;
                             }
                         };
-                        if let Some(e) = self.file_entry(
-                            image_path,
-                            item.path(),
-                            src_rel,
-                            &meta,
-                            *perms,
-                            src.span,
-                        ) {
+                        if let Some(e) = self.file_entry(image_path, item.path(), src_rel, &meta, *perms, src.span) {
                             entries.push(e);
                         }
                     } else {
@@ -357,13 +293,7 @@ impl Resolver<'_> {
         }
     }
 
-    fn image(
-        &mut self,
-        spec: &ImageSpec,
-        platforms: &[Platform],
-        epoch: u64,
-        compression: Compression,
-    ) -> Option<ImagePlan> {
+    fn image(&mut self, spec: &ImageSpec, platforms: &[Platform], epoch: u64, compression: Compression) -> ImagePlan {
         let base = match spec.base.value {
             Base::Scratch => "scratch",
         };
@@ -377,10 +307,7 @@ impl Resolver<'_> {
             .iter()
             .map(|c| match c {
                 Content::Copy { src, .. } if has_placeholder(&src.value) => None,
-                _ => self.place(
-                    c,
-                    platforms.first().copied().unwrap_or(Platform::LinuxAmd64),
-                ),
+                _ => self.place(c, platforms.first().copied().unwrap_or(Platform::LinuxAmd64)),
             })
             .collect();
         let mut out = Vec::new();
@@ -388,12 +315,8 @@ impl Resolver<'_> {
             let mut placed: Vec<(usize, Placed)> = Vec::new();
             for (i, c) in spec.contents.iter().enumerate() {
                 let p = match c {
-                    Content::Copy { src, .. } if has_placeholder(&src.value) => {
-                        self.place(c, platform)
-                    }
-                    _ => shared[i].as_ref().map(|p| Placed {
-                        entries: p.entries.clone(),
-                    }),
+                    Content::Copy { src, .. } if has_placeholder(&src.value) => self.place(c, platform),
+                    _ => shared[i].as_ref().map(|p| Placed { entries: p.entries.clone() }),
                 };
                 if let Some(p) = p {
                     placed.push((i, p));
@@ -407,17 +330,9 @@ impl Resolver<'_> {
                 .flat_map(|(_, p)| p.entries.iter().cloned())
                 .collect();
             if !shared_entries.is_empty() {
-                layers.push(layer(
-                    "files",
-                    "kiln: files shared by all platforms".into(),
-                    shared_entries,
-                    compression,
-                ));
+                layers.push(layer("files", "kiln: files shared by all platforms".into(), shared_entries, compression));
             }
-            for (i, p) in placed
-                .iter()
-                .filter(|(i, _)| is_per_platform(&spec.contents[*i]))
-            {
+            for (i, p) in placed.iter().filter(|(i, _)| is_per_platform(&spec.contents[*i])) {
                 if let Content::Copy { src, dest, .. } = &spec.contents[*i] {
                     let name = format!("copy {}", src.value);
                     layers.push(layer(
@@ -428,18 +343,9 @@ impl Resolver<'_> {
                     ));
                 }
             }
-            out.push(PlatformPlan {
-                platform,
-                config: config.clone(),
-                layers,
-            });
+            out.push(PlatformPlan { platform, config: config.clone(), layers });
         }
-        Some(ImagePlan {
-            name: spec.name.value.clone(),
-            base: base.into(),
-            annotations,
-            platforms: out,
-        })
+        ImagePlan { name: spec.name.value.clone(), base: base.into(), annotations, platforms: out }
     }
 
     /// Two nodes may share directories but never a file path.
@@ -449,13 +355,18 @@ impl Resolver<'_> {
             for e in &p.entries {
                 let key = e.path.trim_end_matches('/').to_string();
                 match owner.get(&key) {
-                    Some((j, kind))
-                        if *j != *i && !(*kind == EntryKind::Dir && e.kind == EntryKind::Dir) =>
-                    {
+                    Some((j, kind)) if *j != *i && !(*kind == EntryKind::Dir && e.kind == EntryKind::Dir) => {
                         let first = spec.contents[*j].dest().span;
                         let here = spec.contents[*i].dest().span;
                         let msg = format!("`{key}` is written by two nodes");
-                        self.once(format!("dup:{key}"), here, Problem::new("kiln::plan::duplicate_destination", here, msg).label("second write here").also(first, "first written here").help("each path in an image must come from one node; remove or rename one of them"));
+                        self.once(
+                            format!("dup:{key}"),
+                            here,
+                            Problem::new("kiln::plan::duplicate_destination", here, msg)
+                                .label("second write here")
+                                .also(first, "first written here")
+                                .help("each path in an image must come from one node; remove or rename one of them"),
+                        );
                     }
                     Some(_) => {}
                     None => {
@@ -517,16 +428,8 @@ fn config(spec: &ImageSpec) -> ConfigPlan {
 }
 
 /// Sorts entries, adds missing parent directories and computes the layer id.
-fn layer(
-    name: &str,
-    created_by: String,
-    mut entries: Vec<Entry>,
-    compression: Compression,
-) -> LayerPlan {
-    let present: BTreeSet<String> = entries
-        .iter()
-        .map(|e| e.path.trim_end_matches('/').to_string())
-        .collect();
+fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: Compression) -> LayerPlan {
+    let present: BTreeSet<String> = entries.iter().map(|e| e.path.trim_end_matches('/').to_string()).collect();
     let mut parents = BTreeSet::new();
     for e in &entries {
         let mut p = e.path.trim_end_matches('/');
@@ -540,28 +443,11 @@ fn layer(
             p = up;
         }
     }
-    entries.extend(
-        parents
-            .into_iter()
-            .map(|p| Resolver::dir_entry(format!("{p}/"), Perms::default())),
-    );
-    entries.sort_by(|a, b| {
-        a.path
-            .trim_end_matches('/')
-            .cmp(b.path.trim_end_matches('/'))
-    });
+    entries.extend(parents.into_iter().map(|p| Resolver::dir_entry(format!("{p}/"), Perms::default())));
+    entries.sort_by(|a, b| a.path.trim_end_matches('/').cmp(b.path.trim_end_matches('/')));
     entries.dedup_by(|a, b| a.path == b.path);
     // The id covers exactly what reaches the tar stream: not where a file was read from.
-    let identity: Vec<Entry> = entries
-        .iter()
-        .cloned()
-        .map(|e| Entry { source: None, ..e })
-        .collect();
+    let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, ..e }).collect();
     let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&compression, &identity)));
-    LayerPlan {
-        id,
-        name: name.into(),
-        created_by,
-        entries,
-    }
+    LayerPlan { id, name: name.into(), created_by, entries }
 }

@@ -13,6 +13,9 @@ use crate::platform::Platform;
 use miette::SourceSpan;
 use std::collections::BTreeMap;
 
+/// The latest build epoch kiln accepts: 9999-12-31T23:59:59Z, the last second RFC 3339 can write.
+pub const MAX_EPOCH: u64 = 253_402_300_799;
+
 /// A value together with where it was written.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Spanned<T> {
@@ -71,19 +74,9 @@ pub struct Perms {
 #[derive(Debug, Clone)]
 pub enum Content {
     /// `copy SRC DEST`: a file or a directory tree; SRC may hold `{arch}` and friends.
-    Copy {
-        src: Spanned<String>,
-        dest: Spanned<String>,
-        perms: Perms,
-        span: SourceSpan,
-    },
+    Copy { src: Spanned<String>, dest: Spanned<String>, perms: Perms, span: SourceSpan },
     /// `file DEST "content"`: a file written from the recipe itself.
-    File {
-        dest: Spanned<String>,
-        content: String,
-        perms: Perms,
-        span: SourceSpan,
-    },
+    File { dest: Spanned<String>, content: String, perms: Perms, span: SourceSpan },
 }
 
 impl Content {

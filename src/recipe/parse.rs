@@ -9,8 +9,7 @@ use std::collections::BTreeMap;
 
 const TOP_NODES: &str = "kiln, defaults, image";
 const DEFAULTS_NODES: &str = "platforms, compression, epoch";
-const IMAGE_NODES: &str =
-    "base, platforms, copy, file, entrypoint, cmd, env, user, workdir, expose, label, annotation";
+const IMAGE_NODES: &str = "base, platforms, copy, file, entrypoint, cmd, env, user, workdir, expose, label, annotation";
 
 /// Parses a recipe. `name` is how the file is shown in errors (usually its path).
 pub fn parse(name: &str, text: &str) -> Result<Recipe, RecipeErrors> {
@@ -38,17 +37,9 @@ pub fn parse_partial(text: &str) -> (Option<Recipe>, Vec<Problem>) {
 fn syntax_problems(err: &kdl::KdlError) -> Vec<Problem> {
     let mut out = Vec::new();
     let mut push = |d: &dyn Diagnostic| {
-        let span = d
-            .labels()
-            .and_then(|mut l| l.next())
-            .map(|l| *l.inner())
-            .unwrap_or_else(|| (0, 0).into());
+        let span = d.labels().and_then(|mut l| l.next()).map(|l| *l.inner()).unwrap_or_else(|| (0, 0).into());
         let mut problem = Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: {d}"));
-        if let Some(label) = d
-            .labels()
-            .and_then(|mut l| l.next())
-            .and_then(|l| l.label().map(str::to_string))
-        {
+        if let Some(label) = d.labels().and_then(|mut l| l.next()).and_then(|l| l.label().map(str::to_string)) {
             problem = problem.label(label);
         }
         if let Some(help) = d.help() {
@@ -61,11 +52,7 @@ fn syntax_problems(err: &kdl::KdlError) -> Vec<Problem> {
         None => push(err),
     }
     if out.is_empty() {
-        out.push(Problem::new(
-            "kiln::recipe::syntax",
-            (0, 0).into(),
-            format!("invalid KDL: {err}"),
-        ));
+        out.push(Problem::new("kiln::recipe::syntax", (0, 0).into(), format!("invalid KDL: {err}")));
     }
     out
 }
@@ -86,17 +73,11 @@ fn kind(v: &KdlValue) -> &'static str {
 }
 
 fn args(node: &KdlNode) -> Vec<&KdlEntry> {
-    node.entries()
-        .iter()
-        .filter(|e| e.name().is_none())
-        .collect()
+    node.entries().iter().filter(|e| e.name().is_none()).collect()
 }
 
 fn props(node: &KdlNode) -> Vec<(&str, &KdlEntry)> {
-    node.entries()
-        .iter()
-        .filter_map(|e| e.name().map(|n| (n.value(), e)))
-        .collect()
+    node.entries().iter().filter_map(|e| e.name().map(|n| (n.value(), e))).collect()
 }
 
 fn name_span(node: &KdlNode) -> SourceSpan {
@@ -110,12 +91,8 @@ impl Parser {
 
     fn wrong_type(&mut self, e: &KdlEntry, expected: &str) {
         self.problem(
-            Problem::new(
-                "kiln::recipe::type",
-                e.span(),
-                format!("expected {expected}, found {}", kind(e.value())),
-            )
-            .label(format!("expected {expected}")),
+            Problem::new("kiln::recipe::type", e.span(), format!("expected {expected}, found {}", kind(e.value())))
+                .label(format!("expected {expected}")),
         );
     }
 
@@ -131,17 +108,11 @@ impl Parser {
 
     fn uint(&mut self, e: &KdlEntry, max: u64, what: &str) -> Option<Spanned<u64>> {
         match e.value() {
-            KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => {
-                Some(Spanned::new(*i as u64, e.span()))
-            }
+            KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => Some(Spanned::new(*i as u64, e.span())),
             KdlValue::Integer(_) => {
                 self.problem(
-                    Problem::new(
-                        "kiln::recipe::range",
-                        e.span(),
-                        format!("{what} out of range"),
-                    )
-                    .label(format!("must be between 0 and {max}")),
+                    Problem::new("kiln::recipe::range", e.span(), format!("{what} out of range"))
+                        .label(format!("must be between 0 and {max}")),
                 );
                 None
             }
@@ -174,13 +145,9 @@ impl Parser {
                     format!("`{}` accepts: {}", node.name().value(), allowed.join(", "))
                 };
                 self.problem(
-                    Problem::new(
-                        "kiln::recipe::property",
-                        e.span(),
-                        format!("unknown property `{name}`"),
-                    )
-                    .label("unknown property")
-                    .help(help),
+                    Problem::new("kiln::recipe::property", e.span(), format!("unknown property `{name}`"))
+                        .label("unknown property")
+                        .help(help),
                 );
             }
         }
@@ -192,11 +159,7 @@ impl Parser {
         if a.len() == n {
             return Some(a);
         }
-        let span = if a.len() > n {
-            a[n].span()
-        } else {
-            node.span()
-        };
+        let span = if a.len() > n { a[n].span() } else { node.span() };
         self.problem(
             Problem::new(
                 "kiln::recipe::arguments",
@@ -208,11 +171,7 @@ impl Parser {
                     a.len()
                 ),
             )
-            .label(if a.len() > n {
-                "unexpected argument"
-            } else {
-                "missing argument"
-            })
+            .label(if a.len() > n { "unexpected argument" } else { "missing argument" })
             .help(format!("usage: {usage}")),
         );
         None
@@ -221,11 +180,7 @@ impl Parser {
     fn strings(&mut self, node: &KdlNode) -> Vec<String> {
         self.no_props(node, &[]);
         self.no_children(node);
-        args(node)
-            .into_iter()
-            .filter_map(|e| self.string(e))
-            .map(|s| s.value)
-            .collect()
+        args(node).into_iter().filter_map(|e| self.string(e)).map(|s| s.value).collect()
     }
 
     fn unknown(&mut self, node: &KdlNode, within: &str, valid: &str) {
@@ -245,16 +200,9 @@ impl Parser {
         if let Some(first) = seen.get(&name) {
             let (first, span) = (*first, name_span(node));
             self.problem(
-                Problem::new(
-                    "kiln::recipe::duplicate_node",
-                    span,
-                    format!("`{name}` given twice"),
-                )
-                .label("second one here")
-                .help(format!(
-                    "the first `{name}` is at byte {}; keep one",
-                    first.offset()
-                )),
+                Problem::new("kiln::recipe::duplicate_node", span, format!("`{name}` given twice"))
+                    .label("second one here")
+                    .help(format!("the first `{name}` is at byte {}; keep one", first.offset())),
             );
             return false;
         }
@@ -318,42 +266,22 @@ impl Parser {
             }
         }
         if !seen.contains_key("kiln") {
-            let span = doc
-                .nodes()
-                .first()
-                .map(name_span)
-                .unwrap_or_else(|| (0, 0).into());
+            let span = doc.nodes().first().map(name_span).unwrap_or_else(|| (0, 0).into());
             self.problem(
-                Problem::new(
-                    "kiln::recipe::missing_node",
-                    span,
-                    "missing required node `kiln`",
-                )
-                .label("the recipe should start with `kiln 1`")
-                .help("add `kiln 1` as the first line: it names the recipe schema version"),
+                Problem::new("kiln::recipe::missing_node", span, "missing required node `kiln`")
+                    .label("the recipe should start with `kiln 1`")
+                    .help("add `kiln 1` as the first line: it names the recipe schema version"),
             );
         }
         if !doc.nodes().iter().any(|n| n.name().value() == "image") {
-            let span = doc
-                .nodes()
-                .last()
-                .map(|n| n.span())
-                .unwrap_or_else(|| (0, 0).into());
+            let span = doc.nodes().last().map(|n| n.span()).unwrap_or_else(|| (0, 0).into());
             self.problem(
-                Problem::new(
-                    "kiln::recipe::missing_node",
-                    span,
-                    "the recipe defines no image",
-                )
-                .label("expected an `image \"NAME\" { … }` block")
-                .help("add `image \"app\" { base \"scratch\" … }`"),
+                Problem::new("kiln::recipe::missing_node", span, "the recipe defines no image")
+                    .label("expected an `image \"NAME\" { … }` block")
+                    .help("add `image \"app\" { base \"scratch\" … }`"),
             );
         }
-        Recipe {
-            schema: schema.unwrap_or(1),
-            defaults,
-            images,
-        }
+        Recipe { schema: schema.unwrap_or(1), defaults, images }
     }
 
     fn platforms(&mut self, node: &KdlNode) -> Option<Vec<Spanned<Platform>>> {
@@ -362,13 +290,9 @@ impl Parser {
         let a = args(node);
         if a.is_empty() {
             self.problem(
-                Problem::new(
-                    "kiln::recipe::arguments",
-                    node.span(),
-                    "`platforms` needs at least one platform",
-                )
-                .label("no platform given")
-                .help("for example: platforms \"linux/amd64\" \"linux/arm64\" \"linux/arm/v7\""),
+                Problem::new("kiln::recipe::arguments", node.span(), "`platforms` needs at least one platform")
+                    .label("no platform given")
+                    .help("for example: platforms \"linux/amd64\" \"linux/arm64\" \"linux/arm/v7\""),
             );
             return None;
         }
@@ -377,22 +301,14 @@ impl Parser {
             let Some(s) = self.string(e) else { continue };
             match Platform::parse(&s.value) {
                 Some(p) if out.iter().any(|o| o.value == p) => self.problem(
-                    Problem::new(
-                        "kiln::recipe::duplicate_platform",
-                        s.span,
-                        format!("platform `{p}` listed twice"),
-                    )
-                    .label("repeated"),
+                    Problem::new("kiln::recipe::duplicate_platform", s.span, format!("platform `{p}` listed twice"))
+                        .label("repeated"),
                 ),
                 Some(p) => out.push(Spanned::new(p, s.span)),
                 None => self.problem(
-                    Problem::new(
-                        "kiln::recipe::platform",
-                        s.span,
-                        format!("unknown platform `{}`", s.value),
-                    )
-                    .label("not a supported platform")
-                    .help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"),
+                    Problem::new("kiln::recipe::platform", s.span, format!("unknown platform `{}`", s.value))
+                        .label("not a supported platform")
+                        .help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"),
                 ),
             }
         }
@@ -419,14 +335,12 @@ impl Parser {
         for child in children.nodes() {
             match child.name().value() {
                 "platforms" if self.once(&mut seen, child) => d.platforms = self.platforms(child),
-                "compression" if self.once(&mut seen, child) => {
-                    d.compression = self.compression(child)
-                }
+                "compression" if self.once(&mut seen, child) => d.compression = self.compression(child),
                 "epoch" if self.once(&mut seen, child) => {
                     self.no_children(child);
                     self.no_props(child, &[]);
                     if let Some(a) = self.arity(child, 1, "epoch 1700000000") {
-                        d.epoch = self.uint(a[0], i64::MAX as u64, "epoch");
+                        d.epoch = self.uint(a[0], super::MAX_EPOCH, "epoch");
                     }
                 }
                 "platforms" | "compression" | "epoch" => {}
@@ -441,10 +355,7 @@ impl Parser {
         self.no_props(node, &["level"]);
         let a = self.arity(node, 1, "compression \"gzip\"|\"zstd\" level=N")?;
         let algo = self.string(a[0])?;
-        let level = props(node)
-            .into_iter()
-            .find(|(n, _)| *n == "level")
-            .map(|(_, e)| e);
+        let level = props(node).into_iter().find(|(n, _)| *n == "level").map(|(_, e)| e);
         let c = match algo.value.as_str() {
             "gzip" => {
                 let level = match level {
@@ -452,12 +363,8 @@ impl Parser {
                         Some(v) if v.value >= 1 => v.value as u32,
                         Some(v) => {
                             self.problem(
-                                Problem::new(
-                                    "kiln::recipe::range",
-                                    v.span,
-                                    "gzip level out of range",
-                                )
-                                .label("must be between 1 and 9"),
+                                Problem::new("kiln::recipe::range", v.span, "gzip level out of range")
+                                    .label("must be between 1 and 9"),
                             );
                             return None;
                         }
@@ -473,12 +380,8 @@ impl Parser {
                         Some(v) if v.value >= 1 => v.value as i32,
                         Some(v) => {
                             self.problem(
-                                Problem::new(
-                                    "kiln::recipe::range",
-                                    v.span,
-                                    "zstd level out of range",
-                                )
-                                .label("must be between 1 and 19"),
+                                Problem::new("kiln::recipe::range", v.span, "zstd level out of range")
+                                    .label("must be between 1 and 19"),
                             );
                             return None;
                         }
@@ -490,13 +393,9 @@ impl Parser {
             }
             other => {
                 self.problem(
-                    Problem::new(
-                        "kiln::recipe::compression",
-                        algo.span,
-                        format!("unknown compression `{other}`"),
-                    )
-                    .label("not a supported compression")
-                    .help("use \"gzip\" (most compatible) or \"zstd\""),
+                    Problem::new("kiln::recipe::compression", algo.span, format!("unknown compression `{other}`"))
+                        .label("not a supported compression")
+                        .help("use \"gzip\" (most compatible) or \"zstd\""),
                 );
                 return None;
             }
@@ -521,13 +420,9 @@ impl Parser {
     fn image_path(&mut self, s: &Spanned<String>, what: &str) -> Option<Spanned<String>> {
         if !s.value.starts_with('/') {
             self.problem(
-                Problem::new(
-                    "kiln::recipe::relative_path",
-                    s.span,
-                    format!("{what} `{}` is not absolute", s.value),
-                )
-                .label("must start with `/`")
-                .help(format!("write `/{}`", s.value.trim_start_matches("./"))),
+                Problem::new("kiln::recipe::relative_path", s.span, format!("{what} `{}` is not absolute", s.value))
+                    .label("must start with `/`")
+                    .help(format!("write `/{}`", s.value.trim_start_matches("./"))),
             );
             return None;
         }
@@ -592,23 +487,15 @@ impl Parser {
 
     fn image(&mut self, node: &KdlNode) -> Option<ImageSpec> {
         self.no_props(node, &[]);
-        let name = self
-            .arity(node, 1, "image \"NAME\" { … }")
-            .and_then(|a| self.string(a[0]));
+        let name = self.arity(node, 1, "image \"NAME\" { … }").and_then(|a| self.string(a[0]));
         if let Some(n) = &name {
             let ok = !n.value.is_empty()
-                && n.value
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c));
+                && n.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c));
             if !ok {
                 self.problem(
-                    Problem::new(
-                        "kiln::recipe::image_name",
-                        n.span,
-                        format!("invalid image name `{}`", n.value),
-                    )
-                    .label("not a valid image name")
-                    .help("use lowercase letters, digits, `.`, `_`, `-` and `/`"),
+                    Problem::new("kiln::recipe::image_name", n.span, format!("invalid image name `{}`", n.value))
+                        .label("not a valid image name")
+                        .help("use lowercase letters, digits, `.`, `_`, `-` and `/`"),
                 );
             }
         }
@@ -623,22 +510,15 @@ impl Parser {
         let mut seen = BTreeMap::new();
         let Some(children) = node.children() else {
             self.problem(
-                Problem::new(
-                    "kiln::recipe::missing_node",
-                    node.span(),
-                    "image has no block",
-                )
-                .label("expected `{ base \"scratch\" … }`")
-                .help("an image needs at least a `base`"),
+                Problem::new("kiln::recipe::missing_node", node.span(), "image has no block")
+                    .label("expected `{ base \"scratch\" … }`")
+                    .help("an image needs at least a `base`"),
             );
             return None;
         };
         for child in children.nodes() {
             let n = child.name().value();
-            let single = matches!(
-                n,
-                "base" | "platforms" | "entrypoint" | "cmd" | "user" | "workdir"
-            );
+            let single = matches!(n, "base" | "platforms" | "entrypoint" | "cmd" | "user" | "workdir");
             if single && !self.once(&mut seen, child) {
                 continue;
             }
@@ -646,20 +526,13 @@ impl Parser {
                 "base" => {
                     self.no_children(child);
                     self.no_props(child, &[]);
-                    if let Some(s) = self
-                        .arity(child, 1, "base \"scratch\"")
-                        .and_then(|a| self.string(a[0]))
-                    {
+                    if let Some(s) = self.arity(child, 1, "base \"scratch\"").and_then(|a| self.string(a[0])) {
                         match s.value.as_str() {
                             "scratch" => base = Some(Spanned::new(Base::Scratch, s.span)),
                             other => self.problem(
-                                Problem::new(
-                                    "kiln::recipe::base",
-                                    s.span,
-                                    format!("unsupported base `{other}`"),
-                                )
-                                .label("not a base this kiln can build")
-                                .help("supported bases: \"scratch\""),
+                                Problem::new("kiln::recipe::base", s.span, format!("unsupported base `{other}`"))
+                                    .label("not a base this kiln can build")
+                                    .help("supported bases: \"scratch\""),
                             ),
                         }
                     } else {
@@ -671,34 +544,19 @@ impl Parser {
                     self.no_children(child);
                     self.no_props(child, &["mode", "uid", "gid"]);
                     let perms = self.perms(child);
-                    if let Some(a) = self.arity(
-                        child,
-                        2,
-                        "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]",
-                    ) {
+                    if let Some(a) = self.arity(child, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]") {
                         let src = self.string(a[0]);
-                        let dest = self
-                            .string(a[1])
-                            .and_then(|d| self.image_path(&d, "destination"));
+                        let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
                         if let Some(src) = &src {
                             if src.value.is_empty() {
                                 self.problem(
-                                    Problem::new(
-                                        "kiln::recipe::source",
-                                        src.span,
-                                        "empty source path",
-                                    )
-                                    .label("names no file"),
+                                    Problem::new("kiln::recipe::source", src.span, "empty source path")
+                                        .label("names no file"),
                                 );
                             }
                         }
                         if let (Some(src), Some(dest)) = (src, dest) {
-                            contents.push(Content::Copy {
-                                src,
-                                dest,
-                                perms,
-                                span: child.span(),
-                            });
+                            contents.push(Content::Copy { src, dest, perms, span: child.span() });
                         }
                     }
                 }
@@ -706,11 +564,8 @@ impl Parser {
                     self.no_children(child);
                     self.no_props(child, &["mode", "uid", "gid"]);
                     let perms = self.perms(child);
-                    if let Some(a) = self.arity(child, 2, "file \"/DEST\" \"content\" [mode=0o644]")
-                    {
-                        let dest = self
-                            .string(a[0])
-                            .and_then(|d| self.image_path(&d, "destination"));
+                    if let Some(a) = self.arity(child, 2, "file \"/DEST\" \"content\" [mode=0o644]") {
+                        let dest = self.string(a[0]).and_then(|d| self.image_path(&d, "destination"));
                         let content = self.string(a[1]);
                         if let Some(d) = &dest {
                             if d.value.ends_with('/') {
@@ -725,29 +580,18 @@ impl Parser {
                             }
                         }
                         if let (Some(dest), Some(content)) = (dest, content) {
-                            contents.push(Content::File {
-                                dest,
-                                content: content.value,
-                                perms,
-                                span: child.span(),
-                            });
+                            contents.push(Content::File { dest, content: content.value, perms, span: child.span() });
                         }
                     }
                 }
                 "entrypoint" => entrypoint = Some(self.strings(child)),
                 "cmd" => cmd = Some(self.strings(child)),
                 "env" => {
-                    for (k, v) in
-                        self.key_values(child, "env NAME=\"value\" or env \"NAME\" \"value\"")
-                    {
+                    for (k, v) in self.key_values(child, "env NAME=\"value\" or env \"NAME\" \"value\"") {
                         if k.is_empty() || k.contains('=') {
                             self.problem(
-                                Problem::new(
-                                    "kiln::recipe::env",
-                                    child.span(),
-                                    format!("invalid variable name `{k}`"),
-                                )
-                                .label("bad name"),
+                                Problem::new("kiln::recipe::env", child.span(), format!("invalid variable name `{k}`"))
+                                    .label("bad name"),
                             );
                             continue;
                         }
@@ -761,9 +605,7 @@ impl Parser {
                     if let Some(a) = self.arity(child, 1, "user \"65532\" or user \"name\"") {
                         user = match a[0].value() {
                             KdlValue::String(s) if !s.is_empty() => Some(s.clone()),
-                            KdlValue::Integer(i) if *i >= 0 && *i <= u32::MAX as i128 => {
-                                Some(i.to_string())
-                            }
+                            KdlValue::Integer(i) if *i >= 0 && *i <= u32::MAX as i128 => Some(i.to_string()),
                             _ => {
                                 self.wrong_type(a[0], "a user name or uid");
                                 None
@@ -774,10 +616,7 @@ impl Parser {
                 "workdir" => {
                     self.no_children(child);
                     self.no_props(child, &[]);
-                    if let Some(s) = self
-                        .arity(child, 1, "workdir \"/path\"")
-                        .and_then(|a| self.string(a[0]))
-                    {
+                    if let Some(s) = self.arity(child, 1, "workdir \"/path\"").and_then(|a| self.string(a[0])) {
                         workdir = self
                             .image_path(&s, "workdir")
                             .map(|p| p.value.trim_end_matches('/').to_string())
@@ -794,9 +633,7 @@ impl Parser {
                     }
                 }
                 "label" => labels.extend(self.key_values(child, "label \"key\" \"value\"")),
-                "annotation" => {
-                    annotations.extend(self.key_values(child, "annotation \"key\" \"value\""))
-                }
+                "annotation" => annotations.extend(self.key_values(child, "annotation \"key\" \"value\"")),
                 _ => self.unknown(child, "`image`", IMAGE_NODES),
             }
         }
@@ -805,13 +642,9 @@ impl Parser {
         let name = name?;
         let Some(base) = base else {
             self.problem(
-                Problem::new(
-                    "kiln::recipe::missing_node",
-                    name.span,
-                    format!("image `{}` has no `base`", name.value),
-                )
-                .label("this image needs a base")
-                .help("add `base \"scratch\"` to the image block"),
+                Problem::new("kiln::recipe::missing_node", name.span, format!("image `{}` has no `base`", name.value))
+                    .label("this image needs a base")
+                    .help("add `base \"scratch\"` to the image block"),
             );
             return None;
         };
@@ -872,10 +705,7 @@ mod tests {
         assert_eq!(r.images.len(), 1);
         let i = &r.images[0];
         assert_eq!(i.expose, vec!["53/udp".to_string(), "8080/tcp".to_string()]);
-        assert_eq!(
-            i.env,
-            vec![("A".into(), "1".into()), ("B".into(), "2".into())]
-        );
+        assert_eq!(i.env, vec![("A".into(), "1".into()), ("B".into(), "2".into())]);
         match &i.contents[0] {
             Content::File { perms, .. } => assert_eq!(perms.mode, Some(0o600)),
             other => panic!("unexpected {other:?}"),
@@ -887,14 +717,7 @@ mod tests {
         let c = codes(
             "kiln 1\nfrob 1\nimage \"app\" {\n base \"scratch\"\n platforms \"linux/amd46\"\n copy \"a\" \"rel/x\"\n}\n",
         );
-        assert_eq!(
-            c,
-            vec![
-                "kiln::recipe::unknown_node",
-                "kiln::recipe::platform",
-                "kiln::recipe::relative_path"
-            ]
-        );
+        assert_eq!(c, vec!["kiln::recipe::unknown_node", "kiln::recipe::platform", "kiln::recipe::relative_path"]);
     }
 
     #[test]
@@ -903,27 +726,14 @@ mod tests {
             codes("kiln 1\nimage \"a\" {\n base \"scratch\"\n copy \"x\" \"/../etc\"\n}"),
             vec!["kiln::recipe::path_escape"]
         );
-        assert_eq!(
-            codes("image \"a\" { base \"scratch\"; }"),
-            vec!["kiln::recipe::missing_node"]
-        );
-        assert_eq!(
-            codes("kiln 1\nimage \"a\" { user \"x\"; }"),
-            vec!["kiln::recipe::missing_node"]
-        );
-        assert_eq!(
-            codes("kiln 1\nimage \"a\" { base 1; }"),
-            vec!["kiln::recipe::type"]
-        );
+        assert_eq!(codes("image \"a\" { base \"scratch\"; }"), vec!["kiln::recipe::missing_node"]);
+        assert_eq!(codes("kiln 1\nimage \"a\" { user \"x\"; }"), vec!["kiln::recipe::missing_node"]);
+        assert_eq!(codes("kiln 1\nimage \"a\" { base 1; }"), vec!["kiln::recipe::type"]);
     }
 
     #[test]
     fn normalises_paths() {
-        let r = parse(
-            "k",
-            "kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\" \"/usr/./lib/../bin/\"; }",
-        )
-        .unwrap();
+        let r = parse("k", "kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\" \"/usr/./lib/../bin/\"; }").unwrap();
         assert_eq!(r.images[0].contents[0].dest().value, "/usr/bin/");
     }
 }

@@ -15,17 +15,13 @@ pub fn kiln() -> Command {
 /// `scripts/test` installs every tool the suite needs.
 pub fn require(tool: &str) -> PathBuf {
     let paths = std::env::var_os("PATH").unwrap_or_default();
-    for dir in
-        std::env::split_paths(&paths).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
-    {
+    for dir in std::env::split_paths(&paths).chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")]) {
         let p = dir.join(tool);
         if p.is_file() {
             return p;
         }
     }
-    panic!(
-        "`{tool}` is not installed: run ./scripts/test, which installs the tools the tests need"
-    );
+    panic!("`{tool}` is not installed: run ./scripts/test, which installs the tools the tests need");
 }
 
 /// A temporary directory holding a recipe and its source files.
@@ -35,12 +31,7 @@ pub struct Fixture {
 
 impl Fixture {
     pub fn new() -> Fixture {
-        Fixture {
-            dir: tempfile::Builder::new()
-                .prefix("kiln-test-")
-                .tempdir()
-                .expect("temp dir"),
-        }
+        Fixture { dir: tempfile::Builder::new().prefix("kiln-test-").tempdir().expect("temp dir") }
     }
 
     pub fn path(&self) -> &Path {
@@ -57,8 +48,7 @@ impl Fixture {
     pub fn write_mode(&self, rel: &str, content: impl AsRef<[u8]>, mode: u32) -> &Self {
         use std::os::unix::fs::PermissionsExt;
         self.write(rel, content);
-        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode))
-            .unwrap();
+        std::fs::set_permissions(self.path().join(rel), std::fs::Permissions::from_mode(mode)).unwrap();
         self
     }
 
@@ -94,61 +84,33 @@ pub fn stderr(o: &Output) -> String {
 
 /// Asserts success and returns the parsed `--json` summary.
 pub fn summary(o: &Output) -> serde_json::Value {
-    assert!(
-        o.status.success(),
-        "kiln failed ({:?}):\n{}",
-        o.status,
-        stderr(o)
-    );
-    serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{}", stdout(o)))
+    assert!(o.status.success(), "kiln failed ({:?}):\n{}", o.status, stderr(o));
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("summary is not JSON ({e}):\n{}", stdout(o)))
 }
 
 /// Runs a command, asserting success; returns stdout.
 pub fn run(cmd: &mut Command) -> String {
-    let o = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        o.status.success(),
-        "{cmd:?} failed ({:?}):\n{}\n{}",
-        o.status,
-        stdout(&o),
-        stderr(&o)
-    );
+    let o = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(o.status.success(), "{cmd:?} failed ({:?}):\n{}\n{}", o.status, stdout(&o), stderr(&o));
     stdout(&o)
 }
 
 /// `skopeo inspect --raw oci:DIR:NAME`, parsed.
 pub fn skopeo_raw(layout: &Path, name: &str) -> serde_json::Value {
-    let raw = run(Command::new(require("skopeo")).args([
-        "inspect",
-        "--raw",
-        &format!("oci:{}:{name}", layout.display()),
-    ]));
+    let raw =
+        run(Command::new(require("skopeo")).args(["inspect", "--raw", &format!("oci:{}:{name}", layout.display())]));
     serde_json::from_str(&raw).expect("skopeo prints JSON")
 }
 
 /// Copies one platform of a multi-platform image into a single-manifest layout with skopeo
 /// (umoci and oci-image-tool read single manifests), returning that layout's path.
-pub fn single_platform(
-    layout: &Path,
-    name: &str,
-    arch: &str,
-    variant: Option<&str>,
-    dest: &Path,
-) -> PathBuf {
+pub fn single_platform(layout: &Path, name: &str, arch: &str, variant: Option<&str>, dest: &Path) -> PathBuf {
     let mut c = Command::new(require("skopeo"));
     c.args(["--override-os", "linux", "--override-arch", arch]);
     if let Some(v) = variant {
         c.args(["--override-variant", v]);
     }
-    c.args([
-        "copy",
-        "-q",
-        &format!("oci:{}:{name}", layout.display()),
-        &format!("oci:{}:{name}", dest.display()),
-    ]);
+    c.args(["copy", "-q", &format!("oci:{}:{name}", layout.display()), &format!("oci:{}:{name}", dest.display())]);
     run(&mut c);
     dest.to_path_buf()
 }
@@ -174,9 +136,5 @@ pub fn oci_validate(layout: &Path, name: &str) {
         &format!("name={name}"),
         &layout.display().to_string(),
     ]));
-    assert!(
-        out.contains("Validation succeeded"),
-        "oci-image-tool did not validate {}:\n{out}",
-        layout.display()
-    );
+    assert!(out.contains("Validation succeeded"), "oci-image-tool did not validate {}:\n{out}", layout.display());
 }

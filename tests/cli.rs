@@ -1,0 +1,102 @@
+//! The command line as a user meets it: filters, output modes and argument errors.
+
+mod common;
+use common::*;
+use serde_json::Value;
+
+fn fixture() -> Fixture {
+    let f = Fixture::new();
+    f.recipe(
+        "kiln 1\nimage \"one\" {\n    base \"scratch\"\n    copy \"a.txt\" \"/a.txt\"\n}\nimage \"two\" {\n    base \"scratch\"\n    platforms \"linux/arm64\" \"linux/arm/v7\"\n    copy \"a.txt\" \"/srv/a.txt\"\n}\n",
+    )
+    .write("a.txt", "a\n");
+    f
+}
+
+#[test]
+fn platform_and_image_filters_select_what_is_built() {
+    let f = fixture();
+    let o = kiln().current_dir(f.path()).args(["build", "--json", "--platform", "linux/arm/v7", "--image", "two"]).output().unwrap();
+    let s = summary(&o);
+    assert_eq!(s["images"].as_array().unwrap().len(), 1);
+    assert_eq!(s["images"][0]["name"], "two");
+    let index = skopeo_raw(&f.out(), "two");
+    let manifests = index["manifests"].as_array().unwrap();
+    assert_eq!(manifests.len(), 1);
+    assert_eq!(manifests[0]["platform"]["variant"], "v7");
+}
+
+#[test]
+fn a_platform_filter_applies_to_every_image() {
+    let f = fixture();
+    let s = summary(&kiln().current_dir(f.path()).args(["build", "--json", "--platform", "linux/arm64"]).output().unwrap());
+    for image in s["images"].as_array().unwrap() {
+        let platforms: Vec<&String> = image["platforms"].as_object().unwrap().keys().collect();
+        assert_eq!(platforms, vec!["linux/arm64"], "{image}");
+    }
+}
+
+#[test]
+fn bad_filters_are_errors() {
+    let f = fixture();
+    let o = kiln().current_dir(f.path()).args(["build", "--image", "three"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("no image named `three`") && stderr(&o).contains("one, two"), "{}", stderr(&o));
+    let o = kiln().current_dir(f.path()).args(["plan", "--platform", "linux/s390x"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown platform `linux/s390x`"), "{}", stderr(&o));
+    assert!(!f.out().exists());
+}
+
+#[test]
+fn plain_progress_lines_off_a_terminal_and_silence_with_quiet() {
+    let f = fixture();
+    let o = kiln().current_dir(f.path()).args(["build"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("kiln: writing") && err.contains("kiln: wrote layer"), "{err}");
+    assert!(!err.contains('\u{1b}'), "no terminal escapes off a terminal: {err:?}");
+    assert!(stdout(&o).contains("wrote out (index.json sha256:"), "{}", stdout(&o));
+    let o = kiln().current_dir(f.path()).args(["build", "--quiet"]).output().unwrap();
+    assert!(o.status.success());
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("", ""));
+}
+
+#[test]
+fn plan_json_is_the_documented_shape() {
+    let f = fixture();
+    let plan: Value = serde_json::from_str(&run(kiln().current_dir(f.path()).args(["plan", "--json"]))).unwrap();
+    assert_eq!(plan["plan_format"], 1);
+    let layer = &plan["images"][0]["platforms"][0]["layers"][0];
+    let entry = layer["entries"].as_array().unwrap().iter().find(|e| e["path"] == "/a.txt").unwrap();
+    assert_eq!(entry["kind"], "file");
+    assert_eq!(entry["mode"], 0o644);
+    assert_eq!(entry["source"], "a.txt");
+    assert_eq!(entry["sha256"], "87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7", "sha256 of \"a\\n\"");
+    // Platforms without per-platform files share one layer id.
+    let ids: Vec<&Value> = plan["images"][0]["platforms"].as_array().unwrap().iter().map(|p| &p["layers"][0]["id"]).collect();
+    assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
+}
+
+#[test]
+fn inspect_refuses_what_is_not_a_layout() {
+    let f = fixture();
+    let o = kiln().args(["inspect", &f.path().display().to_string()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("index.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_detects_a_corrupted_blob() {
+    let f = fixture();
+    summary(&f.build());
+    let index: Value = serde_json::from_slice(&std::fs::read(f.out().join("index.json")).unwrap()).unwrap();
+    let digest = index["manifests"][0]["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string();
+    let blob = f.out().join("blobs/sha256").join(digest);
+    let mut bytes = std::fs::read(&blob).unwrap();
+    bytes[10] ^= 1;
+    std::fs::write(&blob, bytes).unwrap();
+    let o = kiln().args(["inspect", &f.out().display().to_string()]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("has digest"), "{}", stderr(&o));
+}
