@@ -141,7 +141,10 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
         }
     }
     let source_date_epoch = match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) if !v.is_empty() => Some(v.trim().parse::<u64>().map_err(|_| CliError::Epoch(v.clone()))?),
+        Ok(v) if !v.is_empty() => match v.trim().parse::<u64>() {
+            Ok(e) if e <= kiln::recipe::MAX_EPOCH => Some(e),
+            _ => return Err(CliError::Epoch(v).into()),
+        },
         _ => None,
     };
     let opts =

@@ -16,7 +16,11 @@ fn fixture() -> Fixture {
 #[test]
 fn platform_and_image_filters_select_what_is_built() {
     let f = fixture();
-    let o = kiln().current_dir(f.path()).args(["build", "--json", "--platform", "linux/arm/v7", "--image", "two"]).output().unwrap();
+    let o = kiln()
+        .current_dir(f.path())
+        .args(["build", "--json", "--platform", "linux/arm/v7", "--image", "two"])
+        .output()
+        .unwrap();
     let s = summary(&o);
     assert_eq!(s["images"].as_array().unwrap().len(), 1);
     assert_eq!(s["images"][0]["name"], "two");
@@ -29,7 +33,8 @@ fn platform_and_image_filters_select_what_is_built() {
 #[test]
 fn a_platform_filter_applies_to_every_image() {
     let f = fixture();
-    let s = summary(&kiln().current_dir(f.path()).args(["build", "--json", "--platform", "linux/arm64"]).output().unwrap());
+    let s =
+        summary(&kiln().current_dir(f.path()).args(["build", "--json", "--platform", "linux/arm64"]).output().unwrap());
     for image in s["images"].as_array().unwrap() {
         let platforms: Vec<&String> = image["platforms"].as_object().unwrap().keys().collect();
         assert_eq!(platforms, vec!["linux/arm64"], "{image}");
@@ -72,9 +77,13 @@ fn plan_json_is_the_documented_shape() {
     assert_eq!(entry["kind"], "file");
     assert_eq!(entry["mode"], 0o644);
     assert_eq!(entry["source"], "a.txt");
-    assert_eq!(entry["sha256"], "87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7", "sha256 of \"a\\n\"");
+    assert_eq!(
+        entry["sha256"], "87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7",
+        "sha256 of \"a\\n\""
+    );
     // Platforms without per-platform files share one layer id.
-    let ids: Vec<&Value> = plan["images"][0]["platforms"].as_array().unwrap().iter().map(|p| &p["layers"][0]["id"]).collect();
+    let ids: Vec<&Value> =
+        plan["images"][0]["platforms"].as_array().unwrap().iter().map(|p| &p["layers"][0]["id"]).collect();
     assert!(ids.windows(2).all(|w| w[0] == w[1]), "{ids:?}");
 }
 

@@ -140,3 +140,10 @@ fn unreadable_recipe_file_is_an_error() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("cannot read recipe missing.kdl"), "{}", stderr(&o));
 }
+
+#[test]
+fn mode_written_in_decimal() {
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\" mode=755\n}\n");
+    let err = fails(&f, "kiln::recipe::mode", "4:27");
+    assert!(err.contains("mode=0o755"), "the help shows the octal form:\n{err}");
+}

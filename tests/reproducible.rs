@@ -147,4 +147,6 @@ fn source_date_epoch_wins_over_the_recipe_epoch() {
     let o = kiln().current_dir(f.path()).env("SOURCE_DATE_EPOCH", "yesterday").args(["plan"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("SOURCE_DATE_EPOCH"), "{}", stderr(&o));
+    let o = kiln().current_dir(f.path()).env("SOURCE_DATE_EPOCH", "99999999999999").args(["plan"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "an epoch past year 9999 is refused, not a crash: {}", stderr(&o));
 }

@@ -330,7 +330,13 @@ impl Resolver<'_> {
                 .flat_map(|(_, p)| p.entries.iter().cloned())
                 .collect();
             if !shared_entries.is_empty() {
-                layers.push(layer("files", "kiln: files shared by all platforms".into(), shared_entries, compression));
+                layers.push(layer(
+                    "files",
+                    "kiln: files shared by all platforms".into(),
+                    shared_entries,
+                    compression,
+                    epoch,
+                ));
             }
             for (i, p) in placed.iter().filter(|(i, _)| is_per_platform(&spec.contents[*i])) {
                 if let Content::Copy { src, dest, .. } = &spec.contents[*i] {
@@ -340,6 +346,7 @@ impl Resolver<'_> {
                         format!("kiln: copy {} {}", src.value, dest.value),
                         p.entries.clone(),
                         compression,
+                        epoch,
                     ));
                 }
             }
@@ -428,7 +435,7 @@ fn config(spec: &ImageSpec) -> ConfigPlan {
 }
 
 /// Sorts entries, adds missing parent directories and computes the layer id.
-fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: Compression) -> LayerPlan {
+fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: Compression, epoch: u64) -> LayerPlan {
     let present: BTreeSet<String> = entries.iter().map(|e| e.path.trim_end_matches('/').to_string()).collect();
     let mut parents = BTreeSet::new();
     for e in &entries {
@@ -446,8 +453,9 @@ fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: C
     entries.extend(parents.into_iter().map(|p| Resolver::dir_entry(format!("{p}/"), Perms::default())));
     entries.sort_by(|a, b| a.path.trim_end_matches('/').cmp(b.path.trim_end_matches('/')));
     entries.dedup_by(|a, b| a.path == b.path);
-    // The id covers exactly what reaches the tar stream: not where a file was read from.
+    // The id covers exactly what reaches the blob (compression, mtimes, entries), not where a
+    // file was read from.
     let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, ..e }).collect();
-    let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&compression, &identity)));
+    let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&compression, epoch, &identity)));
     LayerPlan { id, name: name.into(), created_by, entries }
 }

@@ -407,7 +407,27 @@ impl Parser {
         let mut p = Perms::default();
         for (name, e) in props(node) {
             match name {
-                "mode" => p.mode = self.uint(e, 0o7777, "mode").map(|v| v.value as u32),
+                "mode" => {
+                    // `mode=644` is a decimal number (0o1204): almost always a slip for 0o644.
+                    let written = e.format().map(|f| f.value_repr.trim().to_string()).unwrap_or_default();
+                    if matches!(e.value(), KdlValue::Integer(_))
+                        && !written.is_empty()
+                        && written != "0"
+                        && !written.starts_with("0o")
+                    {
+                        self.problem(
+                            Problem::new(
+                                "kiln::recipe::mode",
+                                e.span(),
+                                format!("mode `{written}` is not written in octal"),
+                            )
+                            .label("write modes as octal numbers")
+                            .help(format!("write mode=0o{written}: KDL reads {written} as a decimal number")),
+                        );
+                    } else {
+                        p.mode = self.uint(e, 0o7777, "mode").map(|v| v.value as u32);
+                    }
+                }
                 "uid" => p.uid = self.uint(e, u32::MAX as u64, "uid").map(|v| v.value as u32),
                 "gid" => p.gid = self.uint(e, u32::MAX as u64, "gid").map(|v| v.value as u32),
                 _ => {}
