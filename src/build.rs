@@ -4,10 +4,11 @@
 
 use crate::error::BuildError;
 use crate::image::{self, BuiltImage};
-use crate::layer::{self, LayerBlob};
+use crate::layer::{self, Inputs, LayerBlob};
 use crate::layout::Staging;
 use crate::plan::{LayerPlan, Plan};
 use crate::progress::Progress;
+use crate::toolchain::rust::{self, Compiled};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,6 +25,22 @@ pub struct BuildSummary {
     pub layers: usize,
     /// Bytes of all distinct blobs (layers, configs, manifests, indexes).
     pub blob_bytes: u64,
+    /// Every compiled binary, in plan order.
+    pub binaries: Vec<BinarySummary>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct BinarySummary {
+    pub package: String,
+    pub bin: String,
+    pub platform: String,
+    pub triple: String,
+    pub linker: String,
+    pub unstripped_bytes: u64,
+    pub stripped_bytes: u64,
+    pub sha256: String,
+    /// Taken from kiln's cache: the compiler did not run.
+    pub cached: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -34,8 +51,43 @@ pub struct ImageSummary {
     pub platforms: BTreeMap<String, String>,
 }
 
-/// Builds `plan` (whose sources are relative to `root`) into the OCI layout at `out`.
-pub fn build(plan: &Plan, root: &Path, out: &Path, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
+/// Where a build reads and writes.
+pub struct BuildOptions<'a> {
+    /// The recipe's directory: sources are relative to it.
+    pub root: &'a Path,
+    /// The OCI layout to write (replaced as a whole on success).
+    pub out: &'a Path,
+    /// kiln's cache (compiled binaries, cargo's target directory).
+    pub cache: &'a Path,
+}
+
+/// Compiles what the plan asks for, each binary once, from the cache where it can.
+pub fn compile_all(
+    plan: &Plan,
+    cache: &Path,
+    progress: &dyn Progress,
+) -> Result<BTreeMap<String, Compiled>, BuildError> {
+    let mut done = BTreeMap::new();
+    let mut fetched = std::collections::BTreeSet::new();
+    for b in &plan.rust {
+        if let Some(c) = rust::cached(cache, b) {
+            done.insert(b.id.clone(), c);
+            continue;
+        }
+        if fetched.insert(b.exec.manifest.clone()) {
+            progress.note(&format!("fetching dependencies of {}", b.package));
+            rust::fetch(b)?;
+        }
+        progress.note(&format!("compiling {} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple));
+        done.insert(b.id.clone(), rust::compile(b, cache, plan.epoch)?);
+    }
+    Ok(done)
+}
+
+/// Builds `plan` into the OCI layout at `opts.out`.
+pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
+    let compiled = compile_all(plan, opts.cache, progress)?;
+    let out = opts.out;
     let staging = Staging::new(out)?;
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();
     for image in &plan.images {
@@ -46,7 +98,8 @@ pub fn build(plan: &Plan, root: &Path, out: &Path, progress: &dyn Progress) -> R
         }
     }
     progress.start(unique.len() as u64);
-    let layers = build_layers(unique.values().copied().collect(), root, plan, &staging, progress)?;
+    let inputs = Inputs { root: opts.root, compiled: &compiled };
+    let layers = build_layers(unique.values().copied().collect(), &inputs, plan, &staging, progress)?;
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
         plan.images.iter().map(|i| image::write_image(i, &created, &layers, &staging)).collect::<Result<_, _>>()?;
@@ -68,6 +121,22 @@ pub fn build(plan: &Plan, root: &Path, out: &Path, progress: &dyn Progress) -> R
             .collect(),
         layers: layers.len(),
         blob_bytes,
+        binaries: plan
+            .rust
+            .iter()
+            .filter_map(|b| compiled.get(&b.id).map(|c| (b, c)))
+            .map(|(b, c)| BinarySummary {
+                package: b.package.clone(),
+                bin: b.bin.clone(),
+                platform: b.platform.to_string(),
+                triple: b.triple.clone(),
+                linker: b.linker.clone(),
+                unstripped_bytes: c.unstripped,
+                stripped_bytes: c.size,
+                sha256: c.sha256.clone(),
+                cached: c.cached,
+            })
+            .collect(),
     })
 }
 
@@ -81,7 +150,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// so the order threads finish in never reaches the output.
 fn build_layers(
     todo: Vec<&LayerPlan>,
-    root: &Path,
+    inputs: &Inputs<'_>,
     plan: &Plan,
     staging: &Staging,
     progress: &dyn Progress,
@@ -99,7 +168,7 @@ fn build_layers(
                     if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                         break;
                     }
-                    match layer::build_layer(l, root, plan.epoch, plan.compression, staging) {
+                    match layer::build_layer(l, inputs, plan.epoch, plan.compression, staging) {
                         Ok(blob) => {
                             progress.layer_done(&l.name, blob.blob.size);
                             if let Ok(mut r) = results.lock() {

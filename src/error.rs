@@ -18,6 +18,18 @@ pub enum BuildError {
     #[error("{} exists and is not an OCI image layout kiln can replace", path.display())]
     #[diagnostic(code(kiln::build::output_not_layout), help("choose another --out directory, or remove this one"))]
     OutputNotLayout { path: PathBuf },
+    #[error("cargo could not build {what}:\n{output}")]
+    #[diagnostic(code(kiln::toolchain::compile), help("fix the error above; kiln wrote no image"))]
+    Compile { what: String, output: String },
+    #[error("cargo could not fetch the dependencies of {}:\n{output}", manifest.display())]
+    #[diagnostic(
+        code(kiln::toolchain::fetch),
+        help("fetching needs the network once; later builds run offline from the cache")
+    )]
+    Fetch { manifest: PathBuf, output: String },
+    #[error("the binary {what} failed its check: {reason}")]
+    #[diagnostic(code(kiln::toolchain::binary))]
+    BadBinary { what: String, reason: String },
     #[error("{} is not a valid OCI image layout: {reason}", path.display())]
     #[diagnostic(code(kiln::layout::invalid))]
     InvalidLayout { path: PathBuf, reason: String },

@@ -11,7 +11,9 @@ use crate::error::BuildError;
 use crate::layout::{BlobRef, Staging};
 use crate::plan::{Entry, EntryKind, LayerPlan};
 use crate::recipe::Compression;
+use crate::toolchain::rust::Compiled;
 use sha2::{Digest as _, Sha256};
+use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -62,8 +64,35 @@ fn header(e: &Entry, epoch: u64) -> tar::Header {
     h
 }
 
+/// Where a layer's file contents come from: sources relative to the recipe's directory, and
+/// binaries the toolchain stage produced, by build id.
+pub struct Inputs<'a> {
+    pub root: &'a Path,
+    pub compiled: &'a BTreeMap<String, Compiled>,
+}
+
+/// Streams a file into the tar, checking it against the sha256 the plan or toolchain recorded.
+fn append_verified<W: Write>(
+    tar: &mut tar::Builder<W>,
+    h: &mut tar::Header,
+    path: &str,
+    abs: &Path,
+    size: u64,
+    planned: &str,
+) -> Result<(), BuildError> {
+    h.set_size(size);
+    let file = std::fs::File::open(abs).map_err(BuildError::io("open", abs))?;
+    let mut r = Verified { inner: file.take(size), hasher: Sha256::new() };
+    tar.append_data(h, path, &mut r).map_err(BuildError::io("read", abs))?;
+    let read = crate::digest::hex(&r.hasher.finalize());
+    if read != planned {
+        return Err(BuildError::SourceChanged { path: abs.to_path_buf(), planned: planned.to_string(), read });
+    }
+    Ok(())
+}
+
 /// Writes the layer's tar stream to `w`; returns nothing but errors.
-pub fn write_tar(layer: &LayerPlan, root: &Path, epoch: u64, w: impl Write) -> Result<(), BuildError> {
+pub fn write_tar(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64, w: impl Write) -> Result<(), BuildError> {
     let mut tar = tar::Builder::new(w);
     let out = PathBuf::from("layer tar stream");
     for e in &layer.entries {
@@ -75,29 +104,24 @@ pub fn write_tar(layer: &LayerPlan, root: &Path, epoch: u64, w: impl Write) -> R
                 let target = e.target.as_deref().unwrap_or_default();
                 tar.append_link(&mut h, path, target).map_err(BuildError::io("write", &out))?
             }
-            EntryKind::File => {
-                let size = e.size.unwrap_or(0);
-                h.set_size(size);
-                match (&e.source, &e.content) {
-                    (Some(src), _) => {
-                        let abs = root.join(src);
-                        let file = std::fs::File::open(&abs).map_err(BuildError::io("open", &abs))?;
-                        let mut r = Verified { inner: file.take(size), hasher: Sha256::new() };
-                        tar.append_data(&mut h, path, &mut r).map_err(BuildError::io("read", &abs))?;
-                        let read = crate::digest::hex(&r.hasher.finalize());
-                        let planned = e.sha256.clone().unwrap_or_default();
-                        if read != planned {
-                            return Err(BuildError::SourceChanged { path: abs, planned, read });
-                        }
-                    }
-                    (None, Some(content)) => {
-                        tar.append_data(&mut h, path, content.as_bytes()).map_err(BuildError::io("write", &out))?
-                    }
-                    (None, None) => {
-                        tar.append_data(&mut h, path, io::empty()).map_err(BuildError::io("write", &out))?
-                    }
+            EntryKind::File => match (&e.build, &e.source, &e.content) {
+                (Some(id), _, _) => {
+                    let c = inputs.compiled.get(id).ok_or_else(|| BuildError::InvalidLayout {
+                        path: out.clone(),
+                        reason: format!("binary {id} was not built"),
+                    })?;
+                    append_verified(&mut tar, &mut h, path, &c.path, c.size, &c.sha256)?;
                 }
-            }
+                (None, Some(src), _) => {
+                    let planned = e.sha256.clone().unwrap_or_default();
+                    append_verified(&mut tar, &mut h, path, &inputs.root.join(src), e.size.unwrap_or(0), &planned)?;
+                }
+                (None, None, content) => {
+                    let bytes = content.as_deref().unwrap_or_default().as_bytes();
+                    h.set_size(bytes.len() as u64);
+                    tar.append_data(&mut h, path, bytes).map_err(BuildError::io("write", &out))?;
+                }
+            },
         }
     }
     tar.into_inner().map_err(BuildError::io("finish", &out))?;
@@ -107,7 +131,7 @@ pub fn write_tar(layer: &LayerPlan, root: &Path, epoch: u64, w: impl Write) -> R
 /// Builds one layer into the staging blob store.
 pub fn build_layer(
     layer: &LayerPlan,
-    root: &Path,
+    inputs: &Inputs<'_>,
     epoch: u64,
     compression: Compression,
     staging: &Staging,
@@ -120,7 +144,7 @@ pub fn build_layer(
                 let gz =
                     flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level));
                 let mut t = HashingWriter::new(gz);
-                write_tar(layer, root, epoch, &mut t)?;
+                write_tar(layer, inputs, epoch, &mut t)?;
                 let (gz, diff_id, n) = t.finish();
                 gz.finish().map_err(BuildError::io("compress", &out))?;
                 (diff_id, n)
@@ -129,7 +153,7 @@ pub fn build_layer(
                 let mut z = zstd::stream::write::Encoder::new(w, level).map_err(BuildError::io("compress", &out))?;
                 z.include_checksum(true).map_err(BuildError::io("compress", &out))?;
                 let mut t = HashingWriter::new(z);
-                write_tar(layer, root, epoch, &mut t)?;
+                write_tar(layer, inputs, epoch, &mut t)?;
                 let (z, diff_id, n) = t.finish();
                 z.finish().map_err(BuildError::io("compress", &out))?;
                 (diff_id, n)

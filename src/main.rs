@@ -54,6 +54,22 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Fetch the dependencies of every Rust build (the one step that uses the network).
+    Fetch {
+        #[command(flatten)]
+        select: Select,
+    },
+    /// List what each platform needs to build Rust binaries, and what is installed.
+    Doctor,
+    /// Write a starting kiln.kdl for the project in the current directory.
+    Init {
+        /// The template: rust-scratch (default for a cargo project) or prebuilt.
+        #[arg(long)]
+        template: Option<String>,
+        /// Replace an existing kiln.kdl.
+        #[arg(long)]
+        force: bool,
+    },
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
         /// The OCI layout directory.
@@ -147,8 +163,13 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
         },
         _ => None,
     };
-    let opts =
-        PlanOptions { root: recipe_root(&select.file), source_date_epoch, platforms, images: select.images.clone() };
+    let opts = PlanOptions {
+        root: recipe_root(&select.file),
+        source_date_epoch,
+        platforms,
+        images: select.images.clone(),
+        cache_dir: Some(cache_dir(&select.file)),
+    };
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
     match kiln::plan::resolve(&recipe, &opts) {
         Ok(plan) if problems.is_empty() => Ok(plan),
@@ -157,6 +178,14 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
             problems.extend(more);
             Err(fail(problems))
         }
+    }
+}
+
+/// kiln's cache: `KILN_CACHE_DIR`, else `.kiln-cache` beside the recipe.
+fn cache_dir(file: &Path) -> PathBuf {
+    match std::env::var_os("KILN_CACHE_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => recipe_root(file).join(".kiln-cache"),
     }
 }
 
@@ -180,7 +209,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Build { select, out, json } => {
             let plan = load_plan(&select)?;
             let progress = kiln::progress::for_terminal(cli.quiet || json);
-            let summary = kiln::build::build(&plan, &recipe_root(&select.file), &out, progress.as_ref())?;
+            let (root, cache) = (recipe_root(&select.file), cache_dir(&select.file));
+            let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache };
+            let summary = kiln::build::build(&plan, &opts, progress.as_ref())?;
             if json {
                 print!("{}", kiln::canonical::to_pretty(&summary));
             } else if !cli.quiet {
@@ -189,7 +220,43 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                     let platforms: Vec<&str> = i.platforms.keys().map(String::as_str).collect();
                     println!("  {}  {}  {}", i.name, i.digest, platforms.join(" "));
                 }
+                for b in &summary.binaries {
+                    println!(
+                        "  binary {} for {} ({}): {} bytes linked, {} bytes stripped{}",
+                        b.bin,
+                        b.platform,
+                        b.triple,
+                        b.unstripped_bytes,
+                        b.stripped_bytes,
+                        if b.cached { " (cached)" } else { "" }
+                    );
+                }
                 println!("  {} distinct layer(s), {} bytes of blobs", summary.layers, summary.blob_bytes);
+            }
+        }
+        Command::Fetch { select } => {
+            let plan = load_plan(&select)?;
+            let progress = kiln::progress::for_terminal(cli.quiet);
+            let mut seen = std::collections::BTreeSet::new();
+            for b in &plan.rust {
+                if seen.insert(b.exec.manifest.clone()) {
+                    progress.note(&format!("fetching dependencies of {}", b.package));
+                    kiln::toolchain::rust::fetch(b)?;
+                }
+            }
+        }
+        Command::Doctor => {
+            let report = kiln::doctor::check(&std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")));
+            print!("{}", report.text);
+            if !report.ok {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Init { template, force } => {
+            let dir = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+            let written = kiln::init::init(&dir, template.as_deref(), force)?;
+            if !cli.quiet {
+                println!("{written}");
             }
         }
         Command::Inspect { dir, image, json } => {

@@ -33,7 +33,61 @@ pub struct Plan {
     pub epoch: u64,
     pub epoch_source: EpochSource,
     pub compression: Compression,
+    /// Binaries kiln compiles, each once, referenced by entries' `build`.
+    pub rust: Vec<RustBuild>,
     pub images: Vec<ImagePlan>,
+}
+
+/// One hermetic cargo build of one binary for one target. Its `id` hashes every input
+/// (toolchain, flags, lockfile, sources), so a cached result with that id is reused as is.
+#[derive(Debug, Clone, Serialize)]
+pub struct RustBuild {
+    pub id: String,
+    pub package: String,
+    pub bin: String,
+    /// `Cargo.toml`, relative to the recipe's directory.
+    pub manifest: String,
+    /// The cargo workspace root, relative to the recipe's directory.
+    pub workspace: String,
+    pub platform: Platform,
+    pub triple: String,
+    pub profile: String,
+    pub features: Vec<String>,
+    pub no_default_features: bool,
+    /// `CARGO_ENCODED_RUSTFLAGS`, with `${workspace}`, `${cargo_home}`, `${sysroot}`,
+    /// `${target_dir}` and `${linker}` standing for this machine's paths.
+    pub rustflags: Vec<String>,
+    /// Linker and its version.
+    pub linker: String,
+    /// The strip program run on the linked binary, and its version.
+    pub strip: String,
+    /// `rustc -vV` release, commit and LLVM version.
+    pub rustc: String,
+    pub cargo: String,
+    pub lockfile_sha256: String,
+    /// Files of the workspace hashed into `sources_sha256` (target, hidden and OCI layout
+    /// directories left out).
+    pub source_files: usize,
+    pub sources_sha256: String,
+    /// How the compile is cut off from the network.
+    pub network: crate::toolchain::Isolation,
+    /// The base has no libc, so the binary must be statically linked.
+    pub require_static: bool,
+    #[serde(skip)]
+    pub exec: RustExec,
+}
+
+/// This machine's paths for running a [`RustBuild`]; not part of the plan's identity.
+#[derive(Debug, Clone, Default)]
+pub struct RustExec {
+    pub workspace: std::path::PathBuf,
+    pub manifest: std::path::PathBuf,
+    pub cargo: std::path::PathBuf,
+    pub rustc: std::path::PathBuf,
+    pub sysroot: std::path::PathBuf,
+    pub cargo_home: std::path::PathBuf,
+    pub linker: std::path::PathBuf,
+    pub strip: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -107,6 +161,9 @@ pub struct Entry {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<String>,
+    /// The id of the [`RustBuild`] whose binary this file is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub build: Option<String>,
 }
 
 /// An epoch as the RFC 3339 time written to configs, history and annotations.

@@ -21,6 +21,37 @@ pub fn render_text(plan: &Plan) -> String {
         plan.epoch,
         plan.compression.describe()
     );
+    for b in &plan.rust {
+        let network = match b.network {
+            crate::toolchain::Isolation::NetworkNamespace => "none (private network namespace)",
+            crate::toolchain::Isolation::UserNetworkNamespace => "none (private user and network namespace)",
+            crate::toolchain::Isolation::OfflineOnly => "offline flags only (no namespaces here)",
+        };
+        let _ = writeln!(s, "\nrust build {}  {} (bin {}) for {}", short(&b.id), b.package, b.bin, b.platform);
+        let _ = writeln!(s, "  target    {} (profile {})", b.triple, b.profile);
+        if !b.features.is_empty() || b.no_default_features {
+            let _ = writeln!(
+                s,
+                "  features  {}{}",
+                b.features.join(","),
+                if b.no_default_features { " (no default features)" } else { "" }
+            );
+        }
+        let _ = writeln!(s, "  manifest  {}  workspace {}", b.manifest, b.workspace);
+        let _ = writeln!(s, "  rustc     {}", b.rustc);
+        let _ = writeln!(s, "  cargo     {}", b.cargo);
+        let _ = writeln!(s, "  linker    {}", b.linker);
+        let _ = writeln!(s, "  strip     {}", b.strip);
+        let _ = writeln!(s, "  rustflags {}", b.rustflags.join(" "));
+        let _ = writeln!(
+            s,
+            "  inputs    Cargo.lock sha256:{}, {} source files sha256:{}",
+            short(&b.lockfile_sha256),
+            b.source_files,
+            short(&b.sources_sha256)
+        );
+        let _ = writeln!(s, "  network   {network}");
+    }
     for image in &plan.images {
         let _ = writeln!(s, "\nimage {}  base {}", image.name, image.base);
         for (k, v) in &image.annotations {
@@ -65,6 +96,9 @@ pub fn render_text(plan: &Plan) -> String {
                     }
                     if let (Some(size), Some(sha)) = (e.size, &e.sha256) {
                         let _ = write!(s, "  {size} B sha256:{}", short(sha));
+                    }
+                    if let Some(id) = &e.build {
+                        let _ = write!(s, "  built by rust build {}", short(id));
                     }
                     match (&e.source, &e.content) {
                         (Some(src), _) => {

@@ -5,7 +5,8 @@
 use super::*;
 use crate::diag::Problem;
 use crate::platform::has_placeholder;
-use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe};
+use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe, RustSpec};
+use crate::toolchain::rust;
 use miette::SourceSpan;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -22,6 +23,8 @@ pub struct PlanOptions {
     pub platforms: Vec<Platform>,
     /// Build only these images; empty means all.
     pub images: Vec<String>,
+    /// kiln's cache directory, left out of source hashes.
+    pub cache_dir: Option<PathBuf>,
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -34,7 +37,18 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         (None, None) => (0, EpochSource::Default),
     };
     let compression = recipe.defaults.compression.as_ref().map(|c| c.value).unwrap_or(Compression::DEFAULT);
-    let mut r = Resolver { root: &opts.root, problems: Vec::new(), hashes: BTreeMap::new(), reported: BTreeSet::new() };
+    let mut r = Resolver {
+        root: &opts.root,
+        cache_dir: opts.cache_dir.clone(),
+        problems: Vec::new(),
+        hashes: BTreeMap::new(),
+        reported: BTreeSet::new(),
+        probe: None,
+        packages: BTreeMap::new(),
+        sources: BTreeMap::new(),
+        rust: Vec::new(),
+        epoch,
+    };
     let mut images = Vec::new();
     for spec in &recipe.images {
         if !opts.images.is_empty() && !opts.images.contains(&spec.name.value) {
@@ -51,7 +65,7 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         images.push(r.image(spec, &platforms, epoch, compression));
     }
     if r.problems.is_empty() {
-        Ok(Plan { plan_format: PLAN_FORMAT, epoch, epoch_source, compression, images })
+        Ok(Plan { plan_format: PLAN_FORMAT, epoch, epoch_source, compression, rust: r.rust, images })
     } else {
         Err(r.problems)
     }
@@ -60,11 +74,28 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
 /// Files one content node contributes, before layering.
 struct Placed {
     entries: Vec<Entry>,
+    /// Name and history line of the node's own layer, for per-platform nodes.
+    layer: Option<(String, String)>,
+}
+
+impl Placed {
+    fn shared(entries: Vec<Entry>) -> Placed {
+        Placed { entries, layer: None }
+    }
 }
 
 struct Resolver<'a> {
     root: &'a Path,
+    cache_dir: Option<PathBuf>,
+    epoch: u64,
     problems: Vec<Problem>,
+    /// The Rust toolchain, probed when the first `rust` node needs it.
+    probe: Option<Result<rust::Probe, rust::Missing>>,
+    /// cargo_metadata results by (manifest, package).
+    packages: BTreeMap<(PathBuf, String), Result<rust::Package, rust::Missing>>,
+    /// Source hashes by workspace root.
+    sources: BTreeMap<PathBuf, (usize, String)>,
+    rust: Vec<RustBuild>,
     /// Source hashes by path, so a file shared by platforms or images is read once.
     hashes: BTreeMap<PathBuf, (String, u64)>,
     /// Problems already reported, so a missing file is not reported once per platform.
@@ -116,6 +147,7 @@ impl Resolver<'_> {
                 source: Some(rel),
                 content: None,
                 target: None,
+                build: None,
             }),
             Err(e) => {
                 let msg = format!("cannot read `{rel}`: {e}");
@@ -141,28 +173,40 @@ impl Resolver<'_> {
             source: None,
             content: None,
             target: None,
+            build: None,
         }
     }
 
     /// Resolves one content node for one platform.
     fn place(&mut self, content: &Content, platform: Platform) -> Option<Placed> {
+        let mut placed = self.place_files(content, platform)?;
+        if let Content::Copy { src, dest, .. } = content {
+            if has_placeholder(&src.value) {
+                placed.layer =
+                    Some((format!("copy {}", src.value), format!("kiln: copy {} {}", src.value, dest.value)));
+            }
+        }
+        Some(placed)
+    }
+
+    fn place_files(&mut self, content: &Content, platform: Platform) -> Option<Placed> {
         match content {
+            Content::Rust(spec) => self.rust(spec, platform),
             Content::File { dest, content, perms, .. } => {
                 let bytes = content.as_bytes();
-                Some(Placed {
-                    entries: vec![Entry {
-                        path: dest.value.clone(),
-                        kind: EntryKind::File,
-                        mode: perms.mode.unwrap_or(0o644),
-                        uid: perms.uid.unwrap_or(0),
-                        gid: perms.gid.unwrap_or(0),
-                        size: Some(bytes.len() as u64),
-                        sha256: Some(crate::digest::sha256_hex(bytes)),
-                        source: None,
-                        content: Some(content.clone()),
-                        target: None,
-                    }],
-                })
+                Some(Placed::shared(vec![Entry {
+                    path: dest.value.clone(),
+                    kind: EntryKind::File,
+                    mode: perms.mode.unwrap_or(0o644),
+                    uid: perms.uid.unwrap_or(0),
+                    gid: perms.gid.unwrap_or(0),
+                    size: Some(bytes.len() as u64),
+                    sha256: Some(crate::digest::sha256_hex(bytes)),
+                    source: None,
+                    content: Some(content.clone()),
+                    target: None,
+                    build: None,
+                }]))
             }
             Content::Copy { src, dest, perms, .. } => {
                 let rel = platform.expand(&src.value);
@@ -194,9 +238,7 @@ impl Resolver<'_> {
                     } else {
                         dest.value.clone()
                     };
-                    return self
-                        .file_entry(path, &abs, rel, &meta, *perms, src.span)
-                        .map(|e| Placed { entries: vec![e] });
+                    return self.file_entry(path, &abs, rel, &meta, *perms, src.span).map(|e| Placed::shared(vec![e]));
                 }
                 if !meta.is_dir() {
                     self.once(
@@ -254,6 +296,7 @@ impl Resolver<'_> {
                             source: Some(src_rel),
                             content: None,
                             target: Some(target),
+                            build: None,
                         });
                     } else if ft.is_file() {
                         let meta = match item.metadata() {
@@ -288,7 +331,7 @@ impl Resolver<'_> {
                         );
                     }
                 }
-                Some(Placed { entries })
+                Some(Placed::shared(entries))
             }
         }
     }
@@ -305,18 +348,18 @@ impl Resolver<'_> {
         let shared: Vec<Option<Placed>> = spec
             .contents
             .iter()
-            .map(|c| match c {
-                Content::Copy { src, .. } if has_placeholder(&src.value) => None,
-                _ => self.place(c, platforms.first().copied().unwrap_or(Platform::LinuxAmd64)),
+            .map(|c| match is_per_platform(c) {
+                true => None,
+                false => self.place(c, platforms.first().copied().unwrap_or(Platform::LinuxAmd64)),
             })
             .collect();
         let mut out = Vec::new();
         for &platform in platforms {
             let mut placed: Vec<(usize, Placed)> = Vec::new();
             for (i, c) in spec.contents.iter().enumerate() {
-                let p = match c {
-                    Content::Copy { src, .. } if has_placeholder(&src.value) => self.place(c, platform),
-                    _ => shared[i].as_ref().map(|p| Placed { entries: p.entries.clone() }),
+                let p = match is_per_platform(c) {
+                    true => self.place(c, platform),
+                    false => shared[i].as_ref().map(|p| Placed::shared(p.entries.clone())),
                 };
                 if let Some(p) = p {
                     placed.push((i, p));
@@ -338,16 +381,14 @@ impl Resolver<'_> {
                     epoch,
                 ));
             }
-            for (i, p) in placed.iter().filter(|(i, _)| is_per_platform(&spec.contents[*i])) {
-                if let Content::Copy { src, dest, .. } = &spec.contents[*i] {
-                    let name = format!("copy {}", src.value);
-                    layers.push(layer(
-                        &name,
-                        format!("kiln: copy {} {}", src.value, dest.value),
-                        p.entries.clone(),
-                        compression,
-                        epoch,
-                    ));
+            // Per-platform nodes get a layer each: prebuilt copies first, compiled binaries last
+            // (they change most often).
+            let mut own: Vec<&(usize, Placed)> =
+                placed.iter().filter(|(i, _)| is_per_platform(&spec.contents[*i])).collect();
+            own.sort_by_key(|(i, _)| matches!(spec.contents[*i], Content::Rust(_)));
+            for (_, p) in own {
+                if let Some((name, created_by)) = &p.layer {
+                    layers.push(layer(name, created_by.clone(), p.entries.clone(), compression, epoch));
                 }
             }
             out.push(PlatformPlan { platform, config: config.clone(), layers });
@@ -363,8 +404,8 @@ impl Resolver<'_> {
                 let key = e.path.trim_end_matches('/').to_string();
                 match owner.get(&key) {
                     Some((j, kind)) if *j != *i && !(*kind == EntryKind::Dir && e.kind == EntryKind::Dir) => {
-                        let first = spec.contents[*j].dest().span;
-                        let here = spec.contents[*i].dest().span;
+                        let first = spec.contents[*j].dest_span();
+                        let here = spec.contents[*i].dest_span();
                         let msg = format!("`{key}` is written by two nodes");
                         self.once(
                             format!("dup:{key}"),
@@ -392,8 +433,8 @@ impl Resolver<'_> {
                 if let Some((j, EntryKind::File | EntryKind::Symlink)) = owner.get(up) {
                     let (i, _) = owner[key];
                     if i != *j {
-                        let here = spec.contents[i].dest().span;
-                        let first = spec.contents[*j].dest().span;
+                        let here = spec.contents[i].dest_span();
+                        let first = spec.contents[*j].dest_span();
                         self.once(
                             format!("parent:{up}"),
                             here,
@@ -413,8 +454,191 @@ impl Resolver<'_> {
     }
 }
 
+impl Resolver<'_> {
+    fn probe(&mut self) -> Result<rust::Probe, rust::Missing> {
+        let root = self.root;
+        self.probe.get_or_insert_with(|| rust::Probe::detect(root)).clone()
+    }
+
+    fn missing(&mut self, span: SourceSpan, m: rust::Missing) {
+        let p = Problem::new(m.code, span, m.message.clone()).label("needed here").help(m.help);
+        self.once(format!("{}:{}", m.code, m.message), span, p);
+    }
+
+    /// A `rust` node for one platform: finds the package and binary, checks the toolchain,
+    /// hashes the inputs and records the build.
+    fn rust(&mut self, spec: &RustSpec, platform: Platform) -> Option<Placed> {
+        let pkg_span = spec.package.span;
+        let probe = self.probe().map_err(|m| self.missing(pkg_span, m)).ok()?;
+        let (manifest_rel, manifest_span) = match &spec.manifest {
+            Some(m) => (m.value.clone(), m.span),
+            None => ("Cargo.toml".to_string(), pkg_span),
+        };
+        let manifest = self.root.join(&manifest_rel);
+        if !manifest.is_file() {
+            let m = rust::Missing {
+                code: "kiln::plan::missing_manifest",
+                message: format!("no cargo manifest at `{manifest_rel}`"),
+                help: format!(
+                    "put the recipe beside Cargo.toml, or name it: `manifest \"path/Cargo.toml\"` (relative to {})",
+                    self.root.display()
+                ),
+            };
+            self.missing(manifest_span, m);
+            return None;
+        }
+        let key = (manifest.clone(), spec.package.value.clone());
+        if !self.packages.contains_key(&key) {
+            let found = rust::find_package(&probe, &manifest, &spec.package.value);
+            self.packages.insert(key.clone(), found);
+        }
+        let pkg = self.packages[&key].clone().map_err(|m| self.missing(pkg_span, m)).ok()?;
+        let bin = match &spec.bin {
+            Some(b) if pkg.bins.contains(&b.value) => b.value.clone(),
+            Some(b) => {
+                let m = rust::Missing {
+                    code: "kiln::plan::unknown_bin",
+                    message: format!("package `{}` has no binary `{}`", spec.package.value, b.value),
+                    help: format!("its binaries: {}", pkg.bins.join(", ")),
+                };
+                self.missing(b.span, m);
+                return None;
+            }
+            None if pkg.bins.len() == 1 => pkg.bins[0].clone(),
+            None => match &pkg.default_run {
+                Some(d) => d.clone(),
+                None => {
+                    let m = rust::Missing {
+                        code: "kiln::plan::unknown_bin",
+                        message: format!("package `{}` has {} binaries; say which", spec.package.value, pkg.bins.len()),
+                        help: format!("add `bin \"NAME\"` with one of: {}", pkg.bins.join(", ")),
+                    };
+                    self.missing(pkg_span, m);
+                    return None;
+                }
+            },
+        };
+        let lockfile = pkg.workspace_root.join("Cargo.lock");
+        let Ok((lock_sha, _)) = std::fs::File::open(&lockfile).and_then(crate::digest::sha256_reader) else {
+            let m = rust::Missing {
+                code: "kiln::plan::missing_lockfile",
+                message: format!("`{}` has no Cargo.lock", pkg.workspace_root.display()),
+                help: format!(
+                    "kiln builds with --locked: run `cargo generate-lockfile` in {} and commit Cargo.lock",
+                    pkg.workspace_root.display()
+                ),
+            };
+            self.missing(pkg_span, m);
+            return None;
+        };
+        let triple_override = spec.targets.iter().find(|(p, _)| *p == platform).map(|(_, t)| t);
+        let target_span = triple_override.map(|t| t.span).unwrap_or(pkg_span);
+        let target = rust::target(platform, triple_override.map(|t| t.value.as_str()), &probe)
+            .map_err(|m| self.missing(target_span, m))
+            .ok()?;
+        if !self.sources.contains_key(&pkg.workspace_root) {
+            let mut skip = vec![pkg.target_directory.clone()];
+            skip.extend(self.cache_dir.clone());
+            match rust::hash_sources(&pkg.workspace_root, &skip) {
+                Ok(h) => {
+                    self.sources.insert(pkg.workspace_root.clone(), h);
+                }
+                Err(e) => {
+                    let m = rust::Missing {
+                        code: "kiln::plan::unreadable_source",
+                        message: format!("cannot read the sources of {}: {e}", pkg.workspace_root.display()),
+                        help: "check the files' permissions".into(),
+                    };
+                    self.missing(pkg_span, m);
+                    return None;
+                }
+            }
+        }
+        let (source_files, sources_sha256) = self.sources[&pkg.workspace_root].clone();
+        let mut rustflags = target.link_flags.clone();
+        for (var, to) in [
+            ("workspace", "/kiln/src"),
+            ("cargo_home", "/kiln/cargo"),
+            ("sysroot", "/kiln/rust"),
+            ("target_dir", "/kiln/target"),
+        ] {
+            rustflags.push(format!("--remap-path-prefix=${{{var}}}={to}"));
+        }
+        let root = std::fs::canonicalize(self.root).unwrap_or_else(|_| self.root.to_path_buf());
+        let rel = |p: &Path| {
+            p.strip_prefix(&root)
+                .map(|r| r.to_string_lossy().into_owned())
+                .unwrap_or_else(|_| p.to_string_lossy().into_owned())
+        };
+        let mut build = RustBuild {
+            id: String::new(),
+            package: spec.package.value.clone(),
+            bin: bin.clone(),
+            manifest: manifest_rel,
+            workspace: match rel(&pkg.workspace_root) {
+                r if r.is_empty() => ".".into(),
+                r => r,
+            },
+            platform,
+            triple: target.triple.clone(),
+            profile: spec.profile.clone(),
+            features: spec.features.clone(),
+            no_default_features: spec.no_default_features,
+            rustflags,
+            linker: target.linker_desc.clone(),
+            strip: target.strip_desc.clone(),
+            rustc: probe.rustc_version.clone(),
+            cargo: probe.cargo_version.clone(),
+            lockfile_sha256: lock_sha,
+            source_files,
+            sources_sha256,
+            network: probe.isolation,
+            require_static: true,
+            exec: RustExec {
+                workspace: pkg.workspace_root.clone(),
+                manifest: std::fs::canonicalize(&manifest).unwrap_or(manifest),
+                cargo: probe.cargo.clone(),
+                rustc: probe.rustc.clone(),
+                sysroot: probe.sysroot.clone(),
+                cargo_home: probe.cargo_home.clone(),
+                linker: target.linker.clone(),
+                strip: target.strip.clone(),
+            },
+        };
+        let identity = (env!("CARGO_PKG_VERSION"), self.epoch, &build);
+        build.id = crate::digest::sha256_hex(&crate::canonical::to_vec(&identity));
+        let dest = spec.dest.as_ref().map(|d| d.value.clone()).unwrap_or_else(|| format!("/usr/local/bin/{bin}"));
+        let entry = Entry {
+            path: dest,
+            kind: EntryKind::File,
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+            size: None,
+            sha256: None,
+            source: None,
+            content: None,
+            target: None,
+            build: Some(build.id.clone()),
+        };
+        let layer = (
+            format!("rust {}/{bin}", spec.package.value),
+            format!("kiln: rust {} --bin {bin} --target {}", spec.package.value, target.triple),
+        );
+        if !self.rust.iter().any(|b| b.id == build.id) {
+            self.rust.push(build);
+        }
+        Some(Placed { entries: vec![entry], layer: Some(layer) })
+    }
+}
+
+/// Nodes whose files differ by platform, and so get layers of their own.
 fn is_per_platform(c: &Content) -> bool {
-    matches!(c, Content::Copy { src, .. } if has_placeholder(&src.value))
+    match c {
+        Content::Copy { src, .. } => has_placeholder(&src.value),
+        Content::Rust(_) => true,
+        Content::File { .. } => false,
+    }
 }
 
 fn config(spec: &ImageSpec) -> ConfigPlan {

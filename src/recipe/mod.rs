@@ -77,12 +77,33 @@ pub enum Content {
     Copy { src: Spanned<String>, dest: Spanned<String>, perms: Perms, span: SourceSpan },
     /// `file DEST "content"`: a file written from the recipe itself.
     File { dest: Spanned<String>, content: String, perms: Perms, span: SourceSpan },
+    /// `rust "PACKAGE" { … }`: a binary cross-compiled from a cargo package.
+    Rust(RustSpec),
+}
+
+/// A `rust` node: which binary of which cargo package, built how, installed where.
+#[derive(Debug, Clone)]
+pub struct RustSpec {
+    pub package: Spanned<String>,
+    pub bin: Option<Spanned<String>>,
+    pub features: Vec<String>,
+    pub no_default_features: bool,
+    pub profile: String,
+    /// Defaults to `/usr/local/bin/<bin>`, decided once the binary's name is known.
+    pub dest: Option<Spanned<String>>,
+    /// `Cargo.toml` relative to the recipe; defaults to the recipe's directory.
+    pub manifest: Option<Spanned<String>>,
+    /// Per-platform target triple overrides.
+    pub targets: Vec<(Platform, Spanned<String>)>,
+    pub span: SourceSpan,
 }
 
 impl Content {
-    pub fn dest(&self) -> &Spanned<String> {
+    /// Where the node writes, and the span to point at for it.
+    pub fn dest_span(&self) -> SourceSpan {
         match self {
-            Content::Copy { dest, .. } | Content::File { dest, .. } => dest,
+            Content::Copy { dest, .. } | Content::File { dest, .. } => dest.span,
+            Content::Rust(r) => r.dest.as_ref().map(|d| d.span).unwrap_or(r.package.span),
         }
     }
 }

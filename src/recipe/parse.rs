@@ -1,6 +1,6 @@
 //! KDL text to [`Recipe`], collecting every problem instead of stopping at the first.
 
-use super::{Base, Compression, Content, Defaults, ImageSpec, Perms, Recipe, Spanned};
+use super::{Base, Compression, Content, Defaults, ImageSpec, Perms, Recipe, RustSpec, Spanned};
 use crate::diag::{Problem, RecipeErrors};
 use crate::platform::Platform;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
@@ -9,7 +9,9 @@ use std::collections::BTreeMap;
 
 const TOP_NODES: &str = "kiln, defaults, image";
 const DEFAULTS_NODES: &str = "platforms, compression, epoch";
-const IMAGE_NODES: &str = "base, platforms, copy, file, entrypoint, cmd, env, user, workdir, expose, label, annotation";
+const IMAGE_NODES: &str =
+    "base, platforms, copy, file, rust, entrypoint, cmd, env, user, workdir, expose, label, annotation";
+const RUST_NODES: &str = "bin, features, no-default-features, profile, dest, manifest, target";
 
 /// Parses a recipe. `name` is how the file is shown in errors (usually its path).
 pub fn parse(name: &str, text: &str) -> Result<Recipe, RecipeErrors> {
@@ -604,6 +606,11 @@ impl Parser {
                         }
                     }
                 }
+                "rust" => {
+                    if let Some(r) = self.rust(child) {
+                        contents.push(Content::Rust(r));
+                    }
+                }
                 "entrypoint" => entrypoint = Some(self.strings(child)),
                 "cmd" => cmd = Some(self.strings(child)),
                 "env" => {
@@ -685,6 +692,106 @@ impl Parser {
         })
     }
 
+    fn single_string(&mut self, node: &KdlNode, usage: &str) -> Option<Spanned<String>> {
+        self.no_children(node);
+        self.no_props(node, &[]);
+        let a = self.arity(node, 1, usage)?;
+        self.string(a[0])
+    }
+
+    fn rust(&mut self, node: &KdlNode) -> Option<RustSpec> {
+        self.no_props(node, &[]);
+        let package = self.arity(node, 1, "rust \"PACKAGE\" { … }").and_then(|a| self.string(a[0]));
+        let mut spec = RustSpec {
+            package: package.clone().unwrap_or_else(|| Spanned::new(String::new(), node.span())),
+            bin: None,
+            features: Vec::new(),
+            no_default_features: false,
+            profile: "release".into(),
+            dest: None,
+            manifest: None,
+            targets: Vec::new(),
+            span: node.span(),
+        };
+        let mut seen = BTreeMap::new();
+        for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
+            let n = child.name().value();
+            if n != "target" && n != "features" && !self.once(&mut seen, child) {
+                continue;
+            }
+            match n {
+                "bin" => spec.bin = self.single_string(child, "bin \"NAME\""),
+                "features" => spec.features.extend(self.strings(child)),
+                "no-default-features" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    self.arity(child, 0, "no-default-features");
+                    spec.no_default_features = true;
+                }
+                "profile" => {
+                    if let Some(p) = self.single_string(child, "profile \"release\"") {
+                        let ok = !p.value.is_empty()
+                            && p.value.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                        if ok {
+                            spec.profile = p.value;
+                        } else {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::profile",
+                                    p.span,
+                                    format!("invalid cargo profile `{}`", p.value),
+                                )
+                                .label("not a profile name"),
+                            );
+                        }
+                    }
+                }
+                "dest" => {
+                    spec.dest = self
+                        .single_string(child, "dest \"/usr/local/bin/NAME\"")
+                        .and_then(|d| self.image_path(&d, "destination"));
+                    if let Some(d) = &spec.dest {
+                        if d.value.ends_with('/') {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::file_dest",
+                                    d.span,
+                                    "`dest` needs a file path, not a directory",
+                                )
+                                .label("ends with `/`"),
+                            );
+                        }
+                    }
+                }
+                "manifest" => spec.manifest = self.single_string(child, "manifest \"path/Cargo.toml\""),
+                "target" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(a) = self.arity(child, 2, "target \"linux/arm/v7\" \"TRIPLE\"") {
+                        let (p, t) = (self.string(a[0]), self.string(a[1]));
+                        if let (Some(p), Some(t)) = (p, t) {
+                            match Platform::parse(&p.value) {
+                                Some(platform) => spec.targets.push((platform, t)),
+                                None => self.problem(
+                                    Problem::new(
+                                        "kiln::recipe::platform",
+                                        p.span,
+                                        format!("unknown platform `{}`", p.value),
+                                    )
+                                    .label("not a supported platform")
+                                    .help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"),
+                                ),
+                            }
+                        }
+                    }
+                }
+                _ => self.unknown(child, "`rust`", RUST_NODES),
+            }
+        }
+        package?;
+        Some(spec)
+    }
+
     fn port(&mut self, e: &KdlEntry) -> Option<String> {
         let bad = |p: &mut Self, span| {
             p.problem(
@@ -752,8 +859,34 @@ mod tests {
     }
 
     #[test]
+    fn rust_node_parses_every_child() {
+        let r = parse(
+            "k",
+            "kiln 1\nimage \"a\" {\n base \"scratch\"\n rust \"api\" {\n  bin \"server\"\n  features \"x\" \"y\"\n  no-default-features\n  profile \"dist\"\n  dest \"/app\"\n  manifest \"svc/Cargo.toml\"\n  target \"linux/arm/v7\" \"armv7-unknown-linux-musleabihf\"\n }\n}\n",
+        )
+        .unwrap();
+        let Content::Rust(spec) = &r.images[0].contents[0] else { panic!("not a rust node") };
+        assert_eq!(spec.package.value, "api");
+        assert_eq!(spec.bin.as_ref().unwrap().value, "server");
+        assert_eq!(spec.features, vec!["x".to_string(), "y".to_string()]);
+        assert!(spec.no_default_features);
+        assert_eq!(spec.profile, "dist");
+        assert_eq!(spec.dest.as_ref().unwrap().value, "/app");
+        assert_eq!(spec.manifest.as_ref().unwrap().value, "svc/Cargo.toml");
+        assert_eq!(spec.targets[0].0, Platform::LinuxArmV7);
+        assert_eq!(spec.targets[0].1.value, "armv7-unknown-linux-musleabihf");
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" { base \"scratch\"; rust \"x\" { target \"linux/mips\" \"t\"; binn \"y\"; }; }"),
+            vec!["kiln::recipe::platform", "kiln::recipe::unknown_node"]
+        );
+    }
+
+    #[test]
     fn normalises_paths() {
         let r = parse("k", "kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\" \"/usr/./lib/../bin/\"; }").unwrap();
-        assert_eq!(r.images[0].contents[0].dest().value, "/usr/bin/");
+        match &r.images[0].contents[0] {
+            Content::Copy { dest, .. } => assert_eq!(dest.value, "/usr/bin/"),
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }

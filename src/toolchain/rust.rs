@@ -1,0 +1,435 @@
+//! Rust binaries: cargo_metadata finds the package and binary, each platform gets a target
+//! triple, linker and strip program, the inputs are hashed, and the compile runs offline with a
+//! cleared environment, remapped paths and (where the machine allows) no network at all.
+
+use super::{Isolation, first_line, which};
+use crate::error::BuildError;
+use crate::plan::RustBuild;
+use crate::platform::Platform;
+use sha2::{Digest as _, Sha256};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Facts about the installed Rust toolchain, probed once per run.
+#[derive(Debug, Clone)]
+pub struct Probe {
+    pub rustc: PathBuf,
+    pub cargo: PathBuf,
+    pub sysroot: PathBuf,
+    pub host: String,
+    /// `rustc 1.95.0 (59807616e 2026-04-14), LLVM 22.1.2`
+    pub rustc_version: String,
+    pub cargo_version: String,
+    pub rust_lld: Option<PathBuf>,
+    pub lld_version: String,
+    /// Targets whose standard library is installed.
+    pub targets: BTreeSet<String>,
+    pub cargo_home: PathBuf,
+    pub isolation: Isolation,
+}
+
+/// A missing piece, with the command that installs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Missing {
+    pub code: &'static str,
+    pub message: String,
+    pub help: String,
+}
+
+impl Probe {
+    /// Probes the toolchain that rustup picks in `dir` (so `rust-toolchain.toml` applies).
+    pub fn detect(dir: &Path) -> Result<Probe, Missing> {
+        let no_rust = || Missing {
+            code: "kiln::toolchain::rustc",
+            message: "no Rust toolchain found (`rustc` is not on PATH)".into(),
+            help: "install Rust with rustup: https://rustup.rs".into(),
+        };
+        let rustc_proxy = which("rustc").ok_or_else(no_rust)?;
+        let out =
+            Command::new(&rustc_proxy).current_dir(dir).args(["--print", "sysroot"]).output().map_err(|_| no_rust())?;
+        if !out.status.success() {
+            return Err(Missing {
+                message: format!("`rustc --print sysroot` failed: {}", String::from_utf8_lossy(&out.stderr).trim()),
+                ..no_rust()
+            });
+        }
+        let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        let rustc = sysroot.join("bin/rustc");
+        let cargo = sysroot.join("bin/cargo");
+        let vv = Command::new(&rustc).arg("-vV").output().map_err(|_| no_rust())?;
+        let vv = String::from_utf8_lossy(&vv.stdout).into_owned();
+        let field =
+            |k: &str| vv.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string()).unwrap_or_default();
+        let host = field("host:");
+        let rustc_version = format!("{}, LLVM {}", vv.lines().next().unwrap_or_default(), field("LLVM version:"));
+        let cargo_version = first_line(&cargo, &["-V"]).unwrap_or_default();
+        let lld = sysroot.join("lib/rustlib").join(&host).join("bin/rust-lld");
+        let rust_lld = lld.is_file().then_some(lld);
+        let lld_version = rust_lld
+            .as_ref()
+            .and_then(|l| first_line(l, &["-flavor", "gnu", "--version"]))
+            .map(|v| v.split(" (").next().unwrap_or_default().to_string())
+            .unwrap_or_default();
+        let mut targets = BTreeSet::new();
+        if let Ok(rd) = std::fs::read_dir(sysroot.join("lib/rustlib")) {
+            for e in rd.filter_map(Result::ok) {
+                let lib = e.path().join("lib");
+                let has_std = std::fs::read_dir(&lib)
+                    .map(|d| d.filter_map(Result::ok).any(|f| f.file_name().to_string_lossy().starts_with("libstd-")))
+                    .unwrap_or(false);
+                if has_std {
+                    targets.insert(e.file_name().to_string_lossy().into_owned());
+                }
+            }
+        }
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+        Ok(Probe {
+            rustc,
+            cargo,
+            sysroot,
+            host,
+            rustc_version,
+            cargo_version,
+            rust_lld,
+            lld_version,
+            targets,
+            cargo_home,
+            isolation: Isolation::probe(),
+        })
+    }
+}
+
+/// The triple kiln uses for a platform when the recipe does not say.
+pub fn default_triple(p: Platform, probe: &Probe) -> &'static str {
+    match p {
+        Platform::LinuxAmd64 => "x86_64-unknown-linux-musl",
+        Platform::LinuxArm64 => "aarch64-unknown-linux-musl",
+        Platform::LinuxArmV7 if probe.targets.contains("armv7-unknown-linux-musleabihf") => {
+            "armv7-unknown-linux-musleabihf"
+        }
+        Platform::LinuxArmV7 => "armv7-unknown-linux-gnueabihf",
+    }
+}
+
+/// How one triple is compiled, linked and stripped on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target {
+    pub triple: String,
+    pub linker: PathBuf,
+    /// `rust-lld (LLD 22.1.2)` or the gcc's version line.
+    pub linker_desc: String,
+    pub strip: PathBuf,
+    pub strip_desc: String,
+    /// rustflags for linking, with `${linker}` for the linker's path.
+    pub link_flags: Vec<String>,
+}
+
+/// binutils' strip for an architecture: per-arch binutils strip works on every ELF kiln makes,
+/// static glibc binaries included.
+fn strip_for(triple: &str) -> (&'static str, &'static str) {
+    if triple.starts_with("x86_64") {
+        ("x86_64-linux-gnu-strip", "binutils-x86-64-linux-gnu")
+    } else if triple.starts_with("aarch64") {
+        ("aarch64-linux-gnu-strip", "binutils-aarch64-linux-gnu")
+    } else {
+        ("arm-linux-gnueabihf-strip", "binutils-arm-linux-gnueabihf")
+    }
+}
+
+fn gcc_for(triple: &str) -> Option<(&'static str, &'static str)> {
+    match triple {
+        "x86_64-unknown-linux-gnu" => Some(("x86_64-linux-gnu-gcc", "gcc-x86-64-linux-gnu libc6-dev")),
+        "aarch64-unknown-linux-gnu" => Some(("aarch64-linux-gnu-gcc", "gcc-aarch64-linux-gnu libc6-dev-arm64-cross")),
+        "armv7-unknown-linux-gnueabihf" => {
+            Some(("arm-linux-gnueabihf-gcc", "gcc-arm-linux-gnueabihf libc6-dev-armhf-cross"))
+        }
+        _ => None,
+    }
+}
+
+/// Chooses and checks the triple, linker and strip program for `platform`.
+pub fn target(platform: Platform, triple: Option<&str>, probe: &Probe) -> Result<Target, Missing> {
+    let defaulted = triple.is_none();
+    let triple = triple.unwrap_or_else(|| default_triple(platform, probe)).to_string();
+    let arch_ok = match platform {
+        Platform::LinuxAmd64 => triple.starts_with("x86_64-"),
+        Platform::LinuxArm64 => triple.starts_with("aarch64-"),
+        Platform::LinuxArmV7 => triple.starts_with("armv7-") || triple.starts_with("thumbv7neon-"),
+    } && triple.contains("-linux-");
+    if !arch_ok {
+        return Err(Missing {
+            code: "kiln::toolchain::triple",
+            message: format!("target `{triple}` does not build for {platform}"),
+            help: format!("{platform} takes a triple such as {}", default_triple(platform, probe)),
+        });
+    }
+    if !probe.targets.contains(&triple) {
+        let help = if defaulted && platform == Platform::LinuxArmV7 {
+            format!(
+                "run `rustup target add {triple}` (or `rustup target add armv7-unknown-linux-musleabihf` where your toolchain has it)"
+            )
+        } else {
+            format!("run `rustup target add {triple}`")
+        };
+        return Err(Missing {
+            code: "kiln::toolchain::missing_target",
+            message: format!("the Rust standard library for `{triple}` is not installed"),
+            help,
+        });
+    }
+    let (strip_name, strip_pkg) = strip_for(&triple);
+    let strip = which(strip_name).ok_or_else(|| Missing {
+        code: "kiln::toolchain::missing_strip",
+        message: format!("`{strip_name}` is not installed (kiln strips {platform} binaries with it)"),
+        help: format!("run `apt-get install {strip_pkg}`"),
+    })?;
+    let strip_desc = format!("{strip_name} ({})", first_line(&strip, &["--version"]).unwrap_or_default());
+    let mut link_flags = vec!["-C".to_string(), "linker=${linker}".to_string()];
+    let (linker, linker_desc) = if triple.contains("-musl") {
+        let lld = probe.rust_lld.clone().ok_or_else(|| Missing {
+            code: "kiln::toolchain::missing_linker",
+            message: "rust-lld is missing from the Rust toolchain".into(),
+            help: "reinstall the toolchain: `rustup toolchain install stable --force`".into(),
+        })?;
+        link_flags.extend(["-C".into(), "linker-flavor=ld.lld".into()]);
+        (lld, format!("rust-lld ({})", probe.lld_version))
+    } else {
+        let Some((gcc, pkg)) = gcc_for(&triple) else {
+            return Err(Missing {
+                code: "kiln::toolchain::missing_linker",
+                message: format!("kiln does not know a linker for `{triple}`"),
+                help: "use a musl triple, or x86_64/aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf".into(),
+            });
+        };
+        let path = which(gcc).ok_or_else(|| Missing {
+            code: "kiln::toolchain::missing_linker",
+            message: format!("the linker `{gcc}` for `{triple}` is not installed"),
+            help: format!("run `apt-get install {pkg}`"),
+        })?;
+        let desc = first_line(&path, &["--version"]).unwrap_or_else(|| gcc.to_string());
+        (path, desc)
+    };
+    link_flags.extend(["-C".into(), "target-feature=+crt-static".into()]);
+    Ok(Target { triple, linker, linker_desc, strip, strip_desc, link_flags })
+}
+
+/// A cargo package found by cargo_metadata.
+#[derive(Debug, Clone)]
+pub struct Package {
+    pub workspace_root: PathBuf,
+    pub target_directory: PathBuf,
+    pub bins: Vec<String>,
+    pub default_run: Option<String>,
+}
+
+/// Finds `package` in the workspace of `manifest` (no dependencies are resolved or fetched).
+pub fn find_package(probe: &Probe, manifest: &Path, package: &str) -> Result<Package, Missing> {
+    let meta = cargo_metadata::MetadataCommand::new()
+        .cargo_path(&probe.cargo)
+        .manifest_path(manifest)
+        .no_deps()
+        .env("CARGO_HOME", &probe.cargo_home)
+        .exec()
+        .map_err(|e| Missing {
+            code: "kiln::plan::cargo_metadata",
+            message: format!("cargo metadata failed for {}: {}", manifest.display(), e.to_string().trim()),
+            help: "check that the manifest is a valid Cargo.toml".into(),
+        })?;
+    let Some(p) = meta.packages.iter().find(|p| p.name.as_str() == package) else {
+        let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
+        return Err(Missing {
+            code: "kiln::plan::unknown_package",
+            message: format!("no package `{package}` in the workspace of {}", manifest.display()),
+            help: format!("packages there: {}", names.join(", ")),
+        });
+    };
+    let bins = p.targets.iter().filter(|t| t.is_bin()).map(|t| t.name.clone()).collect();
+    Ok(Package {
+        workspace_root: meta.workspace_root.clone().into_std_path_buf(),
+        target_directory: meta.target_directory.clone().into_std_path_buf(),
+        bins,
+        default_run: p.default_run.clone(),
+    })
+}
+
+/// Hashes every file of a workspace that can reach a build: sorted relative paths, the
+/// executable bit and contents. Hidden entries, cargo's target directory, kiln's caches and
+/// OCI layouts (a build's own output) are left out.
+pub fn hash_sources(workspace: &Path, skip: &[PathBuf]) -> std::io::Result<(usize, String)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = Sha256::new();
+    let mut files = 0;
+    let walk = walkdir::WalkDir::new(workspace).sort_by_file_name().follow_links(false).into_iter().filter_entry(|e| {
+        if e.depth() == 0 {
+            return true;
+        }
+        let hidden = e.file_name().to_string_lossy().starts_with('.');
+        let skipped = skip.iter().any(|s| e.path() == s);
+        let layout = e.file_type().is_dir() && e.path().join("oci-layout").is_file();
+        !(hidden || skipped || layout)
+    });
+    for e in walk {
+        let e = e.map_err(std::io::Error::other)?;
+        let rel = e.path().strip_prefix(workspace).unwrap_or(e.path()).to_string_lossy().into_owned();
+        if e.file_type().is_file() {
+            let exec = e.metadata().map_err(std::io::Error::other)?.permissions().mode() & 0o111 != 0;
+            let (sha, _) = crate::digest::sha256_reader(std::fs::File::open(e.path())?)?;
+            h.update(format!("f {rel} {} {sha}\n", if exec { 'x' } else { '-' }));
+            files += 1;
+        } else if e.file_type().is_symlink() {
+            let target = std::fs::read_link(e.path())?;
+            h.update(format!("l {rel} {}\n", target.to_string_lossy()));
+            files += 1;
+        }
+    }
+    Ok((files, crate::digest::hex(&h.finalize())))
+}
+
+/// A binary ready to layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Size as linked, before stripping.
+    pub unstripped: u64,
+    /// Taken from the cache; the compiler did not run.
+    pub cached: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheInfo {
+    sha256: String,
+    size: u64,
+    unstripped: u64,
+}
+
+/// `${name}` placeholders of the plan's rustflags, filled with this machine's paths.
+fn fill(flag: &str, b: &RustBuild, target_dir: &Path) -> String {
+    flag.replace("${workspace}", &b.exec.workspace.to_string_lossy())
+        .replace("${cargo_home}", &b.exec.cargo_home.to_string_lossy())
+        .replace("${sysroot}", &b.exec.sysroot.to_string_lossy())
+        .replace("${target_dir}", &target_dir.to_string_lossy())
+        .replace("${linker}", &b.exec.linker.to_string_lossy())
+}
+
+fn cache_dir(cache: &Path, b: &RustBuild) -> PathBuf {
+    cache.join("rust/bin").join(&b.id)
+}
+
+/// The cached binary for `b`, if one is there and intact.
+pub fn cached(cache: &Path, b: &RustBuild) -> Option<Compiled> {
+    let dir = cache_dir(cache, b);
+    let info: CacheInfo = serde_json::from_slice(&std::fs::read(dir.join("info.json")).ok()?).ok()?;
+    let path = dir.join(&b.bin);
+    let (sha, size) = crate::digest::sha256_reader(std::fs::File::open(&path).ok()?).ok()?;
+    (sha == info.sha256 && size == info.size).then_some(Compiled {
+        path,
+        sha256: sha,
+        size,
+        unstripped: info.unstripped,
+        cached: true,
+    })
+}
+
+/// `cargo fetch --locked` for a workspace, for every target at once: the one step that may
+/// use the network.
+pub fn fetch(b: &RustBuild) -> Result<(), BuildError> {
+    let out = Command::new(&b.exec.cargo)
+        .args(["fetch", "--locked", "--manifest-path"])
+        .arg(&b.exec.manifest)
+        .env("CARGO_HOME", &b.exec.cargo_home)
+        .env("RUSTC", &b.exec.rustc)
+        .output()
+        .map_err(BuildError::io("run", &b.exec.cargo))?;
+    if !out.status.success() {
+        return Err(BuildError::Fetch {
+            manifest: b.exec.manifest.clone(),
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Compiles, strips, checks and caches one binary.
+pub fn compile(b: &RustBuild, cache: &Path, epoch: u64) -> Result<Compiled, BuildError> {
+    // cargo runs in the workspace: every path it gets must be absolute.
+    let cache = &std::path::absolute(cache).map_err(BuildError::io("resolve", cache))?;
+    let target_dir = cache.join("rust/target");
+    std::fs::create_dir_all(&target_dir).map_err(BuildError::io("create", &target_dir))?;
+    let flags: Vec<String> = b.rustflags.iter().map(|f| fill(f, b, &target_dir)).collect();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", b.exec.sysroot.join("bin").display());
+    let mut cmd = b.network.command(&b.exec.cargo);
+    cmd.env_clear()
+        .current_dir(&b.exec.workspace)
+        .env("PATH", path)
+        .env("CARGO_HOME", &b.exec.cargo_home)
+        .env("RUSTC", &b.exec.rustc)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_NET_OFFLINE", "true")
+        .env("CARGO_TERM_COLOR", "never")
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .args(["build", "--locked", "--offline", "--manifest-path"])
+        .arg(&b.exec.manifest)
+        .args(["--package", &b.package, "--bin", &b.bin, "--target", &b.triple, "--profile", &b.profile]);
+    if !b.features.is_empty() {
+        cmd.args(["--features", &b.features.join(",")]);
+    }
+    if b.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    let out = cmd.output().map_err(BuildError::io("run", &b.exec.cargo))?;
+    let what = format!("{} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple);
+    if !out.status.success() {
+        return Err(BuildError::Compile { what, output: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    let profile_dir = match b.profile.as_str() {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        p => p,
+    };
+    let linked = target_dir.join(&b.triple).join(profile_dir).join(&b.bin);
+    let unstripped = std::fs::metadata(&linked).map_err(BuildError::io("read", &linked))?.len();
+
+    // Strip into a staging directory beside the cache entry, check, then rename into place.
+    let parent = cache.join("rust/bin");
+    std::fs::create_dir_all(&parent).map_err(BuildError::io("create", &parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".kiln-")
+        .tempdir_in(&parent)
+        .map_err(BuildError::io("create a directory in", &parent))?;
+    let stripped = staging.path().join(&b.bin);
+    let s = Command::new(&b.exec.strip)
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&linked)
+        .output()
+        .map_err(BuildError::io("run", &b.exec.strip))?;
+    if !s.status.success() {
+        return Err(BuildError::Compile {
+            what: format!("stripping {what}"),
+            output: String::from_utf8_lossy(&s.stderr).trim().to_string(),
+        });
+    }
+    let data = std::fs::read(&stripped).map_err(BuildError::io("read", &stripped))?;
+    super::elf::check(&data, b.platform, b.require_static)
+        .map_err(|reason| BuildError::BadBinary { what: what.clone(), reason })?;
+    let sha256 = crate::digest::sha256_hex(&data);
+    let info = CacheInfo { sha256: sha256.clone(), size: data.len() as u64, unstripped };
+    let info_path = staging.path().join("info.json");
+    std::fs::write(&info_path, crate::canonical::to_vec(&info)).map_err(BuildError::io("write", &info_path))?;
+    let dir = cache_dir(cache, b);
+    let _ = std::fs::remove_dir_all(&dir);
+    let kept = staging.keep();
+    std::fs::rename(&kept, &dir).map_err(BuildError::io("rename into", &dir))?;
+    Ok(Compiled { path: dir.join(&b.bin), sha256, size: data.len() as u64, unstripped, cached: false })
+}
