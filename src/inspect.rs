@@ -142,10 +142,10 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
             platforms,
         });
     }
-    if let Some(o) = only {
-        if images.is_empty() {
-            return Err(invalid(dir, format!("no image named `{o}`")));
-        }
+    if let Some(o) = only
+        && images.is_empty()
+    {
+        return Err(invalid(dir, format!("no image named `{o}`")));
     }
     let mut layers: BTreeMap<String, LayerUse> = BTreeMap::new();
     for i in &images {

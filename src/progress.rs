@@ -64,11 +64,11 @@ impl Progress for Bar {
         }
     }
     fn layer_done(&self, name: &str, _bytes: u64) {
-        if let Ok(b) = self.bar.lock() {
-            if let Some(bar) = b.as_ref() {
-                bar.set_message(name.to_string());
-                bar.inc(1);
-            }
+        if let Ok(b) = self.bar.lock()
+            && let Some(bar) = b.as_ref()
+        {
+            bar.set_message(name.to_string());
+            bar.inc(1);
         }
     }
     fn note(&self, msg: &str) {
@@ -78,10 +78,10 @@ impl Progress for Bar {
         }
     }
     fn finish(&self) {
-        if let Ok(b) = self.bar.lock() {
-            if let Some(bar) = b.as_ref() {
-                bar.finish_and_clear();
-            }
+        if let Ok(b) = self.bar.lock()
+            && let Some(bar) = b.as_ref()
+        {
+            bar.finish_and_clear();
         }
     }
 }

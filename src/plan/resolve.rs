@@ -180,11 +180,10 @@ impl Resolver<'_> {
     /// Resolves one content node for one platform.
     fn place(&mut self, content: &Content, platform: Platform) -> Option<Placed> {
         let mut placed = self.place_files(content, platform)?;
-        if let Content::Copy { src, dest, .. } = content {
-            if has_placeholder(&src.value) {
-                placed.layer =
-                    Some((format!("copy {}", src.value), format!("kiln: copy {} {}", src.value, dest.value)));
-            }
+        if let Content::Copy { src, dest, .. } = content
+            && has_placeholder(&src.value)
+        {
+            placed.layer = Some((format!("copy {}", src.value), format!("kiln: copy {} {}", src.value, dest.value)));
         }
         Some(placed)
     }

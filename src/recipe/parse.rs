@@ -225,21 +225,21 @@ impl Parser {
                     }
                     self.no_children(node);
                     self.no_props(node, &[]);
-                    if let Some(a) = self.arity(node, 1, "kiln 1") {
-                        if let Some(v) = self.uint(a[0], u32::MAX as u64, "schema version") {
-                            if v.value != 1 {
-                                self.problem(
-                                    Problem::new(
-                                        "kiln::recipe::schema",
-                                        v.span,
-                                        format!("unsupported recipe schema {}", v.value),
-                                    )
-                                    .label("this kiln reads schema 1")
-                                    .help("write `kiln 1`"),
-                                );
-                            }
-                            schema = Some(v.value as u32);
+                    if let Some(a) = self.arity(node, 1, "kiln 1")
+                        && let Some(v) = self.uint(a[0], u32::MAX as u64, "schema version")
+                    {
+                        if v.value != 1 {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::schema",
+                                    v.span,
+                                    format!("unsupported recipe schema {}", v.value),
+                                )
+                                .label("this kiln reads schema 1")
+                                .help("write `kiln 1`"),
+                            );
                         }
+                        schema = Some(v.value as u32);
                     }
                 }
                 "defaults" => {
@@ -481,12 +481,11 @@ impl Parser {
         let a = args(node);
         let p = props(node);
         let mut out = Vec::new();
-        if !a.is_empty() {
-            if let Some(a) = self.arity(node, 2, usage) {
-                if let (Some(k), Some(v)) = (self.string(a[0]), self.string(a[1])) {
-                    out.push((k.value, v.value));
-                }
-            }
+        if !a.is_empty()
+            && let Some(a) = self.arity(node, 2, usage)
+            && let (Some(k), Some(v)) = (self.string(a[0]), self.string(a[1]))
+        {
+            out.push((k.value, v.value));
         }
         for (k, e) in p {
             if let Some(v) = self.string(e) {
@@ -569,13 +568,13 @@ impl Parser {
                     if let Some(a) = self.arity(child, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]") {
                         let src = self.string(a[0]);
                         let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
-                        if let Some(src) = &src {
-                            if src.value.is_empty() {
-                                self.problem(
-                                    Problem::new("kiln::recipe::source", src.span, "empty source path")
-                                        .label("names no file"),
-                                );
-                            }
+                        if let Some(src) = &src
+                            && src.value.is_empty()
+                        {
+                            self.problem(
+                                Problem::new("kiln::recipe::source", src.span, "empty source path")
+                                    .label("names no file"),
+                            );
                         }
                         if let (Some(src), Some(dest)) = (src, dest) {
                             contents.push(Content::Copy { src, dest, perms, span: child.span() });
@@ -589,17 +588,17 @@ impl Parser {
                     if let Some(a) = self.arity(child, 2, "file \"/DEST\" \"content\" [mode=0o644]") {
                         let dest = self.string(a[0]).and_then(|d| self.image_path(&d, "destination"));
                         let content = self.string(a[1]);
-                        if let Some(d) = &dest {
-                            if d.value.ends_with('/') {
-                                self.problem(
-                                    Problem::new(
-                                        "kiln::recipe::file_dest",
-                                        d.span,
-                                        "`file` needs a file path, not a directory",
-                                    )
-                                    .label("ends with `/`"),
-                                );
-                            }
+                        if let Some(d) = &dest
+                            && d.value.ends_with('/')
+                        {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::file_dest",
+                                    d.span,
+                                    "`file` needs a file path, not a directory",
+                                )
+                                .label("ends with `/`"),
+                            );
                         }
                         if let (Some(dest), Some(content)) = (dest, content) {
                             contents.push(Content::File { dest, content: content.value, perms, span: child.span() });
@@ -750,17 +749,17 @@ impl Parser {
                     spec.dest = self
                         .single_string(child, "dest \"/usr/local/bin/NAME\"")
                         .and_then(|d| self.image_path(&d, "destination"));
-                    if let Some(d) = &spec.dest {
-                        if d.value.ends_with('/') {
-                            self.problem(
-                                Problem::new(
-                                    "kiln::recipe::file_dest",
-                                    d.span,
-                                    "`dest` needs a file path, not a directory",
-                                )
-                                .label("ends with `/`"),
-                            );
-                        }
+                    if let Some(d) = &spec.dest
+                        && d.value.ends_with('/')
+                    {
+                        self.problem(
+                            Problem::new(
+                                "kiln::recipe::file_dest",
+                                d.span,
+                                "`dest` needs a file path, not a directory",
+                            )
+                            .label("ends with `/`"),
+                        );
                     }
                 }
                 "manifest" => spec.manifest = self.single_string(child, "manifest \"path/Cargo.toml\""),
