@@ -98,7 +98,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
         }
     }
     progress.start(unique.len() as u64);
-    let inputs = Inputs { root: opts.root, compiled: &compiled };
+    let store = crate::debian::store::file_store(opts.cache);
+    let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store };
     let layers = build_layers(unique.values().copied().collect(), &inputs, plan, &staging, progress)?;
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
@@ -168,7 +169,10 @@ fn build_layers(
                     if failure.lock().map(|f| f.is_some()).unwrap_or(true) {
                         break;
                     }
-                    match layer::build_layer(l, inputs, plan.epoch, plan.compression, staging) {
+                    match match &l.prebuilt {
+                        Some(p) => layer::copy_prebuilt(p, inputs.root, staging),
+                        None => layer::build_layer(l, inputs, plan.epoch, plan.compression, staging),
+                    } {
                         Ok(blob) => {
                             progress.layer_done(&l.name, blob.blob.size);
                             if let Ok(mut r) = results.lock() {

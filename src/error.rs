@@ -30,6 +30,22 @@ pub enum BuildError {
     #[error("the binary {what} failed its check: {reason}")]
     #[diagnostic(code(kiln::toolchain::binary))]
     BadBinary { what: String, reason: String },
+    #[error("cannot fetch {url}: {reason}")]
+    #[diagnostic(
+        code(kiln::fetch::network),
+        help("fetching pinned inputs needs the network once; later builds use the cache")
+    )]
+    Network { url: String, reason: String },
+    #[error("{what} does not match what was pinned: expected sha256 {expected}, got {actual}")]
+    #[diagnostic(code(kiln::fetch::integrity), help("the download or the cache was altered; kiln used none of it"))]
+    Integrity { what: String, expected: String, actual: String },
+    #[error("{message}")]
+    #[diagnostic(code(kiln::debian))]
+    Debian {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
     #[error("{} is not a valid OCI image layout: {reason}", path.display())]
     #[diagnostic(code(kiln::layout::invalid))]
     InvalidLayout { path: PathBuf, reason: String },

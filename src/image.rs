@@ -114,8 +114,10 @@ fn write_platform(
     }
     let config = config.build().map_err(spec_err("config"))?;
     let config_blob = staging.write_bytes(&canonical::to_vec(&config))?;
-    let layer_descs =
-        blobs.iter().map(|b| descriptor(MediaType::from(b.media_type), &b.blob)).collect::<Result<Vec<_>, _>>()?;
+    let layer_descs = blobs
+        .iter()
+        .map(|b| descriptor(MediaType::from(b.media_type.as_str()), &b.blob))
+        .collect::<Result<Vec<_>, _>>()?;
     let manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)

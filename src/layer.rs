@@ -23,7 +23,7 @@ pub struct LayerBlob {
     pub blob: BlobRef,
     /// sha256 of the uncompressed tar, for the config's `rootfs.diff_ids`.
     pub diff_id: String,
-    pub media_type: &'static str,
+    pub media_type: String,
     /// Uncompressed tar size.
     pub tar_size: u64,
 }
@@ -69,6 +69,8 @@ fn header(e: &Entry, epoch: u64) -> tar::Header {
 pub struct Inputs<'a> {
     pub root: &'a Path,
     pub compiled: &'a BTreeMap<String, Compiled>,
+    /// kiln's file store: base files by sha256.
+    pub store: &'a Path,
 }
 
 /// Streams a file into the tar, checking it against the sha256 the plan or toolchain recorded.
@@ -112,6 +114,10 @@ pub fn write_tar(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64, w: impl Wri
                     })?;
                     append_verified(&mut tar, &mut h, path, &c.path, c.size, &c.sha256)?;
                 }
+                (None, None, None) if e.from.is_some() && e.sha256.is_some() => {
+                    let sha = e.sha256.clone().unwrap_or_default();
+                    append_verified(&mut tar, &mut h, path, &inputs.store.join(&sha), e.size.unwrap_or(0), &sha)?;
+                }
                 (None, Some(src), _) => {
                     let planned = e.sha256.clone().unwrap_or_default();
                     append_verified(&mut tar, &mut h, path, &inputs.root.join(src), e.size.unwrap_or(0), &planned)?;
@@ -126,6 +132,25 @@ pub fn write_tar(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64, w: impl Wri
     }
     tar.into_inner().map_err(BuildError::io("finish", &out))?;
     Ok(())
+}
+
+/// Copies a base image's layer into the staging blob store, checking its digest.
+pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, staging: &Staging) -> Result<LayerBlob, BuildError> {
+    let layout = root.join(&p.layout);
+    let src = crate::inspect::blob_path(&layout, &p.digest)?;
+    let blob = staging.write_blob(|w| {
+        let mut f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
+        io::copy(&mut f, w).map_err(BuildError::io("copy", &src))?;
+        Ok(())
+    })?;
+    if blob.digest != p.digest {
+        return Err(BuildError::Integrity {
+            what: src.display().to_string(),
+            expected: p.digest.clone(),
+            actual: blob.digest,
+        });
+    }
+    Ok(LayerBlob { blob, diff_id: p.diff_id.clone(), media_type: p.media_type.clone(), tar_size: 0 })
 }
 
 /// Builds one layer into the staging blob store.
@@ -163,5 +188,5 @@ pub fn build_layer(
         Ok(())
     })?;
     let (diff_id, tar_size) = diff.unwrap_or_default();
-    Ok(LayerBlob { blob, diff_id, media_type: media_type(compression), tar_size })
+    Ok(LayerBlob { blob, diff_id, media_type: media_type(compression).to_string(), tar_size })
 }

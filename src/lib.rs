@@ -4,8 +4,10 @@
 //! printable) → layers and images (deterministic tar, compression, canonical JSON) → an OCI
 //! image layout on disk. `inspect` reads what was written.
 
+pub mod base;
 pub mod build;
 pub mod canonical;
+pub mod debian;
 pub mod diag;
 pub mod digest;
 pub mod doctor;

@@ -54,6 +54,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Resolve the Debian packages of the recipe's distroless bases and pin them in kiln.lock.
+    Lock {
+        /// The recipe file.
+        #[arg(short = 'f', long = "file", default_value = "kiln.kdl")]
+        file: PathBuf,
+    },
     /// Fetch the dependencies of every Rust build (the one step that uses the network).
     Fetch {
         #[command(flatten)]
@@ -136,8 +142,59 @@ fn main() -> ExitCode {
     }
 }
 
+/// The lock and unpacked packages distroless bases need, or the problems that stop them.
+/// A missing lock is left to planning, which reports it at the `base` that needs it.
+fn debian_inputs(
+    recipe: &kiln::recipe::Recipe,
+    select: &Select,
+    platforms: &[Platform],
+    progress: &dyn kiln::progress::Progress,
+) -> Result<Result<Option<kiln::base::DebianInputs>, Vec<kiln::diag::Problem>>, Failure> {
+    let needs = kiln::base::needs(recipe, platforms, &select.images);
+    if needs.is_empty() {
+        return Ok(Ok(None));
+    }
+    let lock_path = recipe_root(&select.file).join("kiln.lock");
+    let lock = match kiln::debian::lock::Lock::read(&lock_path) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Ok(Ok(None)),
+        Err(source) => return Err(kiln::error::BuildError::Io { action: "read", path: lock_path, source }.into()),
+    };
+    let mut problems = Vec::new();
+    let stale = |span, msg: String| {
+        kiln::diag::Problem::new("kiln::plan::stale_lock", span, msg)
+            .label("needs packages kiln.lock does not pin")
+            .help("run `kiln lock` again to pin what the recipe asks for")
+    };
+    if lock.mirror != recipe.debian_mirror().trim_end_matches('/') || lock.suite != recipe.debian_suite() {
+        problems.push(stale(
+            needs[0].1,
+            format!(
+                "kiln.lock pins {} {}, the recipe asks for {} {}",
+                lock.mirror,
+                lock.suite,
+                recipe.debian_mirror(),
+                recipe.debian_suite()
+            ),
+        ));
+    }
+    let mut packages = Vec::new();
+    for ((name, arch), span) in &needs {
+        match lock.find(name, arch) {
+            Some(p) => packages.push(p),
+            None if problems.is_empty() => problems.push(stale(*span, format!("kiln.lock pins no {name} for {arch}"))),
+            None => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    let contents = kiln::debian::store::ensure(&cache_dir(&select.file), &packages, progress)?;
+    Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
+}
+
 /// Reads, parses and resolves the recipe into a plan.
-fn load_plan(select: &Select) -> Result<Plan, Failure> {
+fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result<Plan, Failure> {
     let text = std::fs::read_to_string(&select.file)
         .map_err(|source| CliError::Unreadable { path: select.file.clone(), source })?;
     let name = select.file.display().to_string();
@@ -163,7 +220,15 @@ fn load_plan(select: &Select) -> Result<Plan, Failure> {
         },
         _ => None,
     };
+    let debian = match debian_inputs(&recipe, select, &platforms, progress)? {
+        Ok(d) => d,
+        Err(more) => {
+            problems.extend(more);
+            None
+        }
+    };
     let opts = PlanOptions {
+        debian,
         root: recipe_root(&select.file),
         source_date_epoch,
         platforms,
@@ -199,7 +264,8 @@ fn recipe_root(file: &Path) -> PathBuf {
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
         Command::Plan { select, json } => {
-            let plan = load_plan(&select)?;
+            let progress = kiln::progress::for_terminal(cli.quiet);
+            let plan = load_plan(&select, progress.as_ref())?;
             if json {
                 print!("{}", plan.to_json());
             } else {
@@ -207,8 +273,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Build { select, out, json } => {
-            let plan = load_plan(&select)?;
             let progress = kiln::progress::for_terminal(cli.quiet || json);
+            let plan = load_plan(&select, progress.as_ref())?;
             let (root, cache) = (recipe_root(&select.file), cache_dir(&select.file));
             let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache };
             let summary = kiln::build::build(&plan, &opts, progress.as_ref())?;
@@ -235,14 +301,52 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Fetch { select } => {
-            let plan = load_plan(&select)?;
             let progress = kiln::progress::for_terminal(cli.quiet);
+            let plan = load_plan(&select, progress.as_ref())?;
             let mut seen = std::collections::BTreeSet::new();
             for b in &plan.rust {
                 if seen.insert(b.exec.manifest.clone()) {
                     progress.note(&format!("fetching dependencies of {}", b.package));
                     kiln::toolchain::rust::fetch(b)?;
                 }
+            }
+        }
+        Command::Lock { file } => {
+            let text =
+                std::fs::read_to_string(&file).map_err(|source| CliError::Unreadable { path: file.clone(), source })?;
+            let name = file.display().to_string();
+            let recipe = kiln::recipe::parse(&name, &text)?;
+            let needs = kiln::base::needs(&recipe, &[], &[]);
+            if needs.is_empty() {
+                if !cli.quiet {
+                    println!("no image of {name} has a distroless base: nothing to lock");
+                }
+                return Ok(ExitCode::SUCCESS);
+            }
+            let progress = kiln::progress::for_terminal(cli.quiet);
+            let wanted = needs.into_iter().map(|(w, _)| w).collect();
+            let lock = kiln::debian::index::resolve(
+                recipe.debian_mirror(),
+                recipe.debian_suite(),
+                &wanted,
+                progress.as_ref(),
+            )?;
+            let path = recipe_root(&file).join("kiln.lock");
+            lock.write(&path).map_err(|source| kiln::error::BuildError::Io {
+                action: "write",
+                path: path.clone(),
+                source,
+            })?;
+            if !cli.quiet {
+                println!(
+                    "wrote {}: {} packages from {} {} (Debian {}, Release signature {})",
+                    path.display(),
+                    lock.packages.len(),
+                    lock.mirror,
+                    lock.suite,
+                    lock.release.version,
+                    lock.release.signature
+                );
             }
         }
         Command::Doctor => {

@@ -8,7 +8,7 @@ mod render;
 mod resolve;
 
 pub use render::render_text;
-pub use resolve::{PlanOptions, resolve};
+pub use resolve::{DEFAULT_PATH, PlanOptions, resolve};
 
 use crate::platform::Platform;
 use crate::recipe::Compression;
@@ -33,9 +33,32 @@ pub struct Plan {
     pub epoch: u64,
     pub epoch_source: EpochSource,
     pub compression: Compression,
+    /// Where distroless bases' packages come from, when a recipe uses one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub debian: Option<DebianPlan>,
     /// Binaries kiln compiles, each once, referenced by entries' `build`.
     pub rust: Vec<RustBuild>,
     pub images: Vec<ImagePlan>,
+}
+
+/// The Debian release distroless bases are built from, as `kiln.lock` pins it.
+#[derive(Debug, Clone, Serialize)]
+pub struct DebianPlan {
+    pub mirror: String,
+    pub suite: String,
+    pub release: crate::debian::lock::ReleaseInfo,
+}
+
+/// A layer taken as it is from a base image in an OCI layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct Prebuilt {
+    /// The layout, relative to the recipe's directory.
+    pub layout: String,
+    pub digest: String,
+    pub size: u64,
+    pub media_type: String,
+    pub diff_id: String,
+    pub created_by: String,
 }
 
 /// One hermetic cargo build of one binary for one target. Its `id` hashes every input
@@ -130,9 +153,12 @@ pub struct LayerPlan {
     /// Written to the image history.
     pub created_by: String,
     pub entries: Vec<Entry>,
+    /// Set for a base image's layer, copied as it is instead of built.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prebuilt: Option<Prebuilt>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum EntryKind {
     Dir,
@@ -141,7 +167,7 @@ pub enum EntryKind {
 }
 
 /// One tar entry. `path` is absolute in the image; directories end in `/`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Entry {
     pub path: String,
     pub kind: EntryKind,
@@ -164,6 +190,10 @@ pub struct Entry {
     /// The id of the [`RustBuild`] whose binary this file is.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub build: Option<String>,
+    /// Where a base file came from (`deb tzdata 2025b-0+deb12u1 all`, `generated`); its
+    /// content is in kiln's file store under its sha256.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
 }
 
 /// An epoch as the RFC 3339 time written to configs, history and annotations.

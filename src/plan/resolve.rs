@@ -25,6 +25,8 @@ pub struct PlanOptions {
     pub images: Vec<String>,
     /// kiln's cache directory, left out of source hashes.
     pub cache_dir: Option<PathBuf>,
+    /// The lock and unpacked packages, when an image has a distroless base.
+    pub debian: Option<crate::base::DebianInputs>,
 }
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -48,6 +50,7 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         sources: BTreeMap::new(),
         rust: Vec::new(),
         epoch,
+        debian: opts.debian.as_ref(),
     };
     let mut images = Vec::new();
     for spec in &recipe.images {
@@ -65,7 +68,14 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         images.push(r.image(spec, &platforms, epoch, compression));
     }
     if r.problems.is_empty() {
-        Ok(Plan { plan_format: PLAN_FORMAT, epoch, epoch_source, compression, rust: r.rust, images })
+        let debian =
+            opts.debian.as_ref().filter(|_| recipe.images.iter().any(|i| matches!(i.base.value, Base::Distroless(_))));
+        let debian = debian.map(|d| DebianPlan {
+            mirror: d.lock.mirror.clone(),
+            suite: d.lock.suite.clone(),
+            release: d.lock.release.clone(),
+        });
+        Ok(Plan { plan_format: PLAN_FORMAT, epoch, epoch_source, compression, debian, rust: r.rust, images })
     } else {
         Err(r.problems)
     }
@@ -88,6 +98,7 @@ struct Resolver<'a> {
     root: &'a Path,
     cache_dir: Option<PathBuf>,
     epoch: u64,
+    debian: Option<&'a crate::base::DebianInputs>,
     problems: Vec<Problem>,
     /// The Rust toolchain, probed when the first `rust` node needs it.
     probe: Option<Result<rust::Probe, rust::Missing>>,
@@ -148,6 +159,7 @@ impl Resolver<'_> {
                 content: None,
                 target: None,
                 build: None,
+                from: None,
             }),
             Err(e) => {
                 let msg = format!("cannot read `{rel}`: {e}");
@@ -174,6 +186,7 @@ impl Resolver<'_> {
             content: None,
             target: None,
             build: None,
+            from: None,
         }
     }
 
@@ -205,6 +218,7 @@ impl Resolver<'_> {
                     content: Some(content.clone()),
                     target: None,
                     build: None,
+                    from: None,
                 }]))
             }
             Content::Copy { src, dest, perms, .. } => {
@@ -296,6 +310,7 @@ impl Resolver<'_> {
                             content: None,
                             target: Some(target),
                             build: None,
+                            from: None,
                         });
                     } else if ft.is_file() {
                         let meta = match item.metadata() {
@@ -336,8 +351,13 @@ impl Resolver<'_> {
     }
 
     fn image(&mut self, spec: &ImageSpec, platforms: &[Platform], epoch: u64, compression: Compression) -> ImagePlan {
-        let base = match spec.base.value {
-            Base::Scratch => "scratch",
+        let base = match &spec.base.value {
+            Base::Scratch => "scratch".to_string(),
+            Base::Distroless(f) => f.name().to_string(),
+            Base::OciLayout { path, tag } => {
+                format!("oci-layout:{path}{}", tag.as_ref().map(|t| format!(":{t}")).unwrap_or_default())
+            }
+            Base::Registry(r) => r.clone(),
         };
         let mut annotations = spec.annotations.clone();
         annotations.insert("org.opencontainers.image.created".into(), rfc3339(epoch));
@@ -365,7 +385,8 @@ impl Resolver<'_> {
                 }
             }
             self.check_conflicts(spec, &placed);
-            let mut layers = Vec::new();
+            let mut config = config.clone();
+            let mut layers = self.base_layers(spec, platform, &mut config, compression, epoch);
             let shared_entries: Vec<Entry> = placed
                 .iter()
                 .filter(|(i, _)| !is_per_platform(&spec.contents[*i]))
@@ -390,9 +411,9 @@ impl Resolver<'_> {
                     layers.push(layer(name, created_by.clone(), p.entries.clone(), compression, epoch));
                 }
             }
-            out.push(PlatformPlan { platform, config: config.clone(), layers });
+            out.push(PlatformPlan { platform, config, layers });
         }
-        ImagePlan { name: spec.name.value.clone(), base: base.into(), annotations, platforms: out }
+        ImagePlan { name: spec.name.value.clone(), base, annotations, platforms: out }
     }
 
     /// Two nodes may share directories but never a file path.
@@ -454,6 +475,81 @@ impl Resolver<'_> {
 }
 
 impl Resolver<'_> {
+    /// The base's layers for one platform (and what its configuration brings).
+    fn base_layers(
+        &mut self,
+        spec: &ImageSpec,
+        platform: Platform,
+        config: &mut ConfigPlan,
+        compression: Compression,
+        epoch: u64,
+    ) -> Vec<LayerPlan> {
+        let span = spec.base.span;
+        match &spec.base.value {
+            Base::Scratch => Vec::new(),
+            Base::Distroless(flavour) => {
+                let Some(inputs) = self.debian else {
+                    let p = Problem::new(
+                        "kiln::plan::missing_lock",
+                        span,
+                        format!("{} needs pinned Debian packages, and there is no kiln.lock", flavour.name()),
+                    )
+                    .label("needs kiln.lock")
+                    .help("run `kiln lock` beside the recipe (it resolves and pins the packages), then build again");
+                    self.once("missing_lock".into(), span, p);
+                    return Vec::new();
+                };
+                match crate::base::distroless_layers(*flavour, platform, inputs) {
+                    Ok(base) => {
+                        crate::base::distroless_config(config, spec.user.is_some());
+                        base.into_iter().map(|b| layer(&b.name, b.created_by, b.entries, compression, epoch)).collect()
+                    }
+                    Err(e) => {
+                        let p = Problem::new(
+                            "kiln::plan::stale_lock",
+                            span,
+                            format!("kiln.lock does not cover {} for {platform}: {e}", flavour.name()),
+                        )
+                        .label("not in kiln.lock")
+                        .help("run `kiln lock` again: the recipe asks for packages the lock does not pin");
+                        self.once(format!("stale:{e}"), span, p);
+                        Vec::new()
+                    }
+                }
+            }
+            Base::OciLayout { path, tag } => {
+                match crate::base::from_layout(&self.root.join(path), path, tag.as_deref(), platform) {
+                    Ok(base) => {
+                        crate::base::inherit(config, &base.config, &spec.env, spec.entrypoint.is_some());
+                        base.layers
+                            .into_iter()
+                            .map(|p| LayerPlan {
+                                id: crate::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
+                                name: format!("base layer {}", &p.digest[7..19]),
+                                created_by: p.created_by.clone(),
+                                entries: Vec::new(),
+                                prebuilt: Some(p),
+                            })
+                            .collect()
+                    }
+                    Err(e) => {
+                        let p = Problem::new("kiln::plan::base_layout", span, format!("cannot use the base: {e}"))
+                            .label("this base");
+                        self.once(format!("layout:{e}"), span, p);
+                        Vec::new()
+                    }
+                }
+            }
+            Base::Registry(r) => {
+                let p = Problem::new("kiln::plan::registry_base", span, format!("bases from a registry (`{r}`) are not supported yet"))
+                    .label("a registry base")
+                    .help("copy it into an OCI layout (`skopeo copy docker://REF oci:base:TAG`) and write base \"oci-layout:base:TAG\"");
+                self.once("registry".into(), span, p);
+                Vec::new()
+            }
+        }
+    }
+
     fn probe(&mut self) -> Result<rust::Probe, rust::Missing> {
         let root = self.root;
         self.probe.get_or_insert_with(|| rust::Probe::detect(root)).clone()
@@ -619,6 +715,7 @@ impl Resolver<'_> {
             content: None,
             target: None,
             build: Some(build.id.clone()),
+            from: None,
         };
         let layer = (
             format!("rust {}/{bin}", spec.package.value),
@@ -678,7 +775,7 @@ fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: C
     entries.dedup_by(|a, b| a.path == b.path);
     // The id covers exactly what reaches the blob (compression, mtimes, entries), not where a
     // file was read from.
-    let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, ..e }).collect();
+    let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, from: None, ..e }).collect();
     let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&compression, epoch, &identity)));
-    LayerPlan { id, name: name.into(), created_by, entries }
+    LayerPlan { id, name: name.into(), created_by, entries, prebuilt: None }
 }

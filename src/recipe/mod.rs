@@ -51,6 +51,9 @@ impl Compression {
 
 #[derive(Debug, Clone, Default)]
 pub struct Defaults {
+    /// `debian mirror="…" suite="…"`: where distroless bases' packages come from.
+    pub debian_mirror: Option<Spanned<String>>,
+    pub debian_suite: Option<Spanned<String>>,
     pub platforms: Option<Vec<Spanned<Platform>>>,
     pub compression: Option<Spanned<Compression>>,
     pub epoch: Option<Spanned<u64>>,
@@ -60,6 +63,15 @@ pub struct Defaults {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Base {
     Scratch,
+    /// Built by kiln from pinned Debian packages.
+    Distroless(crate::debian::Flavour),
+    /// An image in an OCI layout on disk (path relative to the recipe), by tag or the only one.
+    OciLayout {
+        path: String,
+        tag: Option<String>,
+    },
+    /// An image in a registry, by digest (`host/repo@sha256:…`).
+    Registry(String),
 }
 
 /// Ownership and permissions given in the recipe (`mode=`, `uid=`, `gid=`).
@@ -126,6 +138,15 @@ pub struct ImageSpec {
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
     pub span: SourceSpan,
+}
+
+impl Recipe {
+    pub fn debian_mirror(&self) -> &str {
+        self.defaults.debian_mirror.as_ref().map(|m| m.value.as_str()).unwrap_or(crate::debian::DEFAULT_MIRROR)
+    }
+    pub fn debian_suite(&self) -> &str {
+        self.defaults.debian_suite.as_ref().map(|m| m.value.as_str()).unwrap_or(crate::debian::DEFAULT_SUITE)
+    }
 }
 
 /// A whole recipe.

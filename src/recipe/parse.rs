@@ -1,6 +1,7 @@
 //! KDL text to [`Recipe`], collecting every problem instead of stopping at the first.
 
 use super::{Base, Compression, Content, Defaults, ImageSpec, Perms, Recipe, RustSpec, Spanned};
+use crate::debian::Flavour;
 use crate::diag::{Problem, RecipeErrors};
 use crate::platform::Platform;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
@@ -8,7 +9,9 @@ use miette::{Diagnostic, SourceSpan};
 use std::collections::BTreeMap;
 
 const TOP_NODES: &str = "kiln, defaults, image";
-const DEFAULTS_NODES: &str = "platforms, compression, epoch";
+const DEFAULTS_NODES: &str = "platforms, compression, epoch, debian";
+const BASES: &str =
+    "\"scratch\", \"distroless/static\", \"distroless/base\", \"distroless/cc\", \"oci-layout:PATH[:TAG]\"";
 const IMAGE_NODES: &str =
     "base, platforms, copy, file, rust, entrypoint, cmd, env, user, workdir, expose, label, annotation";
 const RUST_NODES: &str = "bin, features, no-default-features, profile, dest, manifest, target";
@@ -345,7 +348,34 @@ impl Parser {
                         d.epoch = self.uint(a[0], super::MAX_EPOCH, "epoch");
                     }
                 }
-                "platforms" | "compression" | "epoch" => {}
+                "debian" if self.once(&mut seen, child) => {
+                    self.no_children(child);
+                    self.no_props(child, &["mirror", "suite"]);
+                    self.arity(child, 0, "debian mirror=\"http://deb.debian.org/debian\" suite=\"bookworm\"");
+                    for (k, e) in props(child) {
+                        let v = self.string(e);
+                        match k {
+                            "mirror" => {
+                                if let Some(m) = &v
+                                    && !(m.value.starts_with("http://") || m.value.starts_with("https://"))
+                                {
+                                    self.problem(
+                                        Problem::new(
+                                            "kiln::recipe::mirror",
+                                            m.span,
+                                            "the mirror must be an http:// or https:// URL",
+                                        )
+                                        .label("not a URL"),
+                                    );
+                                }
+                                d.debian_mirror = v;
+                            }
+                            "suite" => d.debian_suite = v,
+                            _ => {}
+                        }
+                    }
+                }
+                "platforms" | "compression" | "epoch" | "debian" => {}
                 _ => self.unknown(child, "`defaults`", DEFAULTS_NODES),
             }
         }
@@ -546,16 +576,69 @@ impl Parser {
             match n {
                 "base" => {
                     self.no_children(child);
-                    self.no_props(child, &[]);
+                    self.no_props(child, &["libstdcxx"]);
+                    let libstdcxx = props(child).into_iter().find(|(k, _)| *k == "libstdcxx").map(|(_, e)| e);
+                    let libstdcxx = match libstdcxx {
+                        Some(e) => match e.value() {
+                            KdlValue::Bool(b) => Some((*b, e.span())),
+                            _ => {
+                                self.wrong_type(e, "#true or #false");
+                                None
+                            }
+                        },
+                        None => None,
+                    };
                     if let Some(s) = self.arity(child, 1, "base \"scratch\"").and_then(|a| self.string(a[0])) {
-                        match s.value.as_str() {
-                            "scratch" => base = Some(Spanned::new(Base::Scratch, s.span)),
-                            other => self.problem(
-                                Problem::new("kiln::recipe::base", s.span, format!("unsupported base `{other}`"))
-                                    .label("not a base this kiln can build")
-                                    .help("supported bases: \"scratch\""),
-                            ),
+                        let parsed = match s.value.as_str() {
+                            "scratch" => Some(Base::Scratch),
+                            "distroless/static" => Some(Base::Distroless(Flavour::Static)),
+                            "distroless/base" => Some(Base::Distroless(Flavour::Base)),
+                            "distroless/cc" => {
+                                Some(Base::Distroless(Flavour::Cc { libstdcxx: libstdcxx.is_some_and(|(b, _)| b) }))
+                            }
+                            v if v.starts_with("oci-layout:") => {
+                                let rest = &v["oci-layout:".len()..];
+                                let (path, tag) = match rest.rsplit_once(':') {
+                                    Some((p, t)) if !t.contains('/') && !p.is_empty() => {
+                                        (p.to_string(), Some(t.to_string()))
+                                    }
+                                    _ => (rest.to_string(), None),
+                                };
+                                if path.is_empty() {
+                                    self.problem(
+                                        Problem::new("kiln::recipe::base", s.span, "`oci-layout:` needs a path")
+                                            .label("no path")
+                                            .help("write base \"oci-layout:path/to/layout[:tag]\""),
+                                    );
+                                    None
+                                } else {
+                                    Some(Base::OciLayout { path, tag })
+                                }
+                            }
+                            v if v.contains("@sha256:") => Some(Base::Registry(v.to_string())),
+                            other => {
+                                self.problem(
+                                    Problem::new("kiln::recipe::base", s.span, format!("unsupported base `{other}`"))
+                                        .label("not a base kiln can use")
+                                        .help(format!("bases: {BASES}, or \"host/repo@sha256:…\"")),
+                                );
+                                None
+                            }
+                        };
+                        if let (Some((_, span)), Some(b)) = (libstdcxx, &parsed)
+                            && !matches!(b, Base::Distroless(Flavour::Cc { .. }))
+                        {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::property",
+                                    span,
+                                    "`libstdcxx` only applies to \"distroless/cc\"",
+                                )
+                                .label("not for this base"),
+                            );
                         }
+                        // An invalid base is reported above; Scratch stands in so no second error follows.
+                        base = Some(Spanned::new(parsed.unwrap_or(Base::Scratch), s.span));
                     } else {
                         base = Some(Spanned::new(Base::Scratch, child.span()));
                     }

@@ -1,0 +1,295 @@
+//! Bases: what an image's first layers are.
+//!
+//! `distroless/*` bases are assembled from the pinned Debian packages' files plus a few
+//! generated ones (passwd, group, nsswitch.conf, os-release, the CA bundle), split so that
+//! everything the same on every architecture lands in layers shared byte-for-byte by every
+//! platform. `oci-layout:` bases reuse another image's layers as they are.
+
+use crate::debian::{self, Flavour, lock::Lock};
+use crate::plan::{ConfigPlan, Entry, EntryKind, Prebuilt};
+use crate::platform::Platform;
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The Debian side of planning: the lock and each pinned package's files.
+#[derive(Debug, Clone)]
+pub struct DebianInputs {
+    pub lock: Lock,
+    /// Entries by (package, Debian architecture).
+    pub contents: BTreeMap<(String, String), Vec<Entry>>,
+}
+
+/// A layer of a base, before ids are computed.
+pub struct BaseLayer {
+    pub name: String,
+    pub created_by: String,
+    pub entries: Vec<Entry>,
+}
+
+fn generated(path: &str, mode: u32, uid: u32, content: Option<&str>) -> Entry {
+    let kind = if content.is_some() { EntryKind::File } else { EntryKind::Dir };
+    Entry {
+        path: path.into(),
+        kind,
+        mode,
+        uid,
+        gid: uid,
+        size: content.map(|c| c.len() as u64),
+        sha256: content.map(|c| crate::digest::sha256_hex(c.as_bytes())),
+        source: None,
+        content: content.map(str::to_string),
+        target: None,
+        build: None,
+        from: Some("generated".into()),
+    }
+}
+
+const PASSWD: &str = "root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
+const GROUP: &str = "root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n";
+const NSSWITCH: &str = "passwd:         files\ngroup:          files\nshadow:         files\nhosts:          files dns\nnetworks:       files\nprotocols:      files\nservices:       files\nethers:         files\nrpc:            files\n";
+
+/// The files kiln writes itself: users, groups, name service, os-release, /tmp and homes.
+fn system_files(lock: &Lock) -> Vec<Entry> {
+    let version_id = lock.release.version.split('.').next().unwrap_or_default().to_string();
+    let os_release = format!(
+        "PRETTY_NAME=\"Distroless (kiln) Debian GNU/Linux {version_id} ({codename})\"\nNAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"{version_id}\"\nVERSION=\"{version} ({codename})\"\nVERSION_CODENAME={codename}\nHOME_URL=\"https://www.debian.org/\"\n",
+        codename = lock.release.codename,
+        version = lock.release.version,
+    );
+    vec![
+        generated("/etc/", 0o755, 0, None),
+        generated("/etc/group", 0o644, 0, Some(GROUP)),
+        generated("/etc/nsswitch.conf", 0o644, 0, Some(NSSWITCH)),
+        generated("/etc/os-release", 0o644, 0, Some(&os_release)),
+        generated("/etc/passwd", 0o644, 0, Some(PASSWD)),
+        generated("/home/", 0o755, 0, None),
+        generated("/home/nonroot/", 0o700, 65532, None),
+        generated("/root/", 0o700, 0, None),
+        generated("/tmp/", 0o1777, 0, None),
+    ]
+}
+
+/// The packages (name, Debian architecture) a base needs on a platform.
+pub fn wanted(flavour: Flavour, p: Platform) -> Vec<(String, String)> {
+    flavour.packages().into_iter().map(|n| (n.to_string(), debian::debian_arch(p).to_string())).collect()
+}
+
+/// The layers of a distroless base for one platform, least volatile first: system files
+/// (with netbase and media types), time zones, CA certificates, then each library.
+pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -> Result<Vec<BaseLayer>, String> {
+    let arch = debian::debian_arch(p);
+    let pkg = |name: &str| -> Result<(Vec<Entry>, String), String> {
+        let locked = inputs.lock.find(name, arch).ok_or_else(|| format!("kiln.lock pins no {name} for {arch}"))?;
+        let entries = inputs
+            .contents
+            .get(&(name.to_string(), arch.to_string()))
+            .cloned()
+            .ok_or_else(|| format!("{name} for {arch} was not fetched"))?;
+        Ok((entries, format!("{} {}", locked.name, locked.version)))
+    };
+    let mut system = system_files(&inputs.lock);
+    let mut versions = Vec::new();
+    for name in ["netbase", "media-types"] {
+        let (entries, v) = pkg(name)?;
+        system.extend(entries);
+        versions.push(v);
+    }
+    let mut layers = vec![BaseLayer {
+        name: format!("{}: system files", flavour.name()),
+        created_by: format!("kiln: {} system files, {}", flavour.name(), versions.join(", ")),
+        entries: system,
+    }];
+    for name in ["tzdata", "ca-certificates"] {
+        let (entries, v) = pkg(name)?;
+        layers.push(BaseLayer {
+            name: format!("{}: {name}", flavour.name()),
+            created_by: format!("kiln: {} {v}", flavour.name()),
+            entries,
+        });
+    }
+    for name in flavour.arch_packages() {
+        let (entries, v) = pkg(name)?;
+        layers.push(BaseLayer {
+            name: format!("{}: {name}", flavour.name()),
+            created_by: format!("kiln: {} {v}", flavour.name()),
+            entries,
+        });
+    }
+    Ok(layers)
+}
+
+/// Runtime configuration a distroless base brings: the CA bundle's location and user nonroot.
+pub fn distroless_config(config: &mut ConfigPlan, recipe_sets_user: bool) {
+    if !config.env.iter().any(|e| e.starts_with("SSL_CERT_FILE=")) {
+        config.env.push("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".into());
+    }
+    if !recipe_sets_user {
+        config.user = Some("65532".into());
+    }
+}
+
+/// One platform's image from an OCI layout base.
+pub struct LayoutBase {
+    pub layers: Vec<Prebuilt>,
+    pub config: ImageConfiguration,
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(layout: &Path, digest: &str) -> Result<T, String> {
+    let path = crate::inspect::blob_path(layout, digest).map_err(|e| e.to_string())?;
+    let bytes = std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if crate::digest::sha256_digest(&bytes) != digest {
+        return Err(format!("blob {digest} does not match its digest"));
+    }
+    serde_json::from_slice(&bytes).map_err(|e| format!("blob {digest}: {e}"))
+}
+
+fn platform_matches(desc: &oci_spec::image::Descriptor, p: Platform) -> bool {
+    desc.platform().as_ref().is_some_and(|pl| {
+        let variant_ok = match p {
+            // arm images sometimes omit the variant; anything but v7 is another platform.
+            Platform::LinuxArmV7 => matches!(pl.variant().as_deref(), None | Some("v7")),
+            _ => true,
+        };
+        pl.os().to_string() == p.os() && pl.architecture().to_string() == p.arch() && variant_ok
+    })
+}
+
+/// Finds `platform`'s image in an OCI layout (by `org.opencontainers.image.ref.name` tag, or
+/// the only image) and reads its layers and config.
+pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> Result<LayoutBase, String> {
+    let index: ImageIndex = serde_json::from_slice(
+        &std::fs::read(layout.join("index.json"))
+            .map_err(|e| format!("cannot read {}/index.json: {e}", layout.display()))?,
+    )
+    .map_err(|e| format!("{}/index.json: {e}", layout.display()))?;
+    let named = |d: &&oci_spec::image::Descriptor| match tag {
+        Some(t) => {
+            d.annotations().as_ref().and_then(|a| a.get(crate::image::ANNOTATION_REF_NAME)).is_some_and(|n| n == t)
+        }
+        None => true,
+    };
+    let candidates: Vec<&oci_spec::image::Descriptor> = index.manifests().iter().filter(named).collect();
+    let top = match (candidates.len(), tag) {
+        (0, Some(t)) => return Err(format!("no image tagged `{t}` in {}", layout.display())),
+        (0, None) => return Err(format!("{} holds no image", layout.display())),
+        (1, _) => candidates[0],
+        (_, _) if candidates.iter().all(|d| *d.media_type() == MediaType::ImageManifest) => candidates
+            .iter()
+            .copied()
+            .find(|d| platform_matches(d, p))
+            .ok_or_else(|| format!("no {p} image in {}", layout.display()))?,
+        _ => return Err(format!("{} holds several images; name one with oci-layout:{rel}:TAG", layout.display())),
+    };
+    let manifest_desc = match top.media_type() {
+        MediaType::ImageIndex => {
+            let idx: ImageIndex = read_json(layout, &top.digest().to_string())?;
+            idx.manifests()
+                .iter()
+                .find(|d| platform_matches(d, p))
+                .cloned()
+                .ok_or_else(|| format!("the base in {} has no {p} image", layout.display()))?
+        }
+        MediaType::ImageManifest => top.clone(),
+        other => return Err(format!("unsupported media type {other}")),
+    };
+    let manifest: ImageManifest = read_json(layout, &manifest_desc.digest().to_string())?;
+    let config: ImageConfiguration = read_json(layout, &manifest.config().digest().to_string())?;
+    if config.architecture().to_string() != p.arch() {
+        return Err(format!("the base image for {p} is built for {}", config.architecture()));
+    }
+    let diff_ids = config.rootfs().diff_ids();
+    if diff_ids.len() != manifest.layers().len() {
+        return Err("the base's config and manifest disagree on the number of layers".into());
+    }
+    let mut history =
+        config.history().clone().unwrap_or_default().into_iter().filter(|h| !h.empty_layer().unwrap_or(false));
+    let layers = manifest
+        .layers()
+        .iter()
+        .zip(diff_ids)
+        .map(|(l, diff)| Prebuilt {
+            layout: rel.to_string(),
+            digest: l.digest().to_string(),
+            size: l.size(),
+            media_type: l.media_type().to_string(),
+            diff_id: diff.clone(),
+            created_by: history
+                .next()
+                .and_then(|h| h.created_by().clone())
+                .unwrap_or_else(|| format!("base layer from {rel}")),
+        })
+        .collect();
+    Ok(LayoutBase { layers, config })
+}
+
+/// Starts an image's config from its base's: recipe values override, env merges by name.
+pub fn inherit(
+    config: &mut ConfigPlan,
+    base: &ImageConfiguration,
+    recipe_env: &[(String, String)],
+    has_entrypoint: bool,
+) {
+    let Some(b) = base.config() else { return };
+    let mut env: Vec<String> = b.env().clone().unwrap_or_default();
+    for (k, v) in recipe_env {
+        env.retain(|e| e.split_once('=').map(|(n, _)| n) != Some(k.as_str()));
+        env.push(format!("{k}={v}"));
+    }
+    if env.iter().any(|e| e.starts_with("PATH=")) {
+        config.env = env;
+    } else {
+        let mut with_path = vec![crate::plan::DEFAULT_PATH.to_string()];
+        with_path.extend(env);
+        config.env = with_path;
+    }
+    if config.entrypoint.is_none() && !has_entrypoint {
+        config.entrypoint = b.entrypoint().clone();
+        if config.cmd.is_none() {
+            config.cmd = b.cmd().clone();
+        }
+    }
+    if config.user.is_none() {
+        config.user = b.user().clone();
+    }
+    if config.workdir.is_none() {
+        config.workdir = b.working_dir().clone();
+    }
+    let mut ports: Vec<String> = b.exposed_ports().clone().unwrap_or_default();
+    ports.extend(config.exposed_ports.iter().cloned());
+    ports.sort();
+    ports.dedup();
+    config.exposed_ports = ports;
+    let mut labels: BTreeMap<String, String> = b.labels().clone().unwrap_or_default().into_iter().collect();
+    labels.extend(config.labels.clone());
+    config.labels = labels;
+}
+
+/// The Debian packages (name, Debian architecture) the recipe's distroless images need, each
+/// with the span of the `base` that asks for it. Empty filters mean every image and platform.
+pub fn needs(
+    recipe: &crate::recipe::Recipe,
+    platforms: &[Platform],
+    images: &[String],
+) -> Vec<((String, String), miette::SourceSpan)> {
+    let mut out: Vec<((String, String), miette::SourceSpan)> = Vec::new();
+    for spec in &recipe.images {
+        if !images.is_empty() && !images.contains(&spec.name.value) {
+            continue;
+        }
+        let crate::recipe::Base::Distroless(flavour) = spec.base.value else { continue };
+        let wanted_platforms = spec.platforms.as_ref().or(recipe.defaults.platforms.as_ref());
+        let list: Vec<Platform> = match wanted_platforms {
+            Some(l) => l.iter().map(|p| p.value).collect(),
+            None => Platform::ALL.to_vec(),
+        };
+        for p in list.into_iter().filter(|p| platforms.is_empty() || platforms.contains(p)) {
+            for w in wanted(flavour, p) {
+                if !out.iter().any(|(o, _)| *o == w) {
+                    out.push((w, spec.base.span));
+                }
+            }
+        }
+    }
+    out
+}

@@ -1,0 +1,181 @@
+//! The Debian side of kiln's cache: `.deb`s by sha256 (verified on every use, fetched again
+//! when damaged), their unpacked entries, and the file store holding their contents.
+
+use super::deb;
+use super::lock::LockedPackage;
+use crate::error::BuildError;
+use crate::plan::{Entry, EntryKind};
+use crate::progress::Progress;
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Where file contents live, by sha256.
+pub fn file_store(cache: &Path) -> PathBuf {
+    cache.join("files")
+}
+
+fn deb_path(cache: &Path, p: &LockedPackage) -> PathBuf {
+    cache.join("debs").join(format!("{}.deb", p.sha256))
+}
+
+/// Downloads a pinned `.deb` into the cache, checking size and sha256 before keeping it.
+fn download(cache: &Path, p: &LockedPackage) -> Result<(), BuildError> {
+    let dir = cache.join("debs");
+    std::fs::create_dir_all(&dir).map_err(BuildError::io("create", &dir))?;
+    let net = |reason: String| BuildError::Network { url: p.url.clone(), reason };
+    let mut resp = ureq::get(&p.url).call().map_err(|e| net(e.to_string()))?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a file in", &dir))?;
+    let mut w = crate::digest::HashingWriter::new(std::io::BufWriter::new(
+        tmp.reopen().map_err(BuildError::io("open", tmp.path()))?,
+    ));
+    std::io::copy(&mut resp.body_mut().as_reader(), &mut w).map_err(|e| net(e.to_string()))?;
+    let (buf, digest, size) = w.finish();
+    buf.into_inner()
+        .map_err(|e| BuildError::Io { action: "write", path: tmp.path().to_path_buf(), source: e.into_error() })?
+        .flush()
+        .ok();
+    let actual = digest.trim_start_matches("sha256:").to_string();
+    if actual != p.sha256 || size != p.size {
+        return Err(BuildError::Integrity {
+            what: format!("download of {}", p.url),
+            expected: p.sha256.clone(),
+            actual,
+        });
+    }
+    let dest = deb_path(cache, p);
+    tmp.persist(&dest).map_err(|e| BuildError::Io { action: "write", path: dest.clone(), source: e.error })?;
+    Ok(())
+}
+
+/// The `.deb`'s bytes, verified; a damaged cached copy is fetched again, never used.
+fn verified_deb(cache: &Path, p: &LockedPackage, progress: &dyn Progress) -> Result<Vec<u8>, BuildError> {
+    let path = deb_path(cache, p);
+    if let Ok(bytes) = std::fs::read(&path) {
+        let actual = crate::digest::sha256_hex(&bytes);
+        if actual == p.sha256 {
+            return Ok(bytes);
+        }
+        progress
+            .note(&format!("cached {} does not match kiln.lock (sha256 {actual}); fetching it again", path.display()));
+        std::fs::remove_file(&path).map_err(BuildError::io("remove", &path))?;
+    }
+    progress.note(&format!("fetching {}", p.url));
+    download(cache, p)?;
+    let bytes = std::fs::read(&path).map_err(BuildError::io("read", &path))?;
+    let actual = crate::digest::sha256_hex(&bytes);
+    if actual != p.sha256 {
+        return Err(BuildError::Integrity { what: path.display().to_string(), expected: p.sha256.clone(), actual });
+    }
+    Ok(bytes)
+}
+
+/// The CA bundle `update-ca-certificates` would write, built deterministically: every
+/// certificate the package ships, sorted by path, each ending in a newline.
+fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), BuildError> {
+    let mut certs: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| {
+            e.kind == EntryKind::File && e.path.starts_with("/usr/share/ca-certificates/") && e.path.ends_with(".crt")
+        })
+        .collect();
+    certs.sort_by(|a, b| a.path.cmp(&b.path));
+    let mut bundle = Vec::new();
+    for c in &certs {
+        let p = store.join(c.sha256.as_deref().unwrap_or_default());
+        let mut bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
+        if !bytes.ends_with(b"\n") {
+            bytes.push(b'\n');
+        }
+        bundle.extend(bytes);
+    }
+    Ok((bundle, certs.len()))
+}
+
+fn dir(path: &str, from: &str) -> Entry {
+    Entry {
+        path: path.into(),
+        kind: EntryKind::Dir,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: None,
+        sha256: None,
+        source: None,
+        content: None,
+        target: None,
+        build: None,
+        from: Some(from.into()),
+    }
+}
+
+/// What of a package goes into a base: ca-certificates contributes its generated bundle and
+/// copyright only; tzdata leaves out the `right/` (leap second) zones and its scripts.
+fn select(p: &LockedPackage, entries: Vec<Entry>, store: &Path) -> Result<Vec<Entry>, BuildError> {
+    Ok(match p.name.as_str() {
+        "ca-certificates" => {
+            let (bundle, _) = ca_bundle(&entries, store)?;
+            let sha = deb::store_bytes(store, &bundle)?;
+            let from = format!("generated from ca-certificates {}", p.version);
+            let mut out = vec![dir("/etc/", &from), dir("/etc/ssl/", &from), dir("/etc/ssl/certs/", &from)];
+            let mut file = dir("/etc/ssl/certs/ca-certificates.crt", &from);
+            file.kind = EntryKind::File;
+            file.mode = 0o644;
+            file.size = Some(bundle.len() as u64);
+            file.sha256 = Some(sha);
+            out.push(file);
+            out.extend(entries.into_iter().filter(|e| e.path.starts_with("/usr/share/doc/")));
+            out
+        }
+        "tzdata" => entries
+            .into_iter()
+            .filter(|e| {
+                !e.path.starts_with("/usr/share/zoneinfo/right/")
+                    && !e.path.starts_with("/usr/sbin/")
+                    && !e.path.starts_with("/etc/")
+            })
+            .collect(),
+        "libc6" => entries.into_iter().filter(|e| !e.path.contains("/gconv/")).collect(),
+        _ => entries,
+    })
+}
+
+/// Number of certificates ca-certificates ships (for checks and the plan).
+pub fn certificate_count(entries: &[Entry]) -> usize {
+    entries.iter().filter(|e| e.path.starts_with("/usr/share/ca-certificates/") && e.path.ends_with(".crt")).count()
+}
+
+/// Makes sure every pinned package is in the cache and unpacked; returns each package's
+/// entries by (name, Debian architecture).
+pub fn ensure(
+    cache: &Path,
+    packages: &[&LockedPackage],
+    progress: &dyn Progress,
+) -> Result<BTreeMap<(String, String), Vec<Entry>>, BuildError> {
+    let store = file_store(cache);
+    let mut out = BTreeMap::new();
+    for p in packages {
+        let bytes = verified_deb(cache, p, progress)?;
+        let manifest = cache.join("debs").join(format!("{}.entries.json", p.sha256));
+        let entries: Vec<Entry> = match std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+            Some(e) => e,
+            None => {
+                let origin = format!("deb {} {} {}", p.name, p.version, p.architecture);
+                let raw = deb::unpack(&bytes, &store, &origin)?;
+                let selected = select(p, raw, &store)?;
+                let tmp = tempfile::NamedTempFile::new_in(cache.join("debs"))
+                    .map_err(BuildError::io("create a file in", cache))?;
+                std::fs::write(tmp.path(), crate::canonical::to_vec(&selected))
+                    .map_err(BuildError::io("write", tmp.path()))?;
+                tmp.persist(&manifest).map_err(|e| BuildError::Io {
+                    action: "write",
+                    path: manifest.clone(),
+                    source: e.error,
+                })?;
+                selected
+            }
+        };
+        out.insert((p.name.clone(), p.debian_arch.clone()), entries);
+    }
+    Ok(out)
+}
