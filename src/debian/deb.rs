@@ -8,12 +8,20 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
+/// Bumped whenever what [`unpack`] keeps changes, so cached unpackings are redone.
+pub const UNPACK_VERSION: u32 = 1;
+
 /// Paths no image needs: documentation (except copyright files), manuals, info pages, bug and
 /// lintian metadata.
 pub fn is_doc(path: &str) -> bool {
     let p = path.trim_start_matches('/');
     if let Some(rest) = p.strip_prefix("usr/share/doc/") {
-        return !(rest.ends_with("/copyright") && rest.matches('/').count() == 1) && !rest.is_empty();
+        let rest = rest.trim_end_matches('/');
+        // The per-package directories stay, holding their copyright files.
+        if rest.is_empty() || !rest.contains('/') {
+            return false;
+        }
+        return !(rest.ends_with("/copyright") && rest.matches('/').count() == 1);
     }
     ["usr/share/man/", "usr/share/info/", "usr/share/lintian/", "usr/share/bug/"]
         .iter()

@@ -156,7 +156,7 @@ pub fn ensure(
     let mut out = BTreeMap::new();
     for p in packages {
         let bytes = verified_deb(cache, p, progress)?;
-        let manifest = cache.join("debs").join(format!("{}.entries.json", p.sha256));
+        let manifest = cache.join("debs").join(format!("{}.entries-v{}.json", p.sha256, deb::UNPACK_VERSION));
         let entries: Vec<Entry> = match std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
             Some(e) => e,
             None => {
