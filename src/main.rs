@@ -273,7 +273,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Build { select, out, json } => {
-            let progress = kiln::progress::for_terminal(cli.quiet || json);
+            // --json owns stdout; progress stays on stderr.
+            let progress = kiln::progress::for_terminal(cli.quiet);
             let plan = load_plan(&select, progress.as_ref())?;
             let (root, cache) = (recipe_root(&select.file), cache_dir(&select.file));
             let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache };
