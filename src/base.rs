@@ -183,7 +183,7 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
     };
     let manifest_desc = match top.media_type() {
         MediaType::ImageIndex => {
-            let idx: ImageIndex = read_json(layout, &top.digest().to_string())?;
+            let idx: ImageIndex = read_json(layout, top.digest().as_ref())?;
             idx.manifests()
                 .iter()
                 .find(|d| platform_matches(d, p))
@@ -193,8 +193,8 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
         MediaType::ImageManifest => top.clone(),
         other => return Err(format!("unsupported media type {other}")),
     };
-    let manifest: ImageManifest = read_json(layout, &manifest_desc.digest().to_string())?;
-    let config: ImageConfiguration = read_json(layout, &manifest.config().digest().to_string())?;
+    let manifest: ImageManifest = read_json(layout, manifest_desc.digest().as_ref())?;
+    let config: ImageConfiguration = read_json(layout, manifest.config().digest().as_ref())?;
     if config.architecture().to_string() != p.arch() {
         return Err(format!("the base image for {p} is built for {}", config.architecture()));
     }

@@ -15,6 +15,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
+/// The manifest annotation recording the layer plan: the layers' keys, in order.
+pub const ANNOTATION_LAYERS: &str = "dev.kiln.layers";
 
 /// What was written for one image.
 #[derive(Debug, Clone)]
@@ -123,7 +125,12 @@ fn write_platform(
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, &config_blob)?)
         .layers(layer_descs)
-        .annotations(hashmap(&image.annotations))
+        .annotations({
+            let mut a = hashmap(&image.annotations);
+            let keys: Vec<&str> = p.layers.iter().map(|l| l.key.as_str()).collect();
+            a.insert(ANNOTATION_LAYERS.to_string(), String::from_utf8_lossy(&canonical::to_vec(&keys)).into_owned());
+            a
+        })
         .build()
         .map_err(spec_err("manifest"))?;
     staging.write_bytes(&canonical::to_vec(&manifest))

@@ -159,6 +159,43 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
     Ok(LayoutReport { images, layers })
 }
 
+/// The layer keys kiln recorded in a layout's manifests, by (image, platform): what
+/// `--previous` keeps the order of.
+pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platform), Vec<String>>, BuildError> {
+    let index_path = dir.join("index.json");
+    let top: ImageIndex =
+        serde_json::from_slice(&std::fs::read(&index_path).map_err(BuildError::io("read", &index_path))?)
+            .map_err(|e| invalid(dir, format!("index.json: {e}")))?;
+    let mut out = BTreeMap::new();
+    for desc in top.manifests() {
+        let Some(name) = desc.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned() else {
+            continue;
+        };
+        let manifests = match desc.media_type() {
+            MediaType::ImageIndex => {
+                let idx: ImageIndex =
+                    serde_json::from_slice(&read_blob(dir, desc)?).map_err(|e| invalid(dir, e.to_string()))?;
+                idx.manifests().clone()
+            }
+            _ => vec![desc.clone()],
+        };
+        for m in manifests {
+            let Some(platform) = crate::platform::Platform::parse(&platform_name(&m)) else { continue };
+            let manifest: ImageManifest =
+                serde_json::from_slice(&read_blob(dir, &m)?).map_err(|e| invalid(dir, e.to_string()))?;
+            let keys = manifest
+                .annotations()
+                .as_ref()
+                .and_then(|a| a.get(crate::image::ANNOTATION_LAYERS))
+                .and_then(|k| serde_json::from_str::<Vec<String>>(k).ok());
+            if let Some(keys) = keys {
+                out.insert((name.clone(), platform), keys);
+            }
+        }
+    }
+    Ok(out)
+}
+
 fn short(d: &str) -> &str {
     &d[..d.len().min(19)]
 }

@@ -31,6 +31,9 @@ struct Select {
     /// Only this image (repeatable).
     #[arg(long = "image", value_name = "NAME")]
     images: Vec<String>,
+    /// The previous release's OCI layout: keep its layer order where the content allows.
+    #[arg(long, value_name = "OCI-LAYOUT")]
+    previous: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -227,7 +230,12 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
             None
         }
     };
+    let previous = match &select.previous {
+        Some(dir) => Some(kiln::inspect::layer_keys(dir)?),
+        None => None,
+    };
     let opts = PlanOptions {
+        previous,
         debian,
         root: recipe_root(&select.file),
         source_date_epoch,
@@ -240,7 +248,9 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
         Ok(plan) if problems.is_empty() => Ok(plan),
         Ok(_) => Err(fail(problems)),
         Err(more) => {
-            problems.extend(more);
+            // A stale lock was reported already; planning sees no lock and would say so too.
+            let stale = problems.iter().any(|p| p.code == "kiln::plan::stale_lock");
+            problems.extend(more.into_iter().filter(|p| !(stale && p.code == "kiln::plan::missing_lock")));
             Err(fail(problems))
         }
     }

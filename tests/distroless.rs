@@ -202,6 +202,20 @@ fn cc_base_runs_dynamically_linked_glibc_binaries() {
 }
 
 #[test]
+fn recipe_files_keep_the_base_directories_modes() {
+    let f = fixture(
+        "kiln 1\nimage \"t\" {\n    base \"distroless/static\"\n    platforms \"linux/amd64\"\n    file \"/tmp/seed\" \"x\"\n    file \"/home/nonroot/.config\" \"y\"\n}\n",
+    );
+    build(&f);
+    let work = tempfile::tempdir().unwrap();
+    let single = single_platform(&f.out(), "t", "amd64", None, &work.path().join("l"));
+    let root = umoci_unpack(&single, "t", &work.path().join("b")).join("rootfs");
+    assert_eq!(std::fs::metadata(root.join("tmp")).unwrap().permissions().mode() & 0o7777, 0o1777);
+    let home = std::fs::metadata(root.join("home/nonroot")).unwrap();
+    assert_eq!((home.permissions().mode() & 0o7777, home.uid()), (0o700, 65532));
+}
+
+#[test]
 fn base_flavour_holds_glibc_and_libssl() {
     let f = fixture("kiln 1\nimage \"b\" {\n    base \"distroless/base\"\n    platforms \"linux/arm64\"\n}\n");
     build(&f);
@@ -286,7 +300,7 @@ fn a_missing_or_stale_lock_tells_the_user_to_run_kiln_lock() {
     let o =
         kiln().current_dir(f.path()).env("KILN_CACHE_DIR", cache()).args(["build", "--out", "out"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("kiln::plan::stale_lock"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("kiln::plan::stale_lock") && !stderr(&o).contains("missing_lock"), "{}", stderr(&o));
     assert!(!f.out().exists());
 }
 

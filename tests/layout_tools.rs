@@ -113,7 +113,20 @@ fn every_platform_validates_and_unpacks_as_the_recipe_says() {
         let manifest = skopeo_raw(&single, "tools");
         let layers: Vec<String> =
             manifest["layers"].as_array().unwrap().iter().map(|l| l["digest"].as_str().unwrap().to_string()).collect();
-        assert_eq!(layers.len(), 2, "one shared layer and one per-platform layer: {manifest}");
+        // One layer per node, least volatile first: two platform-independent copies, the
+        // per-platform copy, then the recipe's own small files.
+        assert_eq!(layers.len(), 4, "{manifest}");
+        let keys: Vec<String> =
+            serde_json::from_str(manifest["annotations"]["dev.kiln.layers"].as_str().unwrap()).unwrap();
+        assert_eq!(
+            keys,
+            [
+                "copy conf/ /etc/tools/",
+                "copy bin/run.sh /usr/local/bin/",
+                "copy dist/{arch}/info.txt /usr/share/tools/info.txt",
+                "config"
+            ]
+        );
         first_layers.push(layers);
 
         let bundle = umoci_unpack(&single, "tools", &work.path().join(format!("bundle-{arch}")));
@@ -140,9 +153,17 @@ fn every_platform_validates_and_unpacks_as_the_recipe_says() {
         assert_eq!(process["user"]["uid"], 65532);
         assert!(process["env"].as_array().unwrap().iter().any(|e| e == "PORT=8080"));
     }
-    assert_eq!(first_layers[0][0], first_layers[1][0], "the platform-independent layer is shared by amd64 and arm64");
-    assert_eq!(first_layers[0][0], first_layers[2][0], "the platform-independent layer is shared by amd64 and arm/v7");
-    assert_ne!(first_layers[0][1], first_layers[1][1], "per-platform layers differ");
+    for i in [0, 1, 3] {
+        assert_eq!(
+            first_layers[0][i], first_layers[1][i],
+            "platform-independent layer {i} is shared by amd64 and arm64"
+        );
+        assert_eq!(
+            first_layers[0][i], first_layers[2][i],
+            "platform-independent layer {i} is shared by amd64 and arm/v7"
+        );
+    }
+    assert_ne!(first_layers[0][2], first_layers[1][2], "per-platform layers differ");
 }
 
 #[test]
@@ -200,7 +221,7 @@ fn zstd_layers_decompress_to_their_diff_ids() {
         require("zstd").display(),
         f.out()
             .join("blobs/sha256")
-            .join(manifest["layers"][1]["digest"].as_str().unwrap().trim_start_matches("sha256:"))
+            .join(manifest["layers"][2]["digest"].as_str().unwrap().trim_start_matches("sha256:"))
             .display()
     )));
     assert!(

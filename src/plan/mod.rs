@@ -4,6 +4,7 @@
 //! epoch. `kiln plan` prints it (text or JSON); the later stages only execute it. Two plans that
 //! are equal produce byte-identical images, so diffing plans explains any digest change.
 
+pub mod layering;
 mod render;
 mod resolve;
 
@@ -149,7 +150,12 @@ pub struct ConfigPlan {
 pub struct LayerPlan {
     /// sha256 of the layer's entries and compression: equal ids mean byte-identical blobs.
     pub id: String,
+    /// The layer's stable identity across releases (recorded in the image's annotations).
+    pub key: String,
     pub name: String,
+    /// Why the files are in this layer, and why it stands where it does.
+    pub reason: String,
+    pub volatility: layering::Volatility,
     /// Written to the image history.
     pub created_by: String,
     pub entries: Vec<Entry>,

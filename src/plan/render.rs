@@ -21,6 +21,18 @@ pub fn render_text(plan: &Plan) -> String {
         plan.epoch,
         plan.compression.describe()
     );
+    if let Some(d) = &plan.debian {
+        let _ = writeln!(
+            s,
+            "\ndebian {} {} (release {}, {}; Release sha256:{}; signature {})",
+            d.mirror,
+            d.suite,
+            d.release.version,
+            d.release.date,
+            short(&d.release.sha256),
+            d.release.signature
+        );
+    }
     for b in &plan.rust {
         let network = match b.network {
             crate::toolchain::Isolation::NetworkNamespace => "none (private network namespace)",
@@ -82,8 +94,24 @@ pub fn render_text(plan: &Plan) -> String {
                 let _ = writeln!(s, "    label {k}={v}");
             }
             for (n, l) in p.layers.iter().enumerate() {
-                let _ =
-                    writeln!(s, "    layer {} {}  id {}  ({} entries)", n + 1, l.name, short(&l.id), l.entries.len());
+                match &l.prebuilt {
+                    Some(p) => {
+                        let _ =
+                            writeln!(s, "    layer {} {}  {}  {} B from {}", n + 1, l.name, p.digest, p.size, p.layout);
+                    }
+                    None => {
+                        let _ = writeln!(
+                            s,
+                            "    layer {} {}  id {}  ({} entries, {:?})",
+                            n + 1,
+                            l.name,
+                            short(&l.id),
+                            l.entries.len(),
+                            l.volatility
+                        );
+                    }
+                }
+                let _ = writeln!(s, "      why: {}", l.reason);
                 for e in &l.entries {
                     let kind = match e.kind {
                         EntryKind::Dir => "dir ",
@@ -99,6 +127,9 @@ pub fn render_text(plan: &Plan) -> String {
                     }
                     if let Some(id) = &e.build {
                         let _ = write!(s, "  built by rust build {}", short(id));
+                    }
+                    if let Some(from) = &e.from {
+                        let _ = write!(s, "  {from}");
                     }
                     match (&e.source, &e.content) {
                         (Some(src), _) => {

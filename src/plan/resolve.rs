@@ -2,6 +2,7 @@
 //! source, expands directories and per-platform placeholders, and checks what the text alone
 //! cannot (missing sources, two nodes writing the same path).
 
+use super::layering::{NamedLayer, Unit, Volatility, assign};
 use super::*;
 use crate::diag::Problem;
 use crate::platform::has_placeholder;
@@ -27,7 +28,12 @@ pub struct PlanOptions {
     pub cache_dir: Option<PathBuf>,
     /// The lock and unpacked packages, when an image has a distroless base.
     pub debian: Option<crate::base::DebianInputs>,
+    /// Layer keys of a previous release by (image, platform), whose order is kept.
+    pub previous: Option<BTreeMap<(String, Platform), Vec<String>>>,
 }
+
+/// Layers an image may have unless the recipe says otherwise (containerd's limit is 127).
+pub const DEFAULT_LAYER_BUDGET: usize = 64;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
@@ -51,6 +57,9 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         rust: Vec::new(),
         epoch,
         debian: opts.debian.as_ref(),
+        previous: opts.previous.as_ref(),
+        named: &recipe.layers.named,
+        budget: recipe.layers.budget.unwrap_or(DEFAULT_LAYER_BUDGET),
     };
     let mut images = Vec::new();
     for spec in &recipe.images {
@@ -99,6 +108,9 @@ struct Resolver<'a> {
     cache_dir: Option<PathBuf>,
     epoch: u64,
     debian: Option<&'a crate::base::DebianInputs>,
+    previous: Option<&'a BTreeMap<(String, Platform), Vec<String>>>,
+    named: &'a [NamedLayer],
+    budget: usize,
     problems: Vec<Problem>,
     /// The Rust toolchain, probed when the first `rust` node needs it.
     probe: Option<Result<rust::Probe, rust::Missing>>,
@@ -387,29 +399,22 @@ impl Resolver<'_> {
             self.check_conflicts(spec, &placed);
             let mut config = config.clone();
             let mut layers = self.base_layers(spec, platform, &mut config, compression, epoch);
-            let shared_entries: Vec<Entry> = placed
+            let units: Vec<Unit> = placed.into_iter().filter_map(|(i, p)| unit(&spec.contents[i], p)).collect();
+            let previous = self.previous.and_then(|m| m.get(&(spec.name.value.clone(), platform))).map(Vec::as_slice);
+            let below: BTreeMap<String, (u32, u32, u32)> = layers
                 .iter()
-                .filter(|(i, _)| !is_per_platform(&spec.contents[*i]))
-                .flat_map(|(_, p)| p.entries.iter().cloned())
+                .flat_map(|l| l.entries.iter())
+                .filter(|e| e.kind == EntryKind::Dir)
+                .map(|e| (e.path.trim_end_matches('/').to_string(), (e.mode, e.uid, e.gid)))
                 .collect();
-            if !shared_entries.is_empty() {
-                layers.push(layer(
-                    "files",
-                    "kiln: files shared by all platforms".into(),
-                    shared_entries,
-                    compression,
-                    epoch,
-                ));
-            }
-            // Per-platform nodes get a layer each: prebuilt copies first, compiled binaries last
-            // (they change most often).
-            let mut own: Vec<&(usize, Placed)> =
-                placed.iter().filter(|(i, _)| is_per_platform(&spec.contents[*i])).collect();
-            own.sort_by_key(|(i, _)| matches!(spec.contents[*i], Content::Rust(_)));
-            for (_, p) in own {
-                if let Some((name, created_by)) = &p.layer {
-                    layers.push(layer(name, created_by.clone(), p.entries.clone(), compression, epoch));
-                }
+            layers.extend(
+                assign(units, self.named, previous).into_iter().map(|u| layer_over(u, compression, epoch, &below)),
+            );
+            if layers.len() > self.budget {
+                let p = Problem::new("kiln::plan::layer_budget", spec.name.span, format!("image `{}` needs {} layers for {platform}, over the budget of {}", spec.name.value, layers.len(), self.budget))
+                    .label("too many layers")
+                    .help("group paths with `layers { layer \"NAME\" { path \"/prefix/\" } }`, or raise `layers { budget N }` (containerd allows 127)");
+                self.once("budget".into(), spec.name.span, p);
             }
             out.push(PlatformPlan { platform, config, layers });
         }
@@ -502,7 +507,22 @@ impl Resolver<'_> {
                 match crate::base::distroless_layers(*flavour, platform, inputs) {
                     Ok(base) => {
                         crate::base::distroless_config(config, spec.user.is_some());
-                        base.into_iter().map(|b| layer(&b.name, b.created_by, b.entries, compression, epoch)).collect()
+                        base.into_iter()
+                            .map(|b| {
+                                let unit = Unit {
+                                    key: format!("base {}", b.name),
+                                    reason: format!(
+                                        "the {} base: pinned Debian packages, below everything the recipe adds",
+                                        flavour.name()
+                                    ),
+                                    volatility: Volatility::Base,
+                                    name: b.name,
+                                    created_by: b.created_by,
+                                    entries: b.entries,
+                                };
+                                layer(unit, compression, epoch)
+                            })
+                            .collect()
                     }
                     Err(e) => {
                         let p = Problem::new(
@@ -525,6 +545,9 @@ impl Resolver<'_> {
                             .into_iter()
                             .map(|p| LayerPlan {
                                 id: crate::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
+                                key: format!("base {}", p.digest),
+                                reason: format!("a layer of the base image in {path}, reused as it is"),
+                                volatility: Volatility::Base,
                                 name: format!("base layer {}", &p.digest[7..19]),
                                 created_by: p.created_by.clone(),
                                 entries: Vec::new(),
@@ -728,6 +751,57 @@ impl Resolver<'_> {
     }
 }
 
+/// A placed node as a layering unit: its stable key, why it gets a layer, how volatile it is.
+fn unit(content: &Content, placed: Placed) -> Option<Unit> {
+    if placed.entries.is_empty() {
+        return None;
+    }
+    let (key, name, created_by, reason, volatility) = match content {
+        Content::File { .. } => (
+            "config".to_string(),
+            "config".to_string(),
+            "kiln: files written by the recipe".to_string(),
+            "small files the recipe writes itself: one layer, stacked last because it changes most often".to_string(),
+            Volatility::Config,
+        ),
+        Content::Copy { src, dest, .. } if !has_placeholder(&src.value) => (
+            format!("copy {} {}", src.value, dest.value),
+            format!("copy {}", src.value),
+            format!("kiln: copy {} {}", src.value, dest.value),
+            "platform-independent files: one layer shared by every platform and every image that copies the same"
+                .to_string(),
+            Volatility::Data,
+        ),
+        Content::Copy { src, dest, .. } => {
+            let (name, created_by) = placed.layer.clone().unwrap_or_default();
+            (
+                format!("copy {} {}", src.value, dest.value),
+                name,
+                created_by,
+                "per-platform files: a layer of their own, so one platform's change moves one layer".to_string(),
+                Volatility::Platform,
+            )
+        }
+        Content::Rust(spec) => {
+            let (name, created_by) = placed.layer.clone().unwrap_or_default();
+            (
+                format!("rust {}", spec.package.value),
+                name,
+                created_by,
+                "a compiled binary: a layer of its own, above the data, so a code change moves only this layer"
+                    .to_string(),
+                Volatility::Binary,
+            )
+        }
+    };
+    let key = if let Content::Rust(_) = content {
+        format!("{key}/{}", name.rsplit('/').next().unwrap_or_default())
+    } else {
+        key
+    };
+    Some(Unit { key, name, created_by, reason, volatility, entries: placed.entries })
+}
+
 /// Nodes whose files differ by platform, and so get layers of their own.
 fn is_per_platform(c: &Content) -> bool {
     match c {
@@ -755,7 +829,19 @@ fn config(spec: &ImageSpec) -> ConfigPlan {
 }
 
 /// Sorts entries, adds missing parent directories and computes the layer id.
-fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: Compression, epoch: u64) -> LayerPlan {
+fn layer(unit: Unit, compression: Compression, epoch: u64) -> LayerPlan {
+    layer_over(unit, compression, epoch, &BTreeMap::new())
+}
+
+/// Like [`layer`], for a layer above others: a parent directory it must add takes the mode and
+/// owner the layers below give it (so `/tmp` stays 1777 and a home stays its owner's).
+fn layer_over(
+    unit: Unit,
+    compression: Compression,
+    epoch: u64,
+    below: &BTreeMap<String, (u32, u32, u32)>,
+) -> LayerPlan {
+    let Unit { key, name, created_by, reason, volatility, mut entries } = unit;
     let present: BTreeSet<String> = entries.iter().map(|e| e.path.trim_end_matches('/').to_string()).collect();
     let mut parents = BTreeSet::new();
     for e in &entries {
@@ -770,12 +856,18 @@ fn layer(name: &str, created_by: String, mut entries: Vec<Entry>, compression: C
             p = up;
         }
     }
-    entries.extend(parents.into_iter().map(|p| Resolver::dir_entry(format!("{p}/"), Perms::default())));
+    entries.extend(parents.into_iter().map(|p| {
+        let mut d = Resolver::dir_entry(format!("{p}/"), Perms::default());
+        if let Some((mode, uid, gid)) = below.get(&p) {
+            (d.mode, d.uid, d.gid) = (*mode, *uid, *gid);
+        }
+        d
+    }));
     entries.sort_by(|a, b| a.path.trim_end_matches('/').cmp(b.path.trim_end_matches('/')));
     entries.dedup_by(|a, b| a.path == b.path);
     // The id covers exactly what reaches the blob (compression, mtimes, entries), not where a
     // file was read from.
     let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, from: None, ..e }).collect();
     let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&compression, epoch, &identity)));
-    LayerPlan { id, name: name.into(), created_by, entries, prebuilt: None }
+    LayerPlan { id, key, name, reason, volatility, created_by, entries, prebuilt: None }
 }

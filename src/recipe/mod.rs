@@ -149,10 +149,18 @@ impl Recipe {
     }
 }
 
+/// The recipe's `layers { budget N; layer "NAME" { path …; volatility … } }` block.
+#[derive(Debug, Clone, Default)]
+pub struct LayerRules {
+    pub budget: Option<usize>,
+    pub named: Vec<crate::plan::layering::NamedLayer>,
+}
+
 /// A whole recipe.
 #[derive(Debug, Clone)]
 pub struct Recipe {
     pub schema: u32,
     pub defaults: Defaults,
+    pub layers: LayerRules,
     pub images: Vec<ImageSpec>,
 }

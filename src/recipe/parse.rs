@@ -1,14 +1,15 @@
 //! KDL text to [`Recipe`], collecting every problem instead of stopping at the first.
 
-use super::{Base, Compression, Content, Defaults, ImageSpec, Perms, Recipe, RustSpec, Spanned};
+use super::{Base, Compression, Content, Defaults, ImageSpec, LayerRules, Perms, Recipe, RustSpec, Spanned};
 use crate::debian::Flavour;
 use crate::diag::{Problem, RecipeErrors};
+use crate::plan::layering::{NamedLayer, Volatility};
 use crate::platform::Platform;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
 use miette::{Diagnostic, SourceSpan};
 use std::collections::BTreeMap;
 
-const TOP_NODES: &str = "kiln, defaults, image";
+const TOP_NODES: &str = "kiln, defaults, layers, image";
 const DEFAULTS_NODES: &str = "platforms, compression, epoch, debian";
 const BASES: &str =
     "\"scratch\", \"distroless/static\", \"distroless/base\", \"distroless/cc\", \"oci-layout:PATH[:TAG]\"";
@@ -219,6 +220,7 @@ impl Parser {
         let mut schema = None;
         let mut defaults = Defaults::default();
         let mut images: Vec<ImageSpec> = Vec::new();
+        let mut layers = LayerRules::default();
         let mut seen = BTreeMap::new();
         for node in doc.nodes() {
             match node.name().value() {
@@ -248,6 +250,11 @@ impl Parser {
                 "defaults" => {
                     if self.once(&mut seen, node) {
                         defaults = self.defaults(node);
+                    }
+                }
+                "layers" => {
+                    if self.once(&mut seen, node) {
+                        layers = self.layers(node);
                     }
                 }
                 "image" => {
@@ -286,7 +293,7 @@ impl Parser {
                     .help("add `image \"app\" { base \"scratch\" … }`"),
             );
         }
-        Recipe { schema: schema.unwrap_or(1), defaults, images }
+        Recipe { schema: schema.unwrap_or(1), defaults, layers, images }
     }
 
     fn platforms(&mut self, node: &KdlNode) -> Option<Vec<Spanned<Platform>>> {
@@ -318,6 +325,91 @@ impl Parser {
             }
         }
         Some(out)
+    }
+
+    fn layers(&mut self, node: &KdlNode) -> LayerRules {
+        let mut rules = LayerRules::default();
+        self.no_props(node, &[]);
+        let Some(children) = node.children() else { return rules };
+        for child in children.nodes() {
+            match child.name().value() {
+                "budget" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(a) = self.arity(child, 1, "budget 64")
+                        && let Some(v) = self.uint(a[0], 127, "layer budget")
+                    {
+                        rules.budget = Some(v.value.max(1) as usize);
+                    }
+                }
+                "layer" => {
+                    self.no_props(child, &["volatility"]);
+                    let Some(name) = self
+                        .arity(child, 1, "layer \"NAME\" volatility=\"rare\" { path \"/prefix/\" }")
+                        .and_then(|a| self.string(a[0]))
+                    else {
+                        continue;
+                    };
+                    let volatility = match props(child).into_iter().find(|(k, _)| *k == "volatility").map(|(_, e)| e) {
+                        None => Volatility::Data,
+                        Some(e) => match self.string(e).map(|s| s.value) {
+                            Some(v) if v == "rare" => Volatility::Rare,
+                            Some(v) if v == "normal" => Volatility::Data,
+                            Some(v) if v == "often" => Volatility::Often,
+                            Some(v) => {
+                                self.problem(
+                                    Problem::new(
+                                        "kiln::recipe::volatility",
+                                        e.span(),
+                                        format!("unknown volatility `{v}`"),
+                                    )
+                                    .label("not a volatility")
+                                    .help("use \"rare\", \"normal\" or \"often\""),
+                                );
+                                Volatility::Data
+                            }
+                            None => Volatility::Data,
+                        },
+                    };
+                    let mut paths = Vec::new();
+                    for p in child.children().map(|c| c.nodes()).unwrap_or_default() {
+                        if p.name().value() != "path" {
+                            self.unknown(p, "`layer`", "path");
+                            continue;
+                        }
+                        for s in self.strings(p) {
+                            if let Some(n) = self.image_path(&Spanned::new(s, p.span()), "layer path") {
+                                paths.push(n.value);
+                            }
+                        }
+                    }
+                    if paths.is_empty() {
+                        self.problem(
+                            Problem::new(
+                                "kiln::recipe::missing_node",
+                                child.span(),
+                                format!("layer `{}` names no path", name.value),
+                            )
+                            .label("needs `path \"/prefix/\"`"),
+                        );
+                    }
+                    if rules.named.iter().any(|n| n.name == name.value) {
+                        self.problem(
+                            Problem::new(
+                                "kiln::recipe::duplicate_node",
+                                name.span,
+                                format!("layer `{}` defined twice", name.value),
+                            )
+                            .label("second definition"),
+                        );
+                        continue;
+                    }
+                    rules.named.push(NamedLayer { name: name.value, paths, volatility });
+                }
+                _ => self.unknown(child, "`layers`", "budget, layer"),
+            }
+        }
+        rules
     }
 
     fn defaults(&mut self, node: &KdlNode) -> Defaults {

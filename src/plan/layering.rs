@@ -1,0 +1,165 @@
+//! Which file goes into which layer, and in what order.
+//!
+//! Updates to edge devices move whole layers, so the assignment is built to keep layers stable:
+//! every recipe node gets a layer of its own, keyed by the node (not by its position), so that
+//! changing one binary or adding one file changes one layer and nothing else. Layers are stacked
+//! from least to most volatile: base, rarely changing data, platform-independent files,
+//! per-platform files, compiled binaries, often changing data, and the small files the recipe
+//! writes itself last. Identical content gets identical layers, so images of one recipe and the
+//! platforms of one image share them byte for byte.
+
+use super::Entry;
+use serde::Serialize;
+
+/// How often a layer is expected to change; the stacking order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Volatility {
+    Base,
+    Rare,
+    Data,
+    Platform,
+    Binary,
+    Often,
+    Config,
+}
+
+/// The files of one recipe node (or one base layer) for one platform.
+#[derive(Debug, Clone)]
+pub struct Unit {
+    /// Stable identity of the layer across releases, recorded in the image.
+    pub key: String,
+    pub name: String,
+    pub created_by: String,
+    pub reason: String,
+    pub volatility: Volatility,
+    pub entries: Vec<Entry>,
+}
+
+/// A `layer "NAME" { path "/prefix/" … }` from the recipe's `layers` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedLayer {
+    pub name: String,
+    pub paths: Vec<String>,
+    pub volatility: Volatility,
+}
+
+fn under(path: &str, prefix: &str) -> bool {
+    let p = path.trim_end_matches('/');
+    let pre = prefix.trim_end_matches('/');
+    pre.is_empty() || p == pre || p.starts_with(&format!("{pre}/"))
+}
+
+/// Groups units into layers: files under a named layer's paths move to that layer, the recipe's
+/// own small files share one config layer, every other unit stays a layer of its own. Layers
+/// are ordered by volatility, then by the previous release's order for keys it had, then by
+/// recipe order.
+pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]>) -> Vec<Unit> {
+    let mut groups: Vec<Unit> = Vec::new();
+    let push = |groups: &mut Vec<Unit>, template: &Unit, entries: Vec<Entry>| {
+        if entries.is_empty() {
+            return;
+        }
+        match groups.iter_mut().find(|g| g.key == template.key) {
+            Some(g) => g.entries.extend(entries),
+            None => groups.push(Unit { entries, ..template.clone() }),
+        }
+    };
+    for unit in units {
+        let mut rest = Vec::new();
+        let mut moved: Vec<(usize, Entry)> = Vec::new();
+        for e in unit.entries.iter().cloned() {
+            match named.iter().position(|n| n.paths.iter().any(|p| under(&e.path, p))) {
+                // Directories stay where they are too, so both layers keep their parents.
+                Some(i) if unit.volatility != Volatility::Base => {
+                    if e.kind != super::EntryKind::Dir {
+                        moved.push((i, e));
+                    }
+                }
+                _ => rest.push(e),
+            }
+        }
+        for (i, n) in named.iter().enumerate() {
+            let entries: Vec<Entry> = moved.iter().filter(|(j, _)| *j == i).map(|(_, e)| e.clone()).collect();
+            let template = Unit {
+                key: format!("layer {}", n.name),
+                name: format!("layer {}", n.name),
+                created_by: format!("kiln: layer {} (pinned in the recipe)", n.name),
+                reason: format!("pinned to layer `{}` by the recipe's layers block", n.name),
+                volatility: n.volatility,
+                entries: Vec::new(),
+            };
+            push(&mut groups, &template, entries);
+        }
+        let only_dirs = rest.iter().all(|e| e.kind == super::EntryKind::Dir);
+        if !(only_dirs && !moved.is_empty()) {
+            push(&mut groups, &unit, rest);
+        }
+    }
+    let prev_pos = |key: &str| previous.and_then(|p| p.iter().position(|k| k == key)).unwrap_or(usize::MAX);
+    // A stable sort keeps recipe order among equals.
+    groups.sort_by_key(|g| (g.volatility, prev_pos(&g.key)));
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::EntryKind;
+
+    fn file(path: &str) -> Entry {
+        Entry {
+            path: path.into(),
+            kind: EntryKind::File,
+            mode: 0o644,
+            uid: 0,
+            gid: 0,
+            size: Some(1),
+            sha256: Some("00".into()),
+            source: None,
+            content: None,
+            target: None,
+            build: None,
+            from: None,
+        }
+    }
+
+    fn unit(key: &str, v: Volatility, paths: &[&str]) -> Unit {
+        Unit {
+            key: key.into(),
+            name: key.into(),
+            created_by: key.into(),
+            reason: String::new(),
+            volatility: v,
+            entries: paths.iter().map(|p| file(p)).collect(),
+        }
+    }
+
+    #[test]
+    fn orders_by_volatility_then_previous_then_recipe() {
+        let units = vec![
+            unit("config", Volatility::Config, &["/etc/a"]),
+            unit("bin b", Volatility::Binary, &["/b"]),
+            unit("bin a", Volatility::Binary, &["/a"]),
+            unit("data", Volatility::Data, &["/srv/x"]),
+        ];
+        let keys = |g: &[Unit]| g.iter().map(|u| u.key.clone()).collect::<Vec<_>>();
+        assert_eq!(keys(&assign(units.clone(), &[], None)), ["data", "bin b", "bin a", "config"]);
+        let previous = vec!["bin a".to_string(), "bin b".to_string()];
+        assert_eq!(keys(&assign(units, &[], Some(&previous))), ["data", "bin a", "bin b", "config"]);
+    }
+
+    #[test]
+    fn named_layers_collect_their_paths_from_every_node() {
+        let units = vec![
+            unit("copy 1", Volatility::Data, &["/srv/a", "/opt/x"]),
+            unit("copy 2", Volatility::Data, &["/srv/b"]),
+        ];
+        let named = [NamedLayer { name: "web".into(), paths: vec!["/srv/".into()], volatility: Volatility::Rare }];
+        let g = assign(units, &named, None);
+        assert_eq!(g[0].key, "layer web");
+        assert_eq!(g[0].entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["/srv/a", "/srv/b"]);
+        assert_eq!(g[1].key, "copy 1");
+        assert_eq!(g.len(), 2, "copy 2 is left empty and dropped");
+    }
+}
