@@ -39,6 +39,47 @@ pub struct LayerReport {
     pub digest: String,
     pub size: u64,
     pub media_type: String,
+    /// The layer's key in kiln's layer plan (the `dev.kiln.layers` annotation), if recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// Why the layer holds what it holds and stands where it does.
+    pub why: String,
+    /// Files and links in the layer.
+    pub files: u64,
+    /// The directories holding most of its files (up to three levels deep), with their counts.
+    pub top: Vec<(String, u64)>,
+}
+
+/// Counts a layer's files by the first three components of their directories.
+fn contents(dir: &Path, digest: &str, media_type: &str) -> Result<(u64, Vec<(String, u64)>), BuildError> {
+    let p = blob_path(dir, digest)?;
+    let f = std::io::BufReader::new(std::fs::File::open(&p).map_err(BuildError::io("open", &p))?);
+    let reader: Box<dyn std::io::Read> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+        Box::new(flate2::read::GzDecoder::new(f))
+    } else if media_type.ends_with("+zstd") {
+        Box::new(zstd::stream::read::Decoder::new(f).map_err(BuildError::io("read", &p))?)
+    } else {
+        Box::new(f)
+    };
+    let mut tar = tar::Archive::new(reader);
+    let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+    let mut files = 0;
+    for e in tar.entries().map_err(BuildError::io("read", &p))? {
+        let e = e.map_err(BuildError::io("read", &p))?;
+        if e.header().entry_type().is_dir() {
+            continue;
+        }
+        files += 1;
+        let path = e.path().map_err(BuildError::io("read", &p))?.to_string_lossy().into_owned();
+        let parts: Vec<&str> = path.trim_start_matches("./").trim_start_matches('/').split('/').collect();
+        let depth = parts.len().saturating_sub(1).min(3);
+        let top = format!("/{}", parts[..depth].join("/"));
+        *counts.entry(top).or_default() += 1;
+    }
+    let mut top: Vec<(String, u64)> = counts.into_iter().collect();
+    top.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    top.truncate(4);
+    Ok((files, top))
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -89,11 +130,30 @@ fn platform_name(desc: &Descriptor) -> String {
 fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<PlatformReport, BuildError> {
     let m: ImageManifest = serde_json::from_slice(&read_blob(dir, desc)?)
         .map_err(|e| invalid(dir, format!("manifest {}: {e}", desc.digest())))?;
+    let keys: Vec<String> = m
+        .annotations()
+        .as_ref()
+        .and_then(|a| a.get(crate::image::ANNOTATION_LAYERS))
+        .and_then(|k| serde_json::from_str(k).ok())
+        .unwrap_or_default();
     let layers: Vec<LayerReport> = m
         .layers()
         .iter()
-        .map(|l| LayerReport { digest: l.digest().to_string(), size: l.size(), media_type: l.media_type().to_string() })
-        .collect();
+        .enumerate()
+        .map(|(i, l)| {
+            let key = keys.get(i).cloned();
+            let (files, top) = contents(dir, l.digest().as_ref(), &l.media_type().to_string())?;
+            Ok(LayerReport {
+                digest: l.digest().to_string(),
+                size: l.size(),
+                media_type: l.media_type().to_string(),
+                why: key.as_deref().map(crate::plan::layering::reason).unwrap_or_else(|| "not built by kiln".into()),
+                key,
+                files,
+                top,
+            })
+        })
+        .collect::<Result<_, BuildError>>()?;
     let total_bytes = desc.size() + m.config().size() + layers.iter().map(|l| l.size).sum::<u64>();
     Ok(PlatformReport {
         platform,
@@ -225,6 +285,15 @@ pub fn render_text(r: &LayoutReport) -> String {
                     "not shared".to_string()
                 };
                 let _ = writeln!(s, "    {:>2}  {}  {:>10} B  {}", n + 1, short(&l.digest), l.size, shared);
+                let top: Vec<String> = l.top.iter().map(|(d, c)| format!("{d} ({c})")).collect();
+                let _ = writeln!(
+                    s,
+                    "        {}: {} file(s) in {}",
+                    l.key.as_deref().unwrap_or("layer"),
+                    l.files,
+                    if top.is_empty() { "-".into() } else { top.join(", ") }
+                );
+                let _ = writeln!(s, "        why: {}", l.why);
             }
         }
     }

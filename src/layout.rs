@@ -49,6 +49,11 @@ impl Staging {
         Ok(Staging { dir, out: out.to_path_buf() })
     }
 
+    /// The staging directory itself (a layout once committed).
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
     pub fn blob_dir(&self) -> PathBuf {
         self.dir.path().join("blobs/sha256")
     }

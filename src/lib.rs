@@ -22,3 +22,4 @@ pub mod platform;
 pub mod progress;
 pub mod recipe;
 pub mod toolchain;
+pub mod update;

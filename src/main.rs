@@ -79,6 +79,36 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
+    /// What a device holding OLD downloads to get NEW, per image and platform.
+    Diff {
+        /// The layout the device holds.
+        old: PathBuf,
+        /// The new release's layout.
+        new: PathBuf,
+        /// Only this platform (repeatable).
+        #[arg(long = "platform", value_name = "P")]
+        platforms: Vec<String>,
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when the download is larger than this (e.g. 2MiB, 500kB, 123456).
+        #[arg(long, value_name = "SIZE")]
+        budget: Option<String>,
+    },
+    /// Write a tar with exactly what a device holding --have lacks to hold --want.
+    Bundle {
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        have: PathBuf,
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        want: PathBuf,
+        #[arg(short, long, value_name = "FILE.tar")]
+        output: PathBuf,
+    },
+    /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
+    Apply {
+        bundle: PathBuf,
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        to: PathBuf,
+    },
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
         /// The OCI layout directory.
@@ -116,6 +146,9 @@ enum CliError {
     #[error("the recipe has no image named `{0}`")]
     #[diagnostic(code(kiln::cli::image), help("images in this recipe: {1}"))]
     Image(String, String),
+    #[error("`{0}` is not a size")]
+    #[diagnostic(code(kiln::cli::size), help("write bytes, or a number with kB, MB, GB, KiB, MiB or GiB"))]
+    Size(String),
     #[error("SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, found `{0}`")]
     #[diagnostic(code(kiln::cli::source_date_epoch))]
     Epoch(String),
@@ -372,6 +405,40 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             let written = kiln::init::init(&dir, template.as_deref(), force)?;
             if !cli.quiet {
                 println!("{written}");
+            }
+        }
+        Command::Diff { old, new, platforms, json, budget } => {
+            let budget = match budget {
+                Some(b) => Some(kiln::update::parse_size(&b).ok_or(CliError::Size(b))?),
+                None => None,
+            };
+            let report = kiln::update::diff(&old, &new, &platforms, budget)?;
+            if json {
+                print!("{}", kiln::canonical::to_pretty(&report));
+            } else {
+                print!("{}", kiln::update::render_diff(&report));
+            }
+            if report.over_budget {
+                return Ok(ExitCode::from(1));
+            }
+        }
+        Command::Bundle { have, want, output } => {
+            let s = kiln::update::bundle(&have, &want, &output)?;
+            if !cli.quiet {
+                println!(
+                    "wrote {}: {} blobs ({} bytes) a device holding {} lacks; {} bytes in all",
+                    s.file,
+                    s.blobs,
+                    s.blob_bytes,
+                    have.display(),
+                    s.bytes
+                );
+            }
+        }
+        Command::Apply { bundle, to } => {
+            let added = kiln::update::apply(&bundle, &to)?;
+            if !cli.quiet {
+                println!("applied {}: {added} blobs added to {}", bundle.display(), to.display());
             }
         }
         Command::Inspect { dir, image, json } => {

@@ -92,7 +92,7 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
             push(&mut groups, &template, entries);
         }
         let only_dirs = rest.iter().all(|e| e.kind == super::EntryKind::Dir);
-        if !(only_dirs && !moved.is_empty()) {
+        if !only_dirs || moved.is_empty() {
             push(&mut groups, &unit, rest);
         }
     }
@@ -100,6 +100,25 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
     // A stable sort keeps recipe order among equals.
     groups.sort_by_key(|g| (g.volatility, prev_pos(&g.key)));
     groups
+}
+
+/// Why a layer with this key stands where it does, for `kiln inspect`.
+pub fn reason(key: &str) -> String {
+    if key.starts_with("base ") {
+        "part of the base image: below everything the recipe adds".into()
+    } else if key == "config" {
+        "small files the recipe writes itself: stacked last, they change most often".into()
+    } else if let Some(name) = key.strip_prefix("layer ") {
+        format!("pinned to layer `{name}` by the recipe's layers block")
+    } else if key.starts_with("rust ") {
+        "a compiled binary: a layer of its own, so a code change moves only this layer".into()
+    } else if key.starts_with("copy ") && crate::platform::has_placeholder(key) {
+        "per-platform files of one copy node: a layer of their own".into()
+    } else if key.starts_with("copy ") {
+        "platform-independent files of one copy node: shared by every platform and image that copies the same".into()
+    } else {
+        "not recorded".into()
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,465 @@
+//! Updates between two releases: what a device holding OLD must download to get NEW
+//! (`kiln diff`), a bundle of exactly that (`kiln bundle`), and applying it on the device
+//! (`kiln apply`), which checks every byte and leaves the layout unchanged on any failure.
+
+use crate::error::BuildError;
+use crate::image::ANNOTATION_REF_NAME;
+use crate::inspect::blob_path;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
+    BuildError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
+}
+
+fn read_index(dir: &Path) -> Result<(Vec<u8>, ImageIndex), BuildError> {
+    let p = dir.join("index.json");
+    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
+    let index = serde_json::from_slice(&bytes).map_err(|e| invalid(dir, format!("index.json: {e}")))?;
+    Ok((bytes, index))
+}
+
+fn read_blob_json<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T, BuildError> {
+    let p = blob_path(dir, d.digest().as_ref())?;
+    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
+    serde_json::from_slice(&bytes).map_err(|e| invalid(dir, format!("blob {}: {e}", d.digest())))
+}
+
+/// One platform's image: its manifest, config and layers as (digest, size).
+#[derive(Debug, Clone)]
+pub struct PlatformBlobs {
+    pub platform: String,
+    pub manifest: (String, u64),
+    pub config: (String, u64),
+    pub layers: Vec<(String, u64)>,
+}
+
+/// One named image of a layout.
+#[derive(Debug, Clone)]
+pub struct ImageBlobs {
+    pub name: String,
+    /// The image index, when the image is multi-platform.
+    pub index: Option<(String, u64)>,
+    pub platforms: Vec<PlatformBlobs>,
+}
+
+fn platform_of(d: &Descriptor) -> String {
+    d.platform()
+        .as_ref()
+        .map(|p| match p.variant() {
+            Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
+            None => format!("{}/{}", p.os(), p.architecture()),
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn manifest_blobs(dir: &Path, d: &Descriptor, platform: String) -> Result<PlatformBlobs, BuildError> {
+    let m: ImageManifest = read_blob_json(dir, d)?;
+    Ok(PlatformBlobs {
+        platform,
+        manifest: (d.digest().to_string(), d.size()),
+        config: (m.config().digest().to_string(), m.config().size()),
+        layers: m.layers().iter().map(|l| (l.digest().to_string(), l.size())).collect(),
+    })
+}
+
+/// Every image of a layout with the blobs it references.
+pub fn images(dir: &Path) -> Result<Vec<ImageBlobs>, BuildError> {
+    let (_, top) = read_index(dir)?;
+    let mut out = Vec::new();
+    for d in top.manifests() {
+        let name = d
+            .annotations()
+            .as_ref()
+            .and_then(|a| a.get(ANNOTATION_REF_NAME))
+            .cloned()
+            .unwrap_or_else(|| d.digest().to_string());
+        let image = match d.media_type() {
+            MediaType::ImageIndex => {
+                let idx: ImageIndex = read_blob_json(dir, d)?;
+                let platforms =
+                    idx.manifests().iter().map(|m| manifest_blobs(dir, m, platform_of(m))).collect::<Result<_, _>>()?;
+                ImageBlobs { name, index: Some((d.digest().to_string(), d.size())), platforms }
+            }
+            _ => ImageBlobs { name, index: None, platforms: vec![manifest_blobs(dir, d, platform_of(d))?] },
+        };
+        out.push(image);
+    }
+    Ok(out)
+}
+
+/// Every blob a layout references, with its size.
+pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    for i in images {
+        if let Some((d, s)) = &i.index {
+            all.insert(d.clone(), *s);
+        }
+        for p in &i.platforms {
+            for (d, s) in std::iter::once(&p.manifest).chain(std::iter::once(&p.config)).chain(p.layers.iter()) {
+                all.insert(d.clone(), *s);
+            }
+        }
+    }
+    all
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Blob {
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformDiff {
+    pub platform: String,
+    pub added: Vec<Blob>,
+    pub removed: Vec<Blob>,
+    pub kept: Vec<Blob>,
+    /// What a device running OLD's image on this platform downloads: new layers, config and
+    /// manifest (and the image index, counted once per image on its first platform).
+    pub download_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageDiff {
+    pub name: String,
+    /// The image is new: OLD has no image of that name.
+    pub new_image: bool,
+    pub platforms: Vec<PlatformDiff>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub images: Vec<ImageDiff>,
+    /// Bytes of every blob NEW references (for the chosen platforms) that OLD lacks: what a
+    /// device holding all of OLD downloads to hold all of NEW.
+    pub total_bytes: u64,
+    /// Bytes of every blob NEW references (for the chosen platforms).
+    pub new_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    pub over_budget: bool,
+}
+
+fn blobs(list: &[&(String, u64)]) -> Vec<Blob> {
+    list.iter().map(|(d, s)| Blob { digest: d.clone(), size: *s }).collect()
+}
+
+/// Compares two layouts; `platforms` limits the comparison (empty: all).
+pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, BuildError> {
+    let (old_images, new_images) = (images(old)?, images(new)?);
+    let old_all = reachable(&old_images);
+    let keep = |p: &str| platforms.is_empty() || platforms.iter().any(|q| q == p);
+    let mut report = Vec::new();
+    let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+    for img in &new_images {
+        let before = old_images.iter().find(|o| o.name == img.name);
+        let mut diffs = Vec::new();
+        let mut index_counted = false;
+        for p in img.platforms.iter().filter(|p| keep(&p.platform)) {
+            let had: Option<&PlatformBlobs> =
+                before.and_then(|b| b.platforms.iter().find(|o| o.platform == p.platform));
+            let had_blobs: BTreeSet<&str> = had
+                .map(|h| {
+                    std::iter::once(&h.manifest)
+                        .chain(std::iter::once(&h.config))
+                        .chain(h.layers.iter())
+                        .map(|(d, _)| d.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let old_layers: Vec<&(String, u64)> = had.map(|h| h.layers.iter().collect()).unwrap_or_default();
+            let added: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| !had_blobs.contains(d.as_str())).collect();
+            let kept: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| had_blobs.contains(d.as_str())).collect();
+            let removed: Vec<&(String, u64)> =
+                old_layers.into_iter().filter(|(d, _)| !p.layers.iter().any(|(n, _)| n == d)).collect();
+            let mut download: u64 = added.iter().map(|(_, s)| s).sum();
+            for (d, s) in [&p.config, &p.manifest] {
+                if !had_blobs.contains(d.as_str()) {
+                    download += s;
+                }
+            }
+            if let Some((d, s)) = &img.index
+                && !index_counted
+                && before.and_then(|b| b.index.as_ref()).is_none_or(|(o, _)| o != d)
+            {
+                download += s;
+                index_counted = true;
+            }
+            for (d, s) in std::iter::once(&p.manifest).chain(std::iter::once(&p.config)).chain(p.layers.iter()) {
+                wanted.insert(d.clone(), *s);
+            }
+            diffs.push(PlatformDiff {
+                platform: p.platform.clone(),
+                added: blobs(&added),
+                removed: blobs(&removed),
+                kept: blobs(&kept),
+                download_bytes: download,
+            });
+        }
+        if let Some((d, s)) = &img.index {
+            wanted.insert(d.clone(), *s);
+        }
+        report.push(ImageDiff { name: img.name.clone(), new_image: before.is_none(), platforms: diffs });
+    }
+    let total_bytes = wanted.iter().filter(|(d, _)| !old_all.contains_key(*d)).map(|(_, s)| s).sum();
+    let new_bytes = wanted.values().sum();
+    Ok(DiffReport {
+        images: report,
+        total_bytes,
+        new_bytes,
+        budget,
+        over_budget: budget.is_some_and(|b| total_bytes > b),
+    })
+}
+
+/// `2MiB`, `500kB`, `1.5MB`, `123` → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "kib" => 1024.0,
+        "mb" | "m" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "gb" | "g" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult).round() as u64)
+}
+
+pub fn render_diff(r: &DiffReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for i in &r.images {
+        for p in &i.platforms {
+            let _ = writeln!(
+                s,
+                "{}{}  {:<13} layers: {} added, {} removed, {} kept   download {} bytes",
+                i.name,
+                if i.new_image { " (new)" } else { "" },
+                p.platform,
+                p.added.len(),
+                p.removed.len(),
+                p.kept.len(),
+                p.download_bytes
+            );
+            for b in &p.added {
+                let _ = writeln!(s, "    + {} {:>10} bytes", b.digest, b.size);
+            }
+            for b in &p.removed {
+                let _ = writeln!(s, "    - {} {:>10} bytes", b.digest, b.size);
+            }
+        }
+    }
+    let _ = writeln!(s, "total: {} bytes of {} are new to OLD", r.total_bytes, r.new_bytes);
+    if let Some(b) = r.budget {
+        let _ = writeln!(s, "budget: {b} bytes: {}", if r.over_budget { "OVER" } else { "within" });
+    }
+    s
+}
+
+const BUNDLE_MANIFEST: &str = "kiln-bundle.json";
+
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+struct BundleManifest {
+    bundle_format: u32,
+    /// sha256 of the index.json the bundle installs.
+    index_json: String,
+    /// Blobs the bundle leaves out because the device already has them.
+    requires: Vec<String>,
+    /// Blobs the bundle carries.
+    provides: Vec<String>,
+}
+
+/// What a bundle holds.
+#[derive(Debug, Clone, Serialize)]
+pub struct BundleSummary {
+    pub file: String,
+    pub blobs: usize,
+    pub blob_bytes: u64,
+    pub requires: usize,
+    pub bytes: u64,
+}
+
+fn tar_header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_mode(0o644);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(0);
+    h.set_size(size);
+    h.set_entry_type(tar::EntryType::Regular);
+    h
+}
+
+/// Writes a bundle with what a device holding `have` lacks to hold `want`.
+pub fn bundle(have: &Path, want: &Path, file: &Path) -> Result<BundleSummary, BuildError> {
+    let had = reachable(&images(have)?);
+    let (index_bytes, _) = read_index(want)?;
+    let needed = reachable(&images(want)?);
+    let (provides, requires): (Vec<(&String, &u64)>, Vec<(&String, &u64)>) = needed
+        .iter()
+        .partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).map(|p| p.is_file()).unwrap_or(false));
+    let manifest = BundleManifest {
+        bundle_format: 1,
+        index_json: crate::digest::sha256_digest(&index_bytes),
+        requires: requires.iter().map(|(d, _)| (*d).clone()).collect(),
+        provides: provides.iter().map(|(d, _)| (*d).clone()).collect(),
+    };
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a file in", &dir))?;
+    {
+        let out = std::io::BufWriter::new(tmp.reopen().map_err(BuildError::io("open", tmp.path()))?);
+        let mut tar = tar::Builder::new(out);
+        let io = BuildError::io("write", file);
+        let m = crate::canonical::to_vec(&manifest);
+        let add = |tar: &mut tar::Builder<_>, name: &str, bytes: &[u8]| {
+            tar.append_data(&mut tar_header(bytes.len() as u64), name, bytes)
+        };
+        add(&mut tar, BUNDLE_MANIFEST, &m).map_err(io)?;
+        add(&mut tar, "index.json", &index_bytes).map_err(BuildError::io("write", file))?;
+        add(&mut tar, "oci-layout", crate::layout::OCI_LAYOUT).map_err(BuildError::io("write", file))?;
+        for (d, size) in &provides {
+            let src = blob_path(want, d)?;
+            let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
+            tar.append_data(&mut tar_header(**size), format!("blobs/sha256/{}", &d[7..]), f)
+                .map_err(BuildError::io("write", file))?;
+        }
+        let out = tar.into_inner().map_err(BuildError::io("write", file))?;
+        out.into_inner().map_err(|e| BuildError::Io {
+            action: "write",
+            path: file.to_path_buf(),
+            source: e.into_error(),
+        })?;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(BuildError::io("set permissions of", tmp.path()))?;
+    }
+    tmp.persist(file).map_err(|e| BuildError::Io { action: "write", path: file.to_path_buf(), source: e.error })?;
+    Ok(BundleSummary {
+        file: file.display().to_string(),
+        blobs: provides.len(),
+        blob_bytes: provides.iter().map(|(_, s)| **s).sum(),
+        requires: requires.len(),
+        bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
+    })
+}
+
+fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
+    BuildError::Debian {
+        message: format!("refusing bundle {}: {}", bundle.display(), reason.into()),
+        help: Some("the layout was left as it was".into()),
+    }
+}
+
+/// Applies a bundle to `layout`: every blob is checked against its digest, everything the
+/// new index needs must then be present, and only then does the layout change, in one rename.
+pub fn apply(bundle_file: &Path, layout: &Path) -> Result<usize, BuildError> {
+    if !layout.join("oci-layout").is_file() {
+        return Err(invalid(layout, "not an OCI image layout"));
+    }
+    let staging = crate::layout::Staging::new(layout)?;
+    // The layout's own blobs, linked (or copied) into the staging directory.
+    let blob_dir = layout.join("blobs/sha256");
+    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
+        let dest = staging.blob_dir().join(e.file_name());
+        if std::fs::hard_link(e.path(), &dest).is_err() {
+            std::fs::copy(e.path(), &dest).map_err(BuildError::io("copy", e.path()))?;
+        }
+    }
+    let file = std::fs::File::open(bundle_file).map_err(BuildError::io("open", bundle_file))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let (mut manifest, mut index_json, mut added) = (None, None, 0);
+    for entry in archive.entries().map_err(|e| refuse(bundle_file, e.to_string()))? {
+        let mut entry = entry.map_err(|e| refuse(bundle_file, format!("unreadable: {e}")))?;
+        let name = entry.path().map_err(|e| refuse(bundle_file, e.to_string()))?.to_string_lossy().into_owned();
+        let declared = entry.header().size().unwrap_or(0);
+        match name.as_str() {
+            BUNDLE_MANIFEST | "index.json" => {
+                let mut bytes = Vec::new();
+                entry.read_to_end(&mut bytes).map_err(|e| refuse(bundle_file, format!("{name}: {e}")))?;
+                if bytes.len() as u64 != declared {
+                    return Err(refuse(bundle_file, format!("{name} is truncated")));
+                }
+                if name == "index.json" {
+                    index_json = Some(bytes);
+                } else {
+                    manifest = Some(
+                        serde_json::from_slice::<BundleManifest>(&bytes)
+                            .map_err(|e| refuse(bundle_file, format!("{BUNDLE_MANIFEST}: {e}")))?,
+                    );
+                }
+            }
+            "oci-layout" => {}
+            n if n.starts_with("blobs/sha256/") => {
+                let expected = format!("sha256:{}", &n["blobs/sha256/".len()..]);
+                blob_path(layout, &expected).map_err(|_| refuse(bundle_file, format!("bad blob name {n}")))?;
+                let blob = staging.write_blob(|w| {
+                    let n =
+                        std::io::copy(&mut entry, w).map_err(|e| refuse(bundle_file, format!("{expected}: {e}")))?;
+                    if n != declared {
+                        return Err(refuse(bundle_file, format!("{expected} is truncated")));
+                    }
+                    Ok(())
+                })?;
+                if blob.digest != expected {
+                    return Err(refuse(
+                        bundle_file,
+                        format!("blob {expected} holds bytes with digest {}", blob.digest),
+                    ));
+                }
+                added += 1;
+            }
+            other => return Err(refuse(bundle_file, format!("unexpected member {other}"))),
+        }
+    }
+    let manifest = manifest.ok_or_else(|| refuse(bundle_file, format!("no {BUNDLE_MANIFEST}")))?;
+    let index_json = index_json.ok_or_else(|| refuse(bundle_file, "no index.json"))?;
+    if crate::digest::sha256_digest(&index_json) != manifest.index_json {
+        return Err(refuse(bundle_file, "index.json does not match the bundle's manifest"));
+    }
+    if manifest.provides.len() != added {
+        return Err(refuse(
+            bundle_file,
+            format!("it should carry {} blobs and carries {added}", manifest.provides.len()),
+        ));
+    }
+    // Everything the new index reaches must now be present and intact.
+    let staged = staging.path().to_path_buf();
+    std::fs::write(staged.join("index.json"), &index_json).map_err(BuildError::io("write", &staged))?;
+    let needed = reachable(
+        &images(&staged)
+            .map_err(|e| refuse(bundle_file, format!("the layout lacks what the bundle builds on: {e}")))?,
+    );
+    for digest in needed.keys() {
+        let p = blob_path(&staged, digest)?;
+        let Ok(f) = std::fs::File::open(&p) else {
+            return Err(refuse(
+                bundle_file,
+                format!("the layout lacks {digest}, which the bundle builds on (is this the right base?)"),
+            ));
+        };
+        if manifest.requires.contains(digest) {
+            let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
+            if format!("sha256:{hex}") != *digest {
+                return Err(refuse(bundle_file, format!("the layout's {digest} is damaged")));
+            }
+        }
+    }
+    staging.commit(&index_json)?;
+    Ok(added)
+}
