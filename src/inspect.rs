@@ -142,7 +142,7 @@ fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<Pl
         .enumerate()
         .map(|(i, l)| {
             let key = keys.get(i).cloned();
-            let (files, top) = contents(dir, l.digest().as_ref(), &l.media_type().to_string())?;
+            let (files, top) = contents(dir, l.digest().as_ref(), l.media_type().as_ref())?;
             Ok(LayerReport {
                 digest: l.digest().to_string(),
                 size: l.size(),

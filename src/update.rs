@@ -306,7 +306,8 @@ pub fn bundle(have: &Path, want: &Path, file: &Path) -> Result<BundleSummary, Bu
     let had = reachable(&images(have)?);
     let (index_bytes, _) = read_index(want)?;
     let needed = reachable(&images(want)?);
-    let (provides, requires): (Vec<(&String, &u64)>, Vec<(&String, &u64)>) = needed
+    type Blobs<'a> = Vec<(&'a String, &'a u64)>;
+    let (provides, requires): (Blobs, Blobs) = needed
         .iter()
         .partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).map(|p| p.is_file()).unwrap_or(false));
     let manifest = BundleManifest {

@@ -1,0 +1,304 @@
+//! Small updates: a recipe of several images and three platforms, rebuilt after one binary's
+//! source changes or one image gains a file. `kiln diff` must report exactly the layers that
+//! changed (checked against the blob sizes skopeo reports), and a bundle applied to the old
+//! layout must give the new layout, or be refused with the old layout intact.
+
+mod common;
+use common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+const RECIPE: &str = r#"kiln 1
+defaults {
+    platforms "linux/amd64" "linux/arm64" "linux/arm/v7"
+}
+image "api" {
+    base "scratch"
+    copy "assets/" "/srv/assets/"
+    rust "fleet" {
+        bin "api"
+    }
+    file "/etc/api.conf" "port = 8080\n"
+    entrypoint "/usr/local/bin/api"
+}
+image "worker" {
+    base "scratch"
+    copy "assets/" "/srv/assets/"
+    rust "fleet" {
+        bin "worker"
+    }
+    entrypoint "/usr/local/bin/worker"
+}
+image "docs" {
+    base "scratch"
+    copy "assets/" "/srv/assets/"
+}
+"#;
+
+struct Fleet {
+    f: Fixture,
+    cache: tempfile::TempDir,
+}
+
+impl Fleet {
+    fn new() -> Fleet {
+        let f = Fixture::new();
+        f.recipe(RECIPE)
+            .write(
+                "Cargo.toml",
+                "[package]\nname = \"fleet\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+            )
+            .write("src/bin/api.rs", "fn main() {\n    println!(\"api v1\");\n}\n")
+            .write("src/bin/worker.rs", "fn main() {\n    println!(\"worker v1\");\n}\n");
+        for i in 0..20 {
+            f.write(&format!("assets/page{i}.html"), format!("<h1>page {i}</h1>\n").repeat(50));
+        }
+        run(Command::new("cargo").current_dir(f.path()).args(["generate-lockfile", "--offline", "-q"]));
+        Fleet { f, cache: tempfile::tempdir().unwrap() }
+    }
+
+    fn build(&self, out: &str, previous: Option<&str>) -> Value {
+        let mut c = kiln();
+        c.current_dir(self.f.path())
+            .env("KILN_CACHE_DIR", self.cache.path())
+            .args(["build", "-q", "--json", "--out", out]);
+        if let Some(p) = previous {
+            c.args(["--previous", p]);
+        }
+        summary(&c.output().unwrap())
+    }
+
+    fn path(&self, p: &str) -> std::path::PathBuf {
+        self.f.path().join(p)
+    }
+
+    fn diff(&self, old: &str, new: &str) -> Value {
+        serde_json::from_str(&run(kiln().args(["diff", "--json"]).arg(self.path(old)).arg(self.path(new)))).unwrap()
+    }
+}
+
+fn platforms_of<'a>(d: &'a Value, image: &str) -> &'a Vec<Value> {
+    d["images"].as_array().unwrap().iter().find(|i| i["name"] == image).unwrap()["platforms"].as_array().unwrap()
+}
+
+/// (manifest digest, manifest size) of one platform, as skopeo reads it.
+fn manifest_of(layout: &Path, image: &str, platform: &str) -> Value {
+    let index = skopeo_raw(layout, image);
+    let m = index["manifests"].as_array().unwrap().iter().find(|m| {
+        let p = &m["platform"];
+        let name = match p["variant"].as_str() {
+            Some(v) => format!("linux/{}/{v}", p["architecture"].as_str().unwrap()),
+            None => format!("linux/{}", p["architecture"].as_str().unwrap()),
+        };
+        name == platform
+    });
+    m.unwrap().clone()
+}
+
+#[test]
+fn one_changed_binary_moves_one_layer_per_platform_and_a_bundle_carries_exactly_that() {
+    let fleet = Fleet::new();
+    fleet.build("v1", None);
+    fleet.f.write("src/bin/api.rs", "fn main() {\n    println!(\"api v2\");\n}\n");
+    fleet.build("v2", Some("v1"));
+    let d = fleet.diff("v1", "v2");
+
+    let single = tempfile::tempdir().unwrap();
+    for p in platforms_of(&d, "api") {
+        let platform = p["platform"].as_str().unwrap();
+        assert_eq!(p["added"].as_array().unwrap().len(), 1, "{platform}: {p}");
+        assert_eq!(p["removed"].as_array().unwrap().len(), 1, "{platform}: {p}");
+        // The figures agree with what skopeo reads from the new layout.
+        let m = manifest_of(&fleet.path("v2"), "api", platform);
+        let (arch, variant) = match platform {
+            "linux/arm/v7" => ("arm", Some("v7")),
+            other => (other.trim_start_matches("linux/"), None),
+        };
+        let one = single_platform(&fleet.path("v2"), "api", arch, variant, &single.path().join(arch));
+        let manifest = skopeo_raw(&one, "api");
+        let added = &p["added"][0];
+        let layer = manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|l| l["digest"] == added["digest"])
+            .expect("the added layer is in the manifest");
+        assert_eq!(layer["size"], added["size"]);
+        let config = manifest["config"]["size"].as_u64().unwrap();
+        let expected = added["size"].as_u64().unwrap() + config + m["size"].as_u64().unwrap();
+        let download = p["download_bytes"].as_u64().unwrap();
+        // The image index is counted once, on the image's first platform.
+        let index = if platform == "linux/amd64" { skopeo_index_size(&fleet.path("v2"), "api") } else { 0 };
+        assert_eq!(download, expected + index, "{platform}");
+        assert!(
+            download <= added["size"].as_u64().unwrap() + 2048 + 1024,
+            "{platform}: at most the binary plus 2 kB of manifests and config (and the index once): {download}"
+        );
+    }
+    for image in ["worker", "docs"] {
+        for p in platforms_of(&d, image) {
+            assert_eq!(p["added"].as_array().unwrap().len(), 0, "{image} {}: {p}", p["platform"]);
+            assert_eq!(p["download_bytes"], 0, "{image} is unchanged");
+        }
+    }
+
+    // A budget gate for CI.
+    let over =
+        kiln().arg("diff").arg(fleet.path("v1")).arg(fleet.path("v2")).args(["--budget", "1kB"]).output().unwrap();
+    assert_eq!(over.status.code(), Some(1), "{}", stdout(&over));
+    let within =
+        kiln().arg("diff").arg(fleet.path("v1")).arg(fleet.path("v2")).args(["--budget", "10MiB"]).output().unwrap();
+    assert_eq!(within.status.code(), Some(0));
+
+    // The bundle carries exactly the new blobs; applied to v1 it gives v2.
+    let bundle = fleet.path("update.tar");
+    run(kiln()
+        .args(["bundle", "--have"])
+        .arg(fleet.path("v1"))
+        .arg("--want")
+        .arg(fleet.path("v2"))
+        .arg("-o")
+        .arg(&bundle));
+    let members = run(Command::new("tar").arg("-tf").arg(&bundle));
+    let blobs = members.lines().filter(|l| l.starts_with("blobs/")).count();
+    // Per platform the new layer, config and manifest; and api's new image index.
+    let new_blobs: usize =
+        platforms_of(&d, "api").iter().map(|p| p["added"].as_array().unwrap().len() + 2).sum::<usize>() + 1;
+    assert_eq!(blobs, new_blobs, "{members}");
+    let device = fleet.path("device");
+    copy_dir(&fleet.path("v1"), &device);
+    run(kiln().arg("apply").arg(&bundle).arg("--to").arg(&device));
+    assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
+    let one = single_platform(&device, "api", "arm64", None, &single.path().join("device-arm64"));
+    oci_validate(&one, "api");
+    let root = umoci_unpack(&one, "api", &single.path().join("bundle")).join("rootfs");
+    let out = run(Command::new(require("qemu-aarch64-static")).arg(root.join("usr/local/bin/api")));
+    assert_eq!(out, "api v2\n");
+}
+
+/// The size of an image's index, from the layout's index.json as skopeo would resolve it.
+fn skopeo_index_size(layout: &Path, image: &str) -> u64 {
+    let raw =
+        run(Command::new(require("skopeo")).args(["inspect", "--raw", &format!("oci:{}:{image}", layout.display())]));
+    raw.len() as u64
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().filter_map(Result::ok) {
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &to.join(e.file_name()));
+        } else {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+fn listing(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), std::fs::read(e.path()).unwrap()))
+        .collect();
+    out.push(("index.json".into(), std::fs::read(dir.join("index.json")).unwrap()));
+    out.sort();
+    out
+}
+
+#[test]
+fn damaged_bundles_are_refused_and_the_layout_is_left_alone() {
+    let fleet = Fleet::new();
+    fleet.build("v1", None);
+    fleet.f.write("src/bin/worker.rs", "fn main() {\n    println!(\"worker v2\");\n}\n");
+    fleet.build("v2", None);
+    let bundle = fleet.path("update.tar");
+    run(kiln()
+        .args(["bundle", "--have"])
+        .arg(fleet.path("v1"))
+        .arg("--want")
+        .arg(fleet.path("v2"))
+        .arg("-o")
+        .arg(&bundle));
+    let bytes = std::fs::read(&bundle).unwrap();
+    let device = fleet.path("device");
+    copy_dir(&fleet.path("v1"), &device);
+    let before = listing(&device);
+
+    let truncated = fleet.path("truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let tampered = fleet.path("tampered.tar");
+    let mut t = bytes.clone();
+    let i = t.len() - 4096;
+    t[i] ^= 0xff;
+    std::fs::write(&tampered, t).unwrap();
+    for bad in [&truncated, &tampered] {
+        let o = kiln().arg("apply").arg(bad).arg("--to").arg(&device).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{}: {}", bad.display(), stderr(&o));
+        assert!(stderr(&o).contains("refusing bundle"), "{}", stderr(&o));
+        assert!(listing(&device) == before, "{} changed the layout", bad.display());
+    }
+    // A bundle made for another base is refused too.
+    let empty = Fixture::new();
+    empty.recipe("kiln 1\nimage \"x\" {\n    base \"scratch\"\n    file \"/x\" \"x\"\n}\n");
+    summary(&empty.build());
+    let o = kiln().arg("apply").arg(&bundle).arg("--to").arg(empty.out()).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lacks"), "{}", stderr(&o));
+    // The intact bundle applies.
+    run(kiln().arg("apply").arg(&bundle).arg("--to").arg(&device));
+    assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
+}
+
+#[test]
+fn a_file_added_to_one_image_changes_only_that_image() {
+    let fleet = Fleet::new();
+    let v1 = fleet.build("v1", None);
+    fleet.f.recipe(&RECIPE.replace(
+        "    copy \"assets/\" \"/srv/assets/\"\n}\n",
+        "    copy \"assets/\" \"/srv/assets/\"\n    file \"/srv/robots.txt\" \"User-agent: *\\n\"\n}\n",
+    ));
+    let v2 = fleet.build("v2", None);
+    let digest = |s: &Value, name: &str| {
+        s["images"].as_array().unwrap().iter().find(|i| i["name"] == name).unwrap()["digest"].clone()
+    };
+    assert_eq!(digest(&v1, "api"), digest(&v2, "api"));
+    assert_eq!(digest(&v1, "worker"), digest(&v2, "worker"));
+    assert_ne!(digest(&v1, "docs"), digest(&v2, "docs"));
+    let d = fleet.diff("v1", "v2");
+    for p in platforms_of(&d, "docs") {
+        assert_eq!((p["added"].as_array().unwrap().len(), p["removed"].as_array().unwrap().len()), (1, 0), "{p}");
+    }
+    // The assets layer is one blob shared by all three images on every platform.
+    let report: Value = serde_json::from_str(&run(kiln().args(["inspect", "--json"]).arg(fleet.path("v2")))).unwrap();
+    let assets = report["images"][0]["platforms"][0]["layers"][0]["digest"].as_str().unwrap().to_string();
+    assert_eq!(report["images"][0]["platforms"][0]["layers"][0]["key"], "copy assets/ /srv/assets/");
+    assert_eq!(report["layers"][&assets]["used_by"].as_array().unwrap().len(), 9);
+}
+
+#[test]
+fn previous_keeps_the_layer_order_of_the_last_release() {
+    let fleet = Fleet::new();
+    fleet.f.write("extra/readme.txt", "extra\n");
+    let two = RECIPE.replace("image \"docs\" {\n    base \"scratch\"\n    copy \"assets/\" \"/srv/assets/\"\n", "image \"docs\" {\n    base \"scratch\"\n    copy \"assets/\" \"/srv/assets/\"\n    copy \"extra/\" \"/srv/extra/\"\n");
+    fleet.f.recipe(&two);
+    fleet.build("v1", None);
+    let swapped = two.replace(
+        "    copy \"assets/\" \"/srv/assets/\"\n    copy \"extra/\" \"/srv/extra/\"\n",
+        "    copy \"extra/\" \"/srv/extra/\"\n    copy \"assets/\" \"/srv/assets/\"\n",
+    );
+    fleet.f.recipe(&swapped);
+    fleet.build("v2", None);
+    fleet.build("v3", Some("v1"));
+    let keys = |out: &str| {
+        let one = tempfile::tempdir().unwrap();
+        let l = single_platform(&fleet.path(out), "docs", "amd64", None, &one.path().join("l"));
+        let manifest = skopeo_raw(&l, "docs");
+        serde_json::from_str::<Vec<String>>(manifest["annotations"]["dev.kiln.layers"].as_str().unwrap()).unwrap()
+    };
+    assert_eq!(keys("v1"), ["copy assets/ /srv/assets/", "copy extra/ /srv/extra/"]);
+    assert_eq!(keys("v2"), ["copy extra/ /srv/extra/", "copy assets/ /srv/assets/"], "recipe order without --previous");
+    assert_eq!(keys("v3"), keys("v1"), "--previous keeps the last release's order");
+    let d = fleet.diff("v1", "v3");
+    assert_eq!(d["total_bytes"], 0, "nothing to download: {d}");
+}
