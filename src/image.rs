@@ -15,8 +15,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-/// The manifest annotation recording the layer plan: the layers' keys, in order.
-pub const ANNOTATION_LAYERS: &str = "dev.kiln.layers";
+pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
+/// Marks a manifest kiln wrote; its config's history then holds the layers' keys, in order.
+pub const ANNOTATION_COMPRESSION: &str = "dev.kiln.compression";
 
 /// What was written for one image.
 #[derive(Debug, Clone)]
@@ -92,11 +93,9 @@ fn write_platform(
         .layers
         .iter()
         .map(|l| {
-            HistoryBuilder::default()
-                .created(created)
-                .created_by(l.created_by.clone())
-                .build()
-                .map_err(spec_err("history"))
+            // The layer's key: what `kiln inspect` and `--previous` read back. Each entry's
+            // time is the config's `created`, so it is not repeated.
+            HistoryBuilder::default().created_by(l.key.clone()).build().map_err(spec_err("history"))
         })
         .collect::<Result<Vec<_>, _>>()?;
     let rootfs = RootFsBuilder::default()
@@ -126,9 +125,10 @@ fn write_platform(
         .config(descriptor(MediaType::ImageConfig, &config_blob)?)
         .layers(layer_descs)
         .annotations({
+            // Every byte here is downloaded again on each update; the creation time is in the
+            // config and on the image index already.
             let mut a = hashmap(&image.annotations);
-            let keys: Vec<&str> = p.layers.iter().map(|l| l.key.as_str()).collect();
-            a.insert(ANNOTATION_LAYERS.to_string(), String::from_utf8_lossy(&canonical::to_vec(&keys)).into_owned());
+            a.remove(ANNOTATION_CREATED);
             a
         })
         .build()

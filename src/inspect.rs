@@ -39,7 +39,7 @@ pub struct LayerReport {
     pub digest: String,
     pub size: u64,
     pub media_type: String,
-    /// The layer's key in kiln's layer plan (the `dev.kiln.layers` annotation), if recorded.
+    /// The layer's key in kiln's layer plan (its history entry), for images kiln wrote.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Why the layer holds what it holds and stands where it does.
@@ -130,12 +130,7 @@ fn platform_name(desc: &Descriptor) -> String {
 fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<PlatformReport, BuildError> {
     let m: ImageManifest = serde_json::from_slice(&read_blob(dir, desc)?)
         .map_err(|e| invalid(dir, format!("manifest {}: {e}", desc.digest())))?;
-    let keys: Vec<String> = m
-        .annotations()
-        .as_ref()
-        .and_then(|a| a.get(crate::image::ANNOTATION_LAYERS))
-        .and_then(|k| serde_json::from_str(k).ok())
-        .unwrap_or_default();
+    let keys = layer_keys_of(dir, &m)?.unwrap_or_default();
     let layers: Vec<LayerReport> = m
         .layers()
         .iter()
@@ -219,7 +214,26 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
     Ok(LayoutReport { images, layers })
 }
 
-/// The layer keys kiln recorded in a layout's manifests, by (image, platform): what
+/// The layer keys of an image kiln wrote: its config's history, one entry per layer.
+fn layer_keys_of(dir: &Path, m: &ImageManifest) -> Result<Option<Vec<String>>, BuildError> {
+    let by_kiln = m.annotations().as_ref().is_some_and(|a| a.contains_key(crate::image::ANNOTATION_COMPRESSION));
+    if !by_kiln {
+        return Ok(None);
+    }
+    let config: oci_spec::image::ImageConfiguration =
+        serde_json::from_slice(&read_blob(dir, m.config())?).map_err(|e| invalid(dir, format!("config: {e}")))?;
+    let keys: Vec<String> = config
+        .history()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|h| !h.empty_layer().unwrap_or(false))
+        .map(|h| h.created_by().clone().unwrap_or_default())
+        .collect();
+    Ok((keys.len() == m.layers().len()).then_some(keys))
+}
+
+/// The layer keys kiln recorded in a layout's images, by (image, platform): what
 /// `--previous` keeps the order of.
 pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platform), Vec<String>>, BuildError> {
     let index_path = dir.join("index.json");
@@ -243,12 +257,7 @@ pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platf
             let Some(platform) = crate::platform::Platform::parse(&platform_name(&m)) else { continue };
             let manifest: ImageManifest =
                 serde_json::from_slice(&read_blob(dir, &m)?).map_err(|e| invalid(dir, e.to_string()))?;
-            let keys = manifest
-                .annotations()
-                .as_ref()
-                .and_then(|a| a.get(crate::image::ANNOTATION_LAYERS))
-                .and_then(|k| serde_json::from_str::<Vec<String>>(k).ok());
-            if let Some(keys) = keys {
+            if let Some(keys) = layer_keys_of(dir, &manifest)? {
                 out.insert((name.clone(), platform), keys);
             }
         }

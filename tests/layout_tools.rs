@@ -116,8 +116,7 @@ fn every_platform_validates_and_unpacks_as_the_recipe_says() {
         // One layer per node, least volatile first: two platform-independent copies, the
         // per-platform copy, then the recipe's own small files.
         assert_eq!(layers.len(), 4, "{manifest}");
-        let keys: Vec<String> =
-            serde_json::from_str(manifest["annotations"]["dev.kiln.layers"].as_str().unwrap()).unwrap();
+        let keys = layer_keys(&single, "tools");
         assert_eq!(
             keys,
             [

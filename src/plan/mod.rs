@@ -156,7 +156,7 @@ pub struct LayerPlan {
     /// Why the files are in this layer, and why it stands where it does.
     pub reason: String,
     pub volatility: layering::Volatility,
-    /// Written to the image history.
+    /// What made the layer (shown by `kiln plan`; the image history holds the `key`).
     pub created_by: String,
     pub entries: Vec<Entry>,
     /// Set for a base image's layer, copied as it is instead of built.

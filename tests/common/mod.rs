@@ -138,3 +138,15 @@ pub fn oci_validate(layout: &Path, name: &str) {
     ]));
     assert!(out.contains("Validation succeeded"), "oci-image-tool did not validate {}:\n{out}", layout.display());
 }
+
+/// The layer keys kiln recorded in an image's history (read with `skopeo inspect --config`).
+pub fn layer_keys(layout: &Path, name: &str) -> Vec<String> {
+    let raw = run(Command::new(require("skopeo")).args([
+        "inspect",
+        "--config",
+        "--raw",
+        &format!("oci:{}:{name}", layout.display()),
+    ]));
+    let config: serde_json::Value = serde_json::from_str(&raw).expect("skopeo prints JSON");
+    config["history"].as_array().unwrap().iter().map(|h| h["created_by"].as_str().unwrap().to_string()).collect()
+}
