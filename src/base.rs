@@ -22,6 +22,8 @@ pub struct DebianInputs {
 
 /// A layer of a base, before ids are computed.
 pub struct BaseLayer {
+    /// Short and stable (`base tzdata`): it is written into every image's history.
+    pub key: String,
     pub name: String,
     pub created_by: String,
     pub entries: Vec<Entry>,
@@ -96,6 +98,7 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
         versions.push(v);
     }
     let mut layers = vec![BaseLayer {
+        key: "base system".into(),
         name: format!("{}: system files", flavour.name()),
         created_by: format!("kiln: {} system files, {}", flavour.name(), versions.join(", ")),
         entries: system,
@@ -103,6 +106,7 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
     for name in ["tzdata", "ca-certificates"] {
         let (entries, v) = pkg(name)?;
         layers.push(BaseLayer {
+            key: format!("base {name}"),
             name: format!("{}: {name}", flavour.name()),
             created_by: format!("kiln: {} {v}", flavour.name()),
             entries,
@@ -111,6 +115,7 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
     for name in flavour.arch_packages() {
         let (entries, v) = pkg(name)?;
         layers.push(BaseLayer {
+            key: format!("base {name}"),
             name: format!("{}: {name}", flavour.name()),
             created_by: format!("kiln: {} {v}", flavour.name()),
             entries,

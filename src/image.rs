@@ -16,7 +16,7 @@ use std::str::FromStr;
 
 pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
-/// Marks a manifest kiln wrote; its config's history then holds the layers' keys, in order.
+/// How the layers were compressed; on the image index.
 pub const ANNOTATION_COMPRESSION: &str = "dev.kiln.compression";
 
 /// What was written for one image.
@@ -125,10 +125,11 @@ fn write_platform(
         .config(descriptor(MediaType::ImageConfig, &config_blob)?)
         .layers(layer_descs)
         .annotations({
-            // Every byte here is downloaded again on each update; the creation time is in the
-            // config and on the image index already.
+            // Every byte here is downloaded again on each update; the creation time (in the
+            // config too) and the compression are on the image index.
             let mut a = hashmap(&image.annotations);
             a.remove(ANNOTATION_CREATED);
+            a.remove(ANNOTATION_COMPRESSION);
             a
         })
         .build()

@@ -214,12 +214,9 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
     Ok(LayoutReport { images, layers })
 }
 
-/// The layer keys of an image kiln wrote: its config's history, one entry per layer.
+/// The layer keys of an image: its config's history, one entry per layer (kiln writes each
+/// layer's key there; for other images these are whatever their builder wrote).
 fn layer_keys_of(dir: &Path, m: &ImageManifest) -> Result<Option<Vec<String>>, BuildError> {
-    let by_kiln = m.annotations().as_ref().is_some_and(|a| a.contains_key(crate::image::ANNOTATION_COMPRESSION));
-    if !by_kiln {
-        return Ok(None);
-    }
     let config: oci_spec::image::ImageConfiguration =
         serde_json::from_slice(&read_blob(dir, m.config())?).map_err(|e| invalid(dir, format!("config: {e}")))?;
     let keys: Vec<String> = config

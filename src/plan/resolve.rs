@@ -510,7 +510,7 @@ impl Resolver<'_> {
                         base.into_iter()
                             .map(|b| {
                                 let unit = Unit {
-                                    key: format!("base {}", b.name),
+                                    key: b.key,
                                     reason: format!(
                                         "the {} base: pinned Debian packages, below everything the recipe adds",
                                         flavour.name()
