@@ -119,21 +119,20 @@ fn write_platform(
         .iter()
         .map(|b| descriptor(MediaType::from(b.media_type.as_str()), &b.blob))
         .collect::<Result<Vec<_>, _>>()?;
-    let manifest = ImageManifestBuilder::default()
+    // Every byte of a manifest is downloaded again on each update; the creation time (in the
+    // config too) and the compression are on the image index.
+    let mut annotations = hashmap(&image.annotations);
+    annotations.remove(ANNOTATION_CREATED);
+    annotations.remove(ANNOTATION_COMPRESSION);
+    let mut manifest = ImageManifestBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(descriptor(MediaType::ImageConfig, &config_blob)?)
-        .layers(layer_descs)
-        .annotations({
-            // Every byte here is downloaded again on each update; the creation time (in the
-            // config too) and the compression are on the image index.
-            let mut a = hashmap(&image.annotations);
-            a.remove(ANNOTATION_CREATED);
-            a.remove(ANNOTATION_COMPRESSION);
-            a
-        })
-        .build()
-        .map_err(spec_err("manifest"))?;
+        .layers(layer_descs);
+    if !annotations.is_empty() {
+        manifest = manifest.annotations(annotations);
+    }
+    let manifest = manifest.build().map_err(spec_err("manifest"))?;
     staging.write_bytes(&canonical::to_vec(&manifest))
 }
 

@@ -408,6 +408,9 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Diff { old, new, platforms, json, budget } => {
+            for p in &platforms {
+                Platform::parse(p).ok_or_else(|| CliError::Platform(p.clone()))?;
+            }
             let budget = match budget {
                 Some(b) => Some(kiln::update::parse_size(&b).ok_or(CliError::Size(b))?),
                 None => None,
@@ -438,7 +441,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Apply { bundle, to } => {
             let added = kiln::update::apply(&bundle, &to)?;
             if !cli.quiet {
-                println!("applied {}: {added} blobs added to {}", bundle.display(), to.display());
+                println!("applied {} to {}: {added} blobs checked and in place", bundle.display(), to.display());
             }
         }
         Command::Inspect { dir, image, json } => {

@@ -102,12 +102,15 @@ pub fn render_text(plan: &Plan) -> String {
                     None => {
                         let _ = writeln!(
                             s,
-                            "    layer {} {}  id {}  ({} entries, {:?})",
+                            "    layer {} {}  id {}  ({} entries, {})",
                             n + 1,
                             l.name,
                             short(&l.id),
                             l.entries.len(),
-                            l.volatility
+                            serde_json::to_value(l.volatility)
+                                .ok()
+                                .and_then(|v| v.as_str().map(str::to_string))
+                                .unwrap_or_default()
                         );
                     }
                 }

@@ -414,7 +414,7 @@ impl Resolver<'_> {
                 let p = Problem::new("kiln::plan::layer_budget", spec.name.span, format!("image `{}` needs {} layers for {platform}, over the budget of {}", spec.name.value, layers.len(), self.budget))
                     .label("too many layers")
                     .help("group paths with `layers { layer \"NAME\" { path \"/prefix/\" } }`, or raise `layers { budget N }` (containerd allows 127)");
-                self.once("budget".into(), spec.name.span, p);
+                self.once(format!("budget {platform}"), spec.name.span, p);
             }
             out.push(PlatformPlan { platform, config, layers });
         }

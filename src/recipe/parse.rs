@@ -339,7 +339,14 @@ impl Parser {
                     if let Some(a) = self.arity(child, 1, "budget 64")
                         && let Some(v) = self.uint(a[0], 127, "layer budget")
                     {
-                        rules.budget = Some(v.value.max(1) as usize);
+                        if v.value == 0 {
+                            self.problem(
+                                Problem::new("kiln::recipe::range", v.span, "layer budget out of range")
+                                    .label("must be between 1 and 127"),
+                            );
+                        } else {
+                            rules.budget = Some(v.value as usize);
+                        }
                     }
                 }
                 "layer" => {
