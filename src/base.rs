@@ -32,18 +32,11 @@ pub struct BaseLayer {
 fn generated(path: &str, mode: u32, uid: u32, content: Option<&str>) -> Entry {
     let kind = if content.is_some() { EntryKind::File } else { EntryKind::Dir };
     Entry {
-        path: path.into(),
-        kind,
-        mode,
-        uid,
-        gid: uid,
         size: content.map(|c| c.len() as u64),
         sha256: content.map(|c| crate::digest::sha256_hex(c.as_bytes())),
-        source: None,
         content: content.map(str::to_string),
-        target: None,
-        build: None,
         from: Some("generated".into()),
+        ..Entry::new(path, kind, mode, uid, uid)
     }
 }
 
@@ -103,16 +96,7 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
         created_by: format!("kiln: {} system files, {}", flavour.name(), versions.join(", ")),
         entries: system,
     }];
-    for name in ["tzdata", "ca-certificates"] {
-        let (entries, v) = pkg(name)?;
-        layers.push(BaseLayer {
-            key: format!("base {name}"),
-            name: format!("{}: {name}", flavour.name()),
-            created_by: format!("kiln: {} {v}", flavour.name()),
-            entries,
-        });
-    }
-    for name in flavour.arch_packages() {
+    for name in ["tzdata", "ca-certificates"].into_iter().chain(flavour.arch_packages()) {
         let (entries, v) = pkg(name)?;
         layers.push(BaseLayer {
             key: format!("base {name}"),

@@ -88,20 +88,8 @@ pub fn unpack(deb: &[u8], store: &Path, origin: &str) -> Result<Vec<Entry>, Buil
         }
         let mode = h.mode().unwrap_or(0o644) & 0o7777;
         let (uid, gid) = (h.uid().unwrap_or(0) as u32, h.gid().unwrap_or(0) as u32);
-        let mut e = Entry {
-            path: path.clone(),
-            kind: EntryKind::File,
-            mode,
-            uid,
-            gid,
-            size: None,
-            sha256: None,
-            source: None,
-            content: None,
-            target: None,
-            build: None,
-            from: Some(origin.to_string()),
-        };
+        let mut e =
+            Entry { from: Some(origin.to_string()), ..Entry::new(path.clone(), EntryKind::File, mode, uid, gid) };
         match h.entry_type() {
             tar::EntryType::Directory => {
                 e.kind = EntryKind::Dir;

@@ -93,20 +93,7 @@ fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), BuildE
 }
 
 fn dir(path: &str, from: &str) -> Entry {
-    Entry {
-        path: path.into(),
-        kind: EntryKind::Dir,
-        mode: 0o755,
-        uid: 0,
-        gid: 0,
-        size: None,
-        sha256: None,
-        source: None,
-        content: None,
-        target: None,
-        build: None,
-        from: Some(from.into()),
-    }
+    Entry { from: Some(from.into()), ..Entry::dir(path, 0o755, 0, 0) }
 }
 
 /// What of a package goes into a base: ca-certificates contributes its generated bundle and

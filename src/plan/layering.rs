@@ -127,20 +127,7 @@ mod tests {
     use crate::plan::EntryKind;
 
     fn file(path: &str) -> Entry {
-        Entry {
-            path: path.into(),
-            kind: EntryKind::File,
-            mode: 0o644,
-            uid: 0,
-            gid: 0,
-            size: Some(1),
-            sha256: Some("00".into()),
-            source: None,
-            content: None,
-            target: None,
-            build: None,
-            from: None,
-        }
+        Entry { size: Some(1), sha256: Some("00".into()), ..Entry::new(path, EntryKind::File, 0o644, 0, 0) }
     }
 
     fn unit(key: &str, v: Volatility, paths: &[&str]) -> Unit {

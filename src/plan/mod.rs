@@ -207,6 +207,31 @@ pub fn rfc3339(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
 }
 
+impl Entry {
+    /// An entry with nothing but its path, kind, mode and owner; callers fill in the rest.
+    pub fn new(path: impl Into<String>, kind: EntryKind, mode: u32, uid: u32, gid: u32) -> Entry {
+        Entry {
+            path: path.into(),
+            kind,
+            mode,
+            uid,
+            gid,
+            size: None,
+            sha256: None,
+            source: None,
+            content: None,
+            target: None,
+            build: None,
+            from: None,
+        }
+    }
+
+    /// A directory entry (`path` ends in `/`).
+    pub fn dir(path: impl Into<String>, mode: u32, uid: u32, gid: u32) -> Entry {
+        Entry::new(path, EntryKind::Dir, mode, uid, gid)
+    }
+}
+
 impl Plan {
     /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
     pub fn to_json(&self) -> String {

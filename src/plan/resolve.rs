@@ -186,20 +186,7 @@ impl Resolver<'_> {
     }
 
     fn dir_entry(path: String, perms: Perms) -> Entry {
-        Entry {
-            path,
-            kind: EntryKind::Dir,
-            mode: 0o755,
-            uid: perms.uid.unwrap_or(0),
-            gid: perms.gid.unwrap_or(0),
-            size: None,
-            sha256: None,
-            source: None,
-            content: None,
-            target: None,
-            build: None,
-            from: None,
-        }
+        Entry::dir(path, 0o755, perms.uid.unwrap_or(0), perms.gid.unwrap_or(0))
     }
 
     /// Resolves one content node for one platform.
