@@ -71,7 +71,7 @@ pub fn wanted(flavour: Flavour, p: Platform) -> Vec<(String, String)> {
 }
 
 /// The layers of a distroless base for one platform, least volatile first: system files
-/// (with netbase and media types), time zones, CA certificates, then each library.
+/// (with netbase, media types and the CA bundle), time zones, then each library.
 pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -> Result<Vec<BaseLayer>, String> {
     let arch = debian::debian_arch(p);
     let pkg = |name: &str| -> Result<(Vec<Entry>, String), String> {
@@ -85,7 +85,9 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
     };
     let mut system = system_files(&inputs.lock);
     let mut versions = Vec::new();
-    for name in ["netbase", "media-types"] {
+    // CA certificates change a few times a year, like these small files: one layer for all of
+    // them keeps the metadata every update carries short.
+    for name in ["netbase", "media-types", "ca-certificates"] {
         let (entries, v) = pkg(name)?;
         system.extend(entries);
         versions.push(v);
@@ -96,7 +98,7 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
         created_by: format!("kiln: {} system files, {}", flavour.name(), versions.join(", ")),
         entries: system,
     }];
-    for name in ["tzdata", "ca-certificates"].into_iter().chain(flavour.arch_packages()) {
+    for name in std::iter::once("tzdata").chain(flavour.arch_packages()) {
         let (entries, v) = pkg(name)?;
         layers.push(BaseLayer {
             key: format!("base {name}"),
