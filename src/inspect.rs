@@ -113,7 +113,8 @@ fn read_blob(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>, BuildError> {
     Ok(bytes)
 }
 
-fn platform_name(desc: &Descriptor) -> String {
+/// `os/architecture[/variant]` of a descriptor's platform.
+pub(crate) fn platform_name(desc: &Descriptor) -> String {
     match desc.platform() {
         Some(p) => {
             let mut s = format!("{}/{}", p.os(), p.architecture());

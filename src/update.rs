@@ -46,16 +46,6 @@ pub struct ImageBlobs {
     pub platforms: Vec<PlatformBlobs>,
 }
 
-fn platform_of(d: &Descriptor) -> String {
-    d.platform()
-        .as_ref()
-        .map(|p| match p.variant() {
-            Some(v) => format!("{}/{}/{v}", p.os(), p.architecture()),
-            None => format!("{}/{}", p.os(), p.architecture()),
-        })
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn manifest_blobs(dir: &Path, d: &Descriptor, platform: String) -> Result<PlatformBlobs, BuildError> {
     let m: ImageManifest = read_blob_json(dir, d)?;
     Ok(PlatformBlobs {
@@ -80,11 +70,18 @@ pub fn images(dir: &Path) -> Result<Vec<ImageBlobs>, BuildError> {
         let image = match d.media_type() {
             MediaType::ImageIndex => {
                 let idx: ImageIndex = read_blob_json(dir, d)?;
-                let platforms =
-                    idx.manifests().iter().map(|m| manifest_blobs(dir, m, platform_of(m))).collect::<Result<_, _>>()?;
+                let platforms = idx
+                    .manifests()
+                    .iter()
+                    .map(|m| manifest_blobs(dir, m, crate::inspect::platform_name(m)))
+                    .collect::<Result<_, _>>()?;
                 ImageBlobs { name, index: Some((d.digest().to_string(), d.size())), platforms }
             }
-            _ => ImageBlobs { name, index: None, platforms: vec![manifest_blobs(dir, d, platform_of(d))?] },
+            _ => ImageBlobs {
+                name,
+                index: None,
+                platforms: vec![manifest_blobs(dir, d, crate::inspect::platform_name(d))?],
+            },
         };
         out.push(image);
     }

@@ -184,18 +184,8 @@ fn cc_base_runs_dynamically_linked_glibc_binaries() {
                 assert!(out.starts_with("hello from glibc 2."), "{out}");
             }
             _ => {
-                let config_path = bundle.join("config.json");
-                let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-                config["process"]["terminal"] = Value::Bool(false);
-                std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-                let id = format!("kiln-cc-{}", std::process::id());
-                let o = Command::new(require("runc"))
-                    .args(["run", "--bundle", &bundle.display().to_string(), &id])
-                    .output()
-                    .unwrap();
-                let _ = Command::new(require("runc")).args(["delete", "--force", &id]).output();
-                assert!(o.status.success(), "runc: {}", stderr(&o));
-                assert!(stdout(&o).starts_with("hello from glibc 2."), "{}", stdout(&o));
+                let out = runc_run(&bundle, "kiln-cc");
+                assert!(out.starts_with("hello from glibc 2."), "{out}");
             }
         }
     }

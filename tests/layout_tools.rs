@@ -173,18 +173,7 @@ fn runc_runs_a_static_binary_from_the_image() {
     let single = single_platform(&f.out(), "bb", "amd64", None, &work.path().join("layout"));
     oci_validate(&single, "bb");
     let bundle = umoci_unpack(&single, "bb", &work.path().join("bundle"));
-    let config_path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["process"]["terminal"] = Value::Bool(false);
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let id = format!("kiln-test-{}", std::process::id());
-    let o = Command::new(require("runc"))
-        .args(["run", "--bundle", &bundle.display().to_string(), &id])
-        .output()
-        .expect("run runc");
-    let _ = Command::new(require("runc")).args(["delete", "--force", &id]).output();
-    assert!(o.status.success(), "runc failed: {}\n{}", stdout(&o), stderr(&o));
-    assert_eq!(stdout(&o), "hello from a kiln image\n");
+    assert_eq!(runc_run(&bundle, "kiln-test"), "hello from a kiln image\n");
 }
 
 #[test]

@@ -100,17 +100,10 @@ fn three_platforms_build_check_and_run() {
     let single = work.path().join("amd64");
     let bundle = work.path().join("bundle-runc");
     umoci_unpack(&single, "hello-rust", &bundle);
-    let config_path = bundle.join("config.json");
-    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
-    config["process"]["terminal"] = Value::Bool(false);
+    let config: Value = serde_json::from_str(&std::fs::read_to_string(bundle.join("config.json")).unwrap()).unwrap();
     assert_eq!(config["process"]["user"]["uid"], 65532);
-    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let id = format!("kiln-rust-{}", std::process::id());
-    let o =
-        Command::new(require("runc")).args(["run", "--bundle", &bundle.display().to_string(), &id]).output().unwrap();
-    let _ = Command::new(require("runc")).args(["delete", "--force", &id]).output();
-    assert!(o.status.success(), "runc: {}", stderr(&o));
-    assert!(stdout(&o).starts_with("hello from kiln on x86_64"), "{}", stdout(&o));
+    let out = runc_run(&bundle, "kiln-rust");
+    assert!(out.starts_with("hello from kiln on x86_64"), "{out}");
 }
 
 #[test]

@@ -73,6 +73,19 @@ impl Fleet {
         self.f.path().join(p)
     }
 
+    /// `kiln bundle --have OLD --want NEW -o update.tar`; returns the bundle's path.
+    fn bundle(&self, old: &str, new: &str) -> std::path::PathBuf {
+        let file = self.path("update.tar");
+        run(kiln()
+            .args(["bundle", "--have"])
+            .arg(self.path(old))
+            .arg("--want")
+            .arg(self.path(new))
+            .arg("-o")
+            .arg(&file));
+        file
+    }
+
     fn diff(&self, old: &str, new: &str) -> Value {
         serde_json::from_str(&run(kiln().args(["diff", "--json"]).arg(self.path(old)).arg(self.path(new)))).unwrap()
     }
@@ -152,14 +165,7 @@ fn one_changed_binary_moves_one_layer_per_platform_and_a_bundle_carries_exactly_
     assert_eq!(within.status.code(), Some(0));
 
     // The bundle carries exactly the new blobs; applied to v1 it gives v2.
-    let bundle = fleet.path("update.tar");
-    run(kiln()
-        .args(["bundle", "--have"])
-        .arg(fleet.path("v1"))
-        .arg("--want")
-        .arg(fleet.path("v2"))
-        .arg("-o")
-        .arg(&bundle));
+    let bundle = fleet.bundle("v1", "v2");
     let members = run(Command::new("tar").arg("-tf").arg(&bundle));
     let blobs = members.lines().filter(|l| l.starts_with("blobs/")).count();
     // Per platform the new layer, config and manifest; and api's new image index.
@@ -212,14 +218,7 @@ fn damaged_bundles_are_refused_and_the_layout_is_left_alone() {
     fleet.build("v1", None);
     fleet.f.write("src/bin/worker.rs", "fn main() {\n    println!(\"worker v2\");\n}\n");
     fleet.build("v2", None);
-    let bundle = fleet.path("update.tar");
-    run(kiln()
-        .args(["bundle", "--have"])
-        .arg(fleet.path("v1"))
-        .arg("--want")
-        .arg(fleet.path("v2"))
-        .arg("-o")
-        .arg(&bundle));
+    let bundle = fleet.bundle("v1", "v2");
     let bytes = std::fs::read(&bundle).unwrap();
     let device = fleet.path("device");
     copy_dir(&fleet.path("v1"), &device);

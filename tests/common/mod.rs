@@ -150,3 +150,20 @@ pub fn layer_keys(layout: &Path, name: &str) -> Vec<String> {
     let config: serde_json::Value = serde_json::from_str(&raw).expect("skopeo prints JSON");
     config["history"].as_array().unwrap().iter().map(|h| h["created_by"].as_str().unwrap().to_string()).collect()
 }
+
+/// Runs an unpacked umoci bundle with `runc run` (no terminal) under a unique container id,
+/// removes the container, asserts success and returns stdout.
+pub fn runc_run(bundle: &Path, id: &str) -> String {
+    let config_path = bundle.join("config.json");
+    let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
+    config["process"]["terminal"] = serde_json::Value::Bool(false);
+    std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
+    let id = format!("{id}-{}", std::process::id());
+    let o = Command::new(require("runc"))
+        .args(["run", "--bundle", &bundle.display().to_string(), &id])
+        .output()
+        .expect("run runc");
+    let _ = Command::new(require("runc")).args(["delete", "--force", &id]).output();
+    assert!(o.status.success(), "runc failed: {}\n{}", stdout(&o), stderr(&o));
+    stdout(&o)
+}
