@@ -354,6 +354,7 @@ impl Parser {
                     let Some(name) = self
                         .arity(child, 1, "layer \"NAME\" volatility=\"rare\" { path \"/prefix/\" }")
                         .and_then(|a| self.string(a[0]))
+                        .filter(|n| self.printable(n, "layer name"))
                     else {
                         continue;
                     };
@@ -567,8 +568,27 @@ impl Parser {
         p
     }
 
+    /// Paths name files in tar headers, layer keys and listings: control characters (a newline
+    /// from a stray escape, a tab) are refused rather than carried into all of them.
+    fn printable(&mut self, s: &Spanned<String>, what: &str) -> bool {
+        let Some(c) = s.value.chars().find(|c| c.is_control()) else { return true };
+        self.problem(
+            Problem::new(
+                "kiln::recipe::control_character",
+                s.span,
+                format!("{what} {:?} holds the control character {:?}", s.value, c),
+            )
+            .label("not allowed in a path")
+            .help("remove it: paths may hold any character but control characters (newlines, tabs, …)"),
+        );
+        false
+    }
+
     /// An absolute path inside the image, normalised; `..` may not climb above `/`.
     fn image_path(&mut self, s: &Spanned<String>, what: &str) -> Option<Spanned<String>> {
+        if !self.printable(s, what) {
+            return None;
+        }
         if !s.value.starts_with('/') {
             self.problem(
                 Problem::new("kiln::recipe::relative_path", s.span, format!("{what} `{}` is not absolute", s.value))
@@ -750,6 +770,7 @@ impl Parser {
                     if let Some(a) = self.arity(child, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]") {
                         let src = self.string(a[0]);
                         let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
+                        let src = src.filter(|s| self.printable(s, "source"));
                         if let Some(src) = &src
                             && src.value.is_empty()
                         {
@@ -1059,6 +1080,14 @@ mod tests {
         assert_eq!(
             codes("kiln 1\nimage \"a\" { base \"scratch\"; rust \"x\" { target \"linux/mips\" \"t\"; binn \"y\"; }; }"),
             vec!["kiln::recipe::platform", "kiln::recipe::unknown_node"]
+        );
+    }
+
+    #[test]
+    fn refuses_control_characters_in_paths() {
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\\ny\" \"/a\\tb\"; }"),
+            vec!["kiln::recipe::control_character", "kiln::recipe::control_character"]
         );
     }
 
