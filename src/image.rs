@@ -8,8 +8,8 @@ use crate::layout::{BlobRef, Staging};
 use crate::plan::{ImagePlan, PlatformPlan};
 use crate::platform::Platform;
 use oci_spec::image::{
-    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, HistoryBuilder, ImageConfigurationBuilder,
-    ImageIndexBuilder, ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
+    Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
+    ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
@@ -18,6 +18,9 @@ pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
 pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
 /// How the layers were compressed; on the image index.
 pub const ANNOTATION_COMPRESSION: &str = "dev.kiln.compression";
+/// The layer plan: the keys of the layers kiln made, bottom first, one per line. On the image
+/// index once for every platform, and on a platform's descriptor only where its keys differ.
+pub const ANNOTATION_LAYERS: &str = "dev.kiln.layers";
 
 /// What was written for one image.
 #[derive(Debug, Clone)]
@@ -89,15 +92,6 @@ fn write_platform(
     if !c.labels.is_empty() {
         cb = cb.labels(hashmap(&c.labels));
     }
-    let history = p
-        .layers
-        .iter()
-        .map(|l| {
-            // The layer's key: what `kiln inspect` and `--previous` read back. Each entry's
-            // time is the config's `created`, so it is not repeated.
-            HistoryBuilder::default().created_by(l.key.clone()).build().map_err(spec_err("history"))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
     let rootfs = RootFsBuilder::default()
         .typ("layers")
         .diff_ids(blobs.iter().map(|b| b.diff_id.clone()).collect::<Vec<_>>())
@@ -108,8 +102,7 @@ fn write_platform(
         .architecture(Arch::from(p.platform.arch()))
         .os(Os::from(p.platform.os()))
         .config(cb.build().map_err(spec_err("config"))?)
-        .rootfs(rootfs)
-        .history(history);
+        .rootfs(rootfs);
     if let Some(v) = p.platform.variant() {
         config = config.variant(v);
     }
@@ -143,25 +136,43 @@ pub fn write_image(
     layers: &BTreeMap<String, LayerBlob>,
     staging: &Staging,
 ) -> Result<BuiltImage, BuildError> {
+    // The layer plan (what `kiln inspect` and `--previous` read back) is recorded once on the
+    // image index rather than in every platform's config: those are downloaded again on every
+    // update. A platform whose keys differ from the most common ones carries its own.
+    let keys: Vec<String> = image
+        .platforms
+        .iter()
+        .map(|p| crate::walk::encode_keys(p.layers.iter().filter(|l| l.prebuilt.is_none()).map(|l| l.key.as_str())))
+        .collect();
+    let count = |k: &String| keys.iter().filter(|o| *o == k).count();
+    let common = keys
+        .iter()
+        .fold(None::<&String>, |best, k| if best.is_some_and(|b| count(b) >= count(k)) { best } else { Some(k) });
+    let common = common.cloned();
     let mut manifests = Vec::new();
     let mut descs = Vec::new();
-    for p in &image.platforms {
+    for (p, own) in image.platforms.iter().zip(&keys) {
         let blob = write_platform(image, p, created, layers, staging)?;
-        let desc = DescriptorBuilder::default()
+        let mut desc = DescriptorBuilder::default()
             .media_type(MediaType::ImageManifest)
             .size(blob.size)
             .digest(digest(&blob.digest)?)
-            .platform(oci_platform(p.platform)?)
-            .build()
-            .map_err(spec_err("descriptor"))?;
-        descs.push(desc);
+            .platform(oci_platform(p.platform)?);
+        if Some(own) != common.as_ref() {
+            desc = desc.annotations(HashMap::from([(ANNOTATION_LAYERS.to_string(), own.clone())]));
+        }
+        descs.push(desc.build().map_err(spec_err("descriptor"))?);
         manifests.push((p.platform, blob));
+    }
+    let mut annotations = hashmap(&image.annotations);
+    if let Some(common) = common {
+        annotations.insert(ANNOTATION_LAYERS.to_string(), common);
     }
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)
         .manifests(descs)
-        .annotations(hashmap(&image.annotations))
+        .annotations(annotations)
         .build()
         .map_err(spec_err("index"))?;
     let index = staging.write_bytes(&canonical::to_vec(&index))?;

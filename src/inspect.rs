@@ -2,12 +2,11 @@
 //! share each layer. Works on any OCI layout, not only kiln's.
 
 use crate::error::BuildError;
-use crate::image::ANNOTATION_REF_NAME;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use crate::walk::{self, Image, PlatformImage, blob_path};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayoutReport {
@@ -39,7 +38,8 @@ pub struct LayerReport {
     pub digest: String,
     pub size: u64,
     pub media_type: String,
-    /// The layer's key in kiln's layer plan (its history entry), for images kiln wrote.
+    /// The layer's key in kiln's layer plan, for images kiln wrote (for others, the config's
+    /// history entry when there is one per layer).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
     /// Why the layer holds what it holds and stands where it does.
@@ -88,56 +88,14 @@ pub struct LayerUse {
     pub used_by: Vec<String>,
 }
 
-fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
-    BuildError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
-}
-
-/// Path of a blob, refusing digests that are not `sha256:<64 hex>`.
-pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, BuildError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-    match hex {
-        Some(h) => Ok(dir.join("blobs/sha256").join(h)),
-        None => Err(invalid(dir, format!("unsupported digest `{digest}`"))),
-    }
-}
-
-fn read_blob(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>, BuildError> {
-    let p = blob_path(dir, desc.digest().as_ref())?;
-    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
-    let actual = crate::digest::sha256_digest(&bytes);
-    if actual != desc.digest().to_string() {
-        return Err(invalid(dir, format!("blob {} has digest {actual}", desc.digest())));
-    }
-    Ok(bytes)
-}
-
-/// `os/architecture[/variant]` of a descriptor's platform.
-pub(crate) fn platform_name(desc: &Descriptor) -> String {
-    match desc.platform() {
-        Some(p) => {
-            let mut s = format!("{}/{}", p.os(), p.architecture());
-            if let Some(v) = p.variant() {
-                s.push('/');
-                s.push_str(v);
-            }
-            s
-        }
-        None => "unknown".into(),
-    }
-}
-
-fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<PlatformReport, BuildError> {
-    let m: ImageManifest = serde_json::from_slice(&read_blob(dir, desc)?)
-        .map_err(|e| invalid(dir, format!("manifest {}: {e}", desc.digest())))?;
-    let keys = layer_keys_of(dir, &m)?.unwrap_or_default();
+fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<PlatformReport, BuildError> {
+    let m = &p.manifest;
+    let keys = image.layer_keys(dir, p)?;
     let layers: Vec<LayerReport> = m
         .layers()
         .iter()
-        .enumerate()
-        .map(|(i, l)| {
-            let key = keys.get(i).cloned();
+        .zip(keys)
+        .map(|(l, key)| {
             let (files, top) = contents(dir, l.digest().as_ref(), l.media_type().as_ref())?;
             Ok(LayerReport {
                 digest: l.digest().to_string(),
@@ -150,10 +108,10 @@ fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<Pl
             })
         })
         .collect::<Result<_, BuildError>>()?;
-    let total_bytes = desc.size() + m.config().size() + layers.iter().map(|l| l.size).sum::<u64>();
+    let total_bytes = p.desc.size() + m.config().size() + layers.iter().map(|l| l.size).sum::<u64>();
     Ok(PlatformReport {
-        platform,
-        manifest: desc.digest().to_string(),
+        platform: p.platform.clone(),
+        manifest: p.desc.digest().to_string(),
         config: m.config().digest().to_string(),
         layers,
         total_bytes,
@@ -162,46 +120,14 @@ fn manifest_report(dir: &Path, desc: &Descriptor, platform: String) -> Result<Pl
 
 /// Reads the layout at `dir`; with `only`, just that image.
 pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildError> {
-    let index_path = dir.join("index.json");
-    let top: ImageIndex =
-        serde_json::from_slice(&std::fs::read(&index_path).map_err(BuildError::io("read", &index_path))?)
-            .map_err(|e| invalid(dir, format!("index.json: {e}")))?;
     let mut images = Vec::new();
-    for desc in top.manifests() {
-        let name = desc
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_REF_NAME))
-            .cloned()
-            .unwrap_or_else(|| desc.digest().to_string());
-        if only.is_some_and(|o| o != name) {
-            continue;
-        }
-        let platforms = match desc.media_type() {
-            MediaType::ImageIndex => {
-                let idx: ImageIndex = serde_json::from_slice(&read_blob(dir, desc)?)
-                    .map_err(|e| invalid(dir, format!("index {}: {e}", desc.digest())))?;
-                idx.manifests()
-                    .iter()
-                    .map(|m| manifest_report(dir, m, platform_name(m)))
-                    .collect::<Result<Vec<_>, _>>()?
-            }
-            MediaType::ImageManifest => vec![manifest_report(dir, desc, platform_name(desc))?],
-            other => {
-                return Err(invalid(dir, format!("unsupported media type {other} in index.json")));
-            }
-        };
+    for i in walk::images(dir, only)? {
         images.push(ImageReport {
-            name,
-            digest: desc.digest().to_string(),
-            media_type: desc.media_type().to_string(),
-            platforms,
+            name: i.name.clone(),
+            digest: i.desc.digest().to_string(),
+            media_type: i.desc.media_type().to_string(),
+            platforms: i.platforms.iter().map(|p| platform_report(dir, &i, p)).collect::<Result<_, _>>()?,
         });
-    }
-    if let Some(o) = only
-        && images.is_empty()
-    {
-        return Err(invalid(dir, format!("no image named `{o}`")));
     }
     let mut layers: BTreeMap<String, LayerUse> = BTreeMap::new();
     for i in &images {
@@ -215,48 +141,15 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
     Ok(LayoutReport { images, layers })
 }
 
-/// The layer keys of an image: its config's history, one entry per layer (kiln writes each
-/// layer's key there; for other images these are whatever their builder wrote).
-fn layer_keys_of(dir: &Path, m: &ImageManifest) -> Result<Option<Vec<String>>, BuildError> {
-    let config: oci_spec::image::ImageConfiguration =
-        serde_json::from_slice(&read_blob(dir, m.config())?).map_err(|e| invalid(dir, format!("config: {e}")))?;
-    let keys: Vec<String> = config
-        .history()
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|h| !h.empty_layer().unwrap_or(false))
-        .map(|h| h.created_by().clone().unwrap_or_default())
-        .collect();
-    Ok((keys.len() == m.layers().len()).then_some(keys))
-}
-
-/// The layer keys kiln recorded in a layout's images, by (image, platform): what
-/// `--previous` keeps the order of.
+/// The layer keys recorded in a layout's images, by (image, platform): what `--previous`
+/// keeps the order of. Images whose keys are not all known are left out.
 pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platform), Vec<String>>, BuildError> {
-    let index_path = dir.join("index.json");
-    let top: ImageIndex =
-        serde_json::from_slice(&std::fs::read(&index_path).map_err(BuildError::io("read", &index_path))?)
-            .map_err(|e| invalid(dir, format!("index.json: {e}")))?;
     let mut out = BTreeMap::new();
-    for desc in top.manifests() {
-        let Some(name) = desc.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned() else {
-            continue;
-        };
-        let manifests = match desc.media_type() {
-            MediaType::ImageIndex => {
-                let idx: ImageIndex =
-                    serde_json::from_slice(&read_blob(dir, desc)?).map_err(|e| invalid(dir, e.to_string()))?;
-                idx.manifests().clone()
-            }
-            _ => vec![desc.clone()],
-        };
-        for m in manifests {
-            let Some(platform) = crate::platform::Platform::parse(&platform_name(&m)) else { continue };
-            let manifest: ImageManifest =
-                serde_json::from_slice(&read_blob(dir, &m)?).map_err(|e| invalid(dir, e.to_string()))?;
-            if let Some(keys) = layer_keys_of(dir, &manifest)? {
-                out.insert((name.clone(), platform), keys);
+    for i in walk::images(dir, None)? {
+        for p in &i.platforms {
+            let Some(platform) = crate::platform::Platform::parse(&p.platform) else { continue };
+            if let Some(keys) = i.layer_keys(dir, p)?.into_iter().collect::<Option<Vec<String>>>() {
+                out.insert((i.name.clone(), platform), keys);
             }
         }
     }

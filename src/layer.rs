@@ -137,7 +137,7 @@ pub fn write_tar(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64, w: impl Wri
 /// Copies a base image's layer into the staging blob store, checking its digest.
 pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, staging: &Staging) -> Result<LayerBlob, BuildError> {
     let layout = root.join(&p.layout);
-    let src = crate::inspect::blob_path(&layout, &p.digest)?;
+    let src = crate::walk::blob_path(&layout, &p.digest)?;
     let blob = staging.write_blob(|w| {
         let mut f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
         io::copy(&mut f, w).map_err(BuildError::io("copy", &src))?;

@@ -23,3 +23,4 @@ pub mod progress;
 pub mod recipe;
 pub mod toolchain;
 pub mod update;
+pub mod walk;

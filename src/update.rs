@@ -3,30 +3,12 @@
 //! (`kiln apply`), which checks every byte and leaves the layout unchanged on any failure.
 
 use crate::error::BuildError;
-use crate::image::ANNOTATION_REF_NAME;
-use crate::inspect::blob_path;
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use crate::walk::{self, blob_path, invalid, read_index};
+use oci_spec::image::Descriptor;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-
-fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
-    BuildError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
-}
-
-fn read_index(dir: &Path) -> Result<(Vec<u8>, ImageIndex), BuildError> {
-    let p = dir.join("index.json");
-    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
-    let index = serde_json::from_slice(&bytes).map_err(|e| invalid(dir, format!("index.json: {e}")))?;
-    Ok((bytes, index))
-}
-
-fn read_blob_json<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T, BuildError> {
-    let p = blob_path(dir, d.digest().as_ref())?;
-    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
-    serde_json::from_slice(&bytes).map_err(|e| invalid(dir, format!("blob {}: {e}", d.digest())))
-}
 
 /// One platform's image: its manifest, config and layers as (digest, size).
 #[derive(Debug, Clone)]
@@ -46,46 +28,26 @@ pub struct ImageBlobs {
     pub platforms: Vec<PlatformBlobs>,
 }
 
-fn manifest_blobs(dir: &Path, d: &Descriptor, platform: String) -> Result<PlatformBlobs, BuildError> {
-    let m: ImageManifest = read_blob_json(dir, d)?;
-    Ok(PlatformBlobs {
-        platform,
-        manifest: (d.digest().to_string(), d.size()),
-        config: (m.config().digest().to_string(), m.config().size()),
-        layers: m.layers().iter().map(|l| (l.digest().to_string(), l.size())).collect(),
-    })
-}
-
 /// Every image of a layout with the blobs it references.
 pub fn images(dir: &Path) -> Result<Vec<ImageBlobs>, BuildError> {
-    let (_, top) = read_index(dir)?;
-    let mut out = Vec::new();
-    for d in top.manifests() {
-        let name = d
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_REF_NAME))
-            .cloned()
-            .unwrap_or_else(|| d.digest().to_string());
-        let image = match d.media_type() {
-            MediaType::ImageIndex => {
-                let idx: ImageIndex = read_blob_json(dir, d)?;
-                let platforms = idx
-                    .manifests()
-                    .iter()
-                    .map(|m| manifest_blobs(dir, m, crate::inspect::platform_name(m)))
-                    .collect::<Result<_, _>>()?;
-                ImageBlobs { name, index: Some((d.digest().to_string(), d.size())), platforms }
-            }
-            _ => ImageBlobs {
-                name,
-                index: None,
-                platforms: vec![manifest_blobs(dir, d, crate::inspect::platform_name(d))?],
-            },
-        };
-        out.push(image);
-    }
-    Ok(out)
+    let pair = |d: &Descriptor| (d.digest().to_string(), d.size());
+    Ok(walk::images(dir, None)?
+        .into_iter()
+        .map(|i| ImageBlobs {
+            index: i.index.as_ref().map(|_| pair(&i.desc)),
+            platforms: i
+                .platforms
+                .iter()
+                .map(|p| PlatformBlobs {
+                    platform: p.platform.clone(),
+                    manifest: pair(&p.desc),
+                    config: pair(p.manifest.config()),
+                    layers: p.manifest.layers().iter().map(pair).collect(),
+                })
+                .collect(),
+            name: i.name,
+        })
+        .collect())
 }
 
 /// Every blob a layout references, with its size.
@@ -116,9 +78,11 @@ pub struct PlatformDiff {
     pub added: Vec<Blob>,
     pub removed: Vec<Blob>,
     pub kept: Vec<Blob>,
-    /// What a device running OLD's image on this platform downloads: new layers, config and
-    /// manifest (and the image index, counted once per image on its first platform).
+    /// What a device running OLD's image on this platform downloads: new layers, config,
+    /// manifest and image index.
     pub download_bytes: u64,
+    /// The part of `download_bytes` that is metadata: manifest, config and image index.
+    pub metadata_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -156,7 +120,6 @@ pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -
     for img in &new_images {
         let before = old_images.iter().find(|o| o.name == img.name);
         let mut diffs = Vec::new();
-        let mut index_counted = false;
         for p in img.platforms.iter().filter(|p| keep(&p.platform)) {
             let had: Option<&PlatformBlobs> =
                 before.and_then(|b| b.platforms.iter().find(|o| o.platform == p.platform));
@@ -174,19 +137,18 @@ pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -
             let kept: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| had_blobs.contains(d.as_str())).collect();
             let removed: Vec<&(String, u64)> =
                 old_layers.into_iter().filter(|(d, _)| !p.layers.iter().any(|(n, _)| n == d)).collect();
-            let mut download: u64 = added.iter().map(|(_, s)| s).sum();
+            let mut metadata = 0;
             for (d, s) in [&p.config, &p.manifest] {
                 if !had_blobs.contains(d.as_str()) {
-                    download += s;
+                    metadata += s;
                 }
             }
             if let Some((d, s)) = &img.index
-                && !index_counted
                 && before.and_then(|b| b.index.as_ref()).is_none_or(|(o, _)| o != d)
             {
-                download += s;
-                index_counted = true;
+                metadata += s;
             }
+            let download = metadata + added.iter().map(|(_, s)| s).sum::<u64>();
             for (d, s) in std::iter::once(&p.manifest).chain(std::iter::once(&p.config)).chain(p.layers.iter()) {
                 wanted.insert(d.clone(), *s);
             }
@@ -196,6 +158,7 @@ pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -
                 removed: blobs(&removed),
                 kept: blobs(&kept),
                 download_bytes: download,
+                metadata_bytes: metadata,
             });
         }
         if let Some((d, s)) = &img.index {
@@ -240,14 +203,15 @@ pub fn render_diff(r: &DiffReport) -> String {
         for p in &i.platforms {
             let _ = writeln!(
                 s,
-                "{}{}  {:<13} layers: {} added, {} removed, {} kept   download {} bytes",
+                "{}{}  {:<13} layers: {} added, {} removed, {} kept   download {} bytes ({} of manifests, config and index)",
                 i.name,
                 if i.new_image { " (new)" } else { "" },
                 p.platform,
                 p.added.len(),
                 p.removed.len(),
                 p.kept.len(),
-                p.download_bytes
+                p.download_bytes,
+                p.metadata_bytes
             );
             for b in &p.added {
                 let _ = writeln!(s, "    + {} {:>10} bytes", b.digest, b.size);

@@ -116,7 +116,7 @@ fn every_platform_validates_and_unpacks_as_the_recipe_says() {
         // One layer per node, least volatile first: two platform-independent copies, the
         // per-platform copy, then the recipe's own small files.
         assert_eq!(layers.len(), 4, "{manifest}");
-        let keys = layer_keys(&single, "tools");
+        let keys = layer_keys(&f.out(), "tools", arch);
         assert_eq!(
             keys,
             [
@@ -268,4 +268,54 @@ fn inspect_reports_sharing_across_platforms() {
     assert_eq!(used_by.len(), 3, "{used_by:?}");
     let text = run(kiln().args(["inspect", "--image", "bb", &f.out().display().to_string()]));
     assert!(text.contains("image bb") && !text.contains("image tools"), "{text}");
+}
+
+#[test]
+fn a_platform_whose_layers_differ_records_its_own_layer_plan() {
+    // Only amd64 has files under /opt/special/, which the layers block pins to a layer of
+    // their own: amd64 has one layer more than the other platforms.
+    let f = Fixture::new();
+    f.recipe(
+        "kiln 1\nlayers {\n    layer \"special\" {\n        path \"/opt/special/\"\n    }\n}\nimage \"p\" {\n    base \"scratch\"\n    platforms \"linux/amd64\" \"linux/arm64\" \"linux/arm/v7\"\n    copy \"dist/{arch}/\" \"/opt/\"\n}\n",
+    );
+    for arch in ["amd64", "arm64", "arm"] {
+        f.write(&format!("dist/{arch}/tool"), format!("tool for {arch}\n"));
+    }
+    f.write("dist/amd64/special/extra", "only on amd64\n");
+    summary(&f.build());
+    let index = skopeo_raw(&f.out(), "p");
+    let own = ["layer special", "copy dist/{arch}/ /opt/"];
+    let common = ["copy dist/{arch}/ /opt/"];
+    assert_eq!(index["annotations"]["dev.kiln.layers"], common.join("\n"), "{index}");
+    for m in index["manifests"].as_array().unwrap() {
+        let (arch, _) = platform_of(m);
+        let recorded = &m["annotations"]["dev.kiln.layers"];
+        if arch == "amd64" {
+            assert_eq!(recorded, &own.join("\n"), "{m}");
+        } else {
+            assert!(recorded.is_null(), "{m}");
+        }
+    }
+    assert_eq!(layer_keys(&f.out(), "p", "amd64"), own);
+    assert_eq!(layer_keys(&f.out(), "p", "arm64"), common);
+    // inspect reads the same plan, and a rebuild keeping it changes nothing.
+    let report: Value =
+        serde_json::from_str(&run(kiln().args(["inspect", "--json", &f.out().display().to_string()]))).unwrap();
+    for p in report["images"][0]["platforms"].as_array().unwrap() {
+        let keys: Vec<&str> = p["layers"].as_array().unwrap().iter().map(|l| l["key"].as_str().unwrap()).collect();
+        let expected: &[&str] = if p["platform"] == "linux/amd64" { &own } else { &common };
+        assert_eq!(keys, expected, "{p}");
+    }
+    let again = f.path().join("again");
+    let out = kiln()
+        .args(["build", "-q", "-f"])
+        .arg(f.recipe_path())
+        .arg("--out")
+        .arg(&again)
+        .arg("--previous")
+        .arg(f.out())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read(again.join("index.json")).unwrap(), std::fs::read(f.out().join("index.json")).unwrap());
 }

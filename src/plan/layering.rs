@@ -85,7 +85,7 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
                 key: format!("layer {}", n.name),
                 name: format!("layer {}", n.name),
                 created_by: format!("kiln: layer {} (pinned in the recipe)", n.name),
-                reason: format!("pinned to layer `{}` by the recipe's layers block", n.name),
+                reason: reason(&format!("layer {}", n.name)),
                 volatility: n.volatility,
                 entries: Vec::new(),
             };
@@ -102,20 +102,23 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
     groups
 }
 
-/// Why a layer with this key stands where it does, for `kiln inspect`.
+/// Why a layer with this key holds what it holds and stands where it does: the one wording
+/// `kiln plan` and `kiln inspect` share.
 pub fn reason(key: &str) -> String {
-    if key.starts_with("base ") {
-        "part of the base image: below everything the recipe adds".into()
+    if key.starts_with("base sha256:") {
+        "a layer of the base image, reused as it is: below everything the recipe adds".into()
+    } else if key.starts_with("base ") {
+        "part of the distroless base (pinned Debian packages): below everything the recipe adds".into()
     } else if key == "config" {
-        "small files the recipe writes itself: stacked last, they change most often".into()
+        "small files the recipe writes itself: one layer, stacked last because it changes most often".into()
     } else if let Some(name) = key.strip_prefix("layer ") {
         format!("pinned to layer `{name}` by the recipe's layers block")
     } else if key.starts_with("rust ") {
-        "a compiled binary: a layer of its own, so a code change moves only this layer".into()
+        "a compiled binary: a layer of its own, above the data, so a code change moves only this layer".into()
     } else if key.starts_with("copy ") && crate::platform::has_placeholder(key) {
-        "per-platform files of one copy node: a layer of their own".into()
+        "per-platform files: a layer of their own, so one platform's change moves one layer".into()
     } else if key.starts_with("copy ") {
-        "platform-independent files of one copy node: shared by every platform and image that copies the same".into()
+        "platform-independent files: one layer shared by every platform and every image that copies the same".into()
     } else {
         "not recorded".into()
     }

@@ -497,11 +497,8 @@ impl Resolver<'_> {
                         base.into_iter()
                             .map(|b| {
                                 let unit = Unit {
+                                    reason: super::layering::reason(&b.key),
                                     key: b.key,
-                                    reason: format!(
-                                        "the {} base: pinned Debian packages, below everything the recipe adds",
-                                        flavour.name()
-                                    ),
                                     volatility: Volatility::Base,
                                     name: b.name,
                                     created_by: b.created_by,
@@ -533,7 +530,7 @@ impl Resolver<'_> {
                             .map(|p| LayerPlan {
                                 id: crate::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
                                 key: format!("base {}", p.digest),
-                                reason: format!("a layer of the base image in {path}, reused as it is"),
+                                reason: super::layering::reason(&format!("base {}", p.digest)),
                                 volatility: Volatility::Base,
                                 name: format!("base layer {}", &p.digest[7..19]),
                                 created_by: p.created_by.clone(),
@@ -743,49 +740,30 @@ fn unit(content: &Content, placed: Placed) -> Option<Unit> {
     if placed.entries.is_empty() {
         return None;
     }
-    let (key, name, created_by, reason, volatility) = match content {
+    let (key, name, created_by, volatility) = match content {
         Content::File { .. } => (
             "config".to_string(),
             "config".to_string(),
             "kiln: files written by the recipe".to_string(),
-            "small files the recipe writes itself: one layer, stacked last because it changes most often".to_string(),
             Volatility::Config,
         ),
         Content::Copy { src, dest, .. } if !has_placeholder(&src.value) => (
             format!("copy {} {}", src.value, dest.value),
             format!("copy {}", src.value),
             format!("kiln: copy {} {}", src.value, dest.value),
-            "platform-independent files: one layer shared by every platform and every image that copies the same"
-                .to_string(),
             Volatility::Data,
         ),
         Content::Copy { src, dest, .. } => {
             let (name, created_by) = placed.layer.clone().unwrap_or_default();
-            (
-                format!("copy {} {}", src.value, dest.value),
-                name,
-                created_by,
-                "per-platform files: a layer of their own, so one platform's change moves one layer".to_string(),
-                Volatility::Platform,
-            )
+            (format!("copy {} {}", src.value, dest.value), name, created_by, Volatility::Platform)
         }
         Content::Rust(spec) => {
             let (name, created_by) = placed.layer.clone().unwrap_or_default();
-            (
-                format!("rust {}", spec.package.value),
-                name,
-                created_by,
-                "a compiled binary: a layer of its own, above the data, so a code change moves only this layer"
-                    .to_string(),
-                Volatility::Binary,
-            )
+            let bin = name.rsplit('/').next().unwrap_or_default().to_string();
+            (format!("rust {}/{bin}", spec.package.value), name, created_by, Volatility::Binary)
         }
     };
-    let key = if let Content::Rust(_) = content {
-        format!("{key}/{}", name.rsplit('/').next().unwrap_or_default())
-    } else {
-        key
-    };
+    let reason = super::layering::reason(&key);
     Some(Unit { key, name, created_by, reason, volatility, entries: placed.entries })
 }
 

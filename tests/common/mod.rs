@@ -139,16 +139,22 @@ pub fn oci_validate(layout: &Path, name: &str) {
     assert!(out.contains("Validation succeeded"), "oci-image-tool did not validate {}:\n{out}", layout.display());
 }
 
-/// The layer keys kiln recorded in an image's history (read with `skopeo inspect --config`).
-pub fn layer_keys(layout: &Path, name: &str) -> Vec<String> {
-    let raw = run(Command::new(require("skopeo")).args([
-        "inspect",
-        "--config",
-        "--raw",
-        &format!("oci:{}:{name}", layout.display()),
-    ]));
-    let config: serde_json::Value = serde_json::from_str(&raw).expect("skopeo prints JSON");
-    config["history"].as_array().unwrap().iter().map(|h| h["created_by"].as_str().unwrap().to_string()).collect()
+/// The layer plan kiln recorded for one platform of an image: the `dev.kiln.layers`
+/// annotation of the platform's descriptor, else of the image index (read with `skopeo
+/// inspect --raw`).
+pub fn layer_keys(layout: &Path, name: &str, arch: &str) -> Vec<String> {
+    let index = skopeo_raw(layout, name);
+    let desc = index["manifests"]
+        .as_array()
+        .expect("an image index")
+        .iter()
+        .find(|m| m["platform"]["architecture"] == arch)
+        .unwrap_or_else(|| panic!("no {arch} in {index}"));
+    let keys = desc["annotations"]["dev.kiln.layers"]
+        .as_str()
+        .or(index["annotations"]["dev.kiln.layers"].as_str())
+        .unwrap_or_else(|| panic!("no layer plan in {index}"));
+    keys.split('\n').map(str::to_string).collect()
 }
 
 /// Runs an unpacked umoci bundle with `runc run` (no terminal) under a unique container id,
