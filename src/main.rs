@@ -102,12 +102,18 @@ enum Command {
         want: PathBuf,
         #[arg(short, long, value_name = "FILE.tar")]
         output: PathBuf,
+        /// Only this platform (repeatable): what a device running it needs.
+        #[arg(long = "platform", value_name = "P")]
+        platforms: Vec<String>,
     },
     /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
     Apply {
         bundle: PathBuf,
         #[arg(long, value_name = "OCI-LAYOUT")]
         to: PathBuf,
+        /// Keep the blobs the new release no longer uses (by default they are removed).
+        #[arg(long)]
+        keep_unused: bool,
     },
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
@@ -290,6 +296,14 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
 }
 
 /// kiln's cache: `KILN_CACHE_DIR`, else `.kiln-cache` beside the recipe.
+/// `--platform` values checked and written as the layout writes them (`linux/arm/v7`).
+fn platform_names(given: &[String]) -> Result<Vec<String>, CliError> {
+    given
+        .iter()
+        .map(|p| Platform::parse(p).map(|p| p.to_string()).ok_or_else(|| CliError::Platform(p.clone())))
+        .collect()
+}
+
 fn cache_dir(file: &Path) -> PathBuf {
     match std::env::var_os("KILN_CACHE_DIR") {
         Some(d) if !d.is_empty() => PathBuf::from(d),
@@ -408,9 +422,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Diff { old, new, platforms, json, budget } => {
-            for p in &platforms {
-                Platform::parse(p).ok_or_else(|| CliError::Platform(p.clone()))?;
-            }
+            let platforms = platform_names(&platforms)?;
             let budget = match budget {
                 Some(b) => Some(kiln::update::parse_size(&b).ok_or(CliError::Size(b))?),
                 None => None,
@@ -425,8 +437,8 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 return Ok(ExitCode::from(1));
             }
         }
-        Command::Bundle { have, want, output } => {
-            let s = kiln::update::bundle(&have, &want, &output)?;
+        Command::Bundle { have, want, output, platforms } => {
+            let s = kiln::update::bundle(&have, &want, &platform_names(&platforms)?, &output)?;
             if !cli.quiet {
                 println!(
                     "wrote {}: {} blobs ({} bytes) a device holding {} lacks; {} bytes in all",
@@ -438,10 +450,17 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 );
             }
         }
-        Command::Apply { bundle, to } => {
-            let added = kiln::update::apply(&bundle, &to)?;
+        Command::Apply { bundle, to, keep_unused } => {
+            let s = kiln::update::apply(&bundle, &to, keep_unused)?;
             if !cli.quiet {
-                println!("applied {} to {}: {added} blobs checked and in place", bundle.display(), to.display());
+                println!(
+                    "applied {} to {}: {} blobs checked and in place; {} unused blobs ({} bytes) removed",
+                    bundle.display(),
+                    to.display(),
+                    s.added,
+                    s.pruned,
+                    s.pruned_bytes
+                );
             }
         }
         Command::Inspect { dir, image, json } => {

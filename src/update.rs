@@ -4,7 +4,7 @@
 
 use crate::error::BuildError;
 use crate::walk::{self, blob_path, invalid, read_index};
-use oci_spec::image::Descriptor;
+use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -28,10 +28,11 @@ pub struct ImageBlobs {
     pub platforms: Vec<PlatformBlobs>,
 }
 
-/// Every image of a layout with the blobs it references.
-pub fn images(dir: &Path) -> Result<Vec<ImageBlobs>, BuildError> {
+/// Every image of a layout with the blobs it references, for `platforms` (empty: all). The
+/// manifests of other platforms are not read: a device may hold only its own.
+pub fn images(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
     let pair = |d: &Descriptor| (d.digest().to_string(), d.size());
-    Ok(walk::images(dir, None)?
+    Ok(walk::images_for(dir, None, platforms)?
         .into_iter()
         .map(|i| ImageBlobs {
             index: i.index.as_ref().map(|_| pair(&i.desc)),
@@ -112,15 +113,14 @@ fn blobs(list: &[&(String, u64)]) -> Vec<Blob> {
 
 /// Compares two layouts; `platforms` limits the comparison (empty: all).
 pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, BuildError> {
-    let (old_images, new_images) = (images(old)?, images(new)?);
+    let (old_images, new_images) = (images(old, platforms)?, images(new, platforms)?);
     let old_all = reachable(&old_images);
-    let keep = |p: &str| platforms.is_empty() || platforms.iter().any(|q| q == p);
     let mut report = Vec::new();
     let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
     for img in &new_images {
         let before = old_images.iter().find(|o| o.name == img.name);
         let mut diffs = Vec::new();
-        for p in img.platforms.iter().filter(|p| keep(&p.platform)) {
+        for p in &img.platforms {
             let had: Option<&PlatformBlobs> =
                 before.and_then(|b| b.platforms.iter().find(|o| o.platform == p.platform));
             let had_blobs: BTreeSet<&str> = had
@@ -233,10 +233,11 @@ const BUNDLE_MANIFEST: &str = "kiln-bundle.json";
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 struct BundleManifest {
     bundle_format: u32,
+    /// The platforms the bundle updates (`os/arch[/variant]`); empty: all of them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    platforms: Vec<String>,
     /// sha256 of the index.json the bundle installs.
     index_json: String,
-    /// Blobs the bundle leaves out because the device already has them.
-    requires: Vec<String>,
     /// Blobs the bundle carries.
     provides: Vec<String>,
 }
@@ -262,19 +263,20 @@ fn tar_header(size: u64) -> tar::Header {
     h
 }
 
-/// Writes a bundle with what a device holding `have` lacks to hold `want`.
-pub fn bundle(have: &Path, want: &Path, file: &Path) -> Result<BundleSummary, BuildError> {
-    let had = reachable(&images(have)?);
+/// Writes a bundle with what a device holding `have` lacks to hold `want`, for `platforms`
+/// (empty: every platform; a device usually runs one, and needs only its blobs).
+pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, BuildError> {
+    let had = reachable(&images(have, platforms)?);
     let (index_bytes, _) = read_index(want)?;
-    let needed = reachable(&images(want)?);
+    let needed = reachable(&images(want, platforms)?);
     type Blobs<'a> = Vec<(&'a String, &'a u64)>;
     let (provides, requires): (Blobs, Blobs) = needed
         .iter()
         .partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).map(|p| p.is_file()).unwrap_or(false));
     let manifest = BundleManifest {
         bundle_format: 1,
+        platforms: platforms.to_vec(),
         index_json: crate::digest::sha256_digest(&index_bytes),
-        requires: requires.iter().map(|(d, _)| (*d).clone()).collect(),
         provides: provides.iter().map(|(d, _)| (*d).clone()).collect(),
     };
     let dir = match file.parent() {
@@ -328,21 +330,25 @@ fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
     }
 }
 
+/// What applying a bundle did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplySummary {
+    /// Blobs the bundle brought, each checked against its digest.
+    pub added: usize,
+    /// Blobs the new index no longer reaches, removed (unless kept).
+    pub pruned: usize,
+    pub pruned_bytes: u64,
+}
+
 /// Applies a bundle to `layout`: every blob is checked against its digest, everything the
 /// new index needs must then be present, and only then does the layout change, in one rename.
-pub fn apply(bundle_file: &Path, layout: &Path) -> Result<usize, BuildError> {
+/// Blobs the new index does not reach (the previous release's) are left out, unless
+/// `keep_unused`: devices have small disks.
+pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
     if !layout.join("oci-layout").is_file() {
         return Err(invalid(layout, "not an OCI image layout"));
     }
     let staging = crate::layout::Staging::new(layout)?;
-    // The layout's own blobs, linked (or copied) into the staging directory.
-    let blob_dir = layout.join("blobs/sha256");
-    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
-        let dest = staging.blob_dir().join(e.file_name());
-        if std::fs::hard_link(e.path(), &dest).is_err() {
-            std::fs::copy(e.path(), &dest).map_err(BuildError::io("copy", e.path()))?;
-        }
-    }
     let file = std::fs::File::open(bundle_file).map_err(BuildError::io("open", bundle_file))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let (mut manifest, mut index_json, mut added) = (None, None, 0);
@@ -360,10 +366,12 @@ pub fn apply(bundle_file: &Path, layout: &Path) -> Result<usize, BuildError> {
                 if name == "index.json" {
                     index_json = Some(bytes);
                 } else {
-                    manifest = Some(
-                        serde_json::from_slice::<BundleManifest>(&bytes)
-                            .map_err(|e| refuse(bundle_file, format!("{BUNDLE_MANIFEST}: {e}")))?,
-                    );
+                    let m = serde_json::from_slice::<BundleManifest>(&bytes)
+                        .map_err(|e| refuse(bundle_file, format!("{BUNDLE_MANIFEST}: {e}")))?;
+                    if m.bundle_format != 1 {
+                        return Err(refuse(bundle_file, format!("unknown bundle format {}", m.bundle_format)));
+                    }
+                    manifest = Some(m);
                 }
             }
             "oci-layout" => {}
@@ -400,11 +408,33 @@ pub fn apply(bundle_file: &Path, layout: &Path) -> Result<usize, BuildError> {
             format!("it should carry {} blobs and carries {added}", manifest.provides.len()),
         ));
     }
-    // Everything the new index reaches must now be present and intact.
+    // The layout's own blobs, linked (or copied) into the staging directory: those the new
+    // index reaches, or all of them with `keep_unused`. The new index's image indexes and
+    // manifests may be the layout's, so they are linked first, and the walk follows.
     let staged = staging.path().to_path_buf();
     std::fs::write(staged.join("index.json"), &index_json).map_err(BuildError::io("write", &staged))?;
+    let blob_dir = layout.join("blobs/sha256");
+    let mut own: Vec<(std::ffi::OsString, PathBuf, u64)> = Vec::new();
+    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
+        let size = e.metadata().map(|m| m.len()).unwrap_or(0);
+        own.push((e.file_name(), e.path(), size));
+    }
+    let link = |name: &std::ffi::OsStr, from: &Path| -> Result<(), BuildError> {
+        let dest = staging.blob_dir().join(name);
+        if dest.exists() {
+            return Ok(());
+        }
+        if std::fs::hard_link(from, &dest).is_err() {
+            std::fs::copy(from, &dest).map_err(BuildError::io("copy", from))?;
+        }
+        Ok(())
+    };
+    for (name, path, _) in &own {
+        link(name, path)?;
+    }
+    // Everything the new index reaches must now be present and intact.
     let needed = reachable(
-        &images(&staged)
+        &images(&staged, &manifest.platforms)
             .map_err(|e| refuse(bundle_file, format!("the layout lacks what the bundle builds on: {e}")))?,
     );
     for digest in needed.keys() {
@@ -415,13 +445,58 @@ pub fn apply(bundle_file: &Path, layout: &Path) -> Result<usize, BuildError> {
                 format!("the layout lacks {digest}, which the bundle builds on (is this the right base?)"),
             ));
         };
-        if manifest.requires.contains(digest) {
+        // What the bundle does not carry, the device must hold intact.
+        if !manifest.provides.contains(digest) {
             let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
             if format!("sha256:{hex}") != *digest {
                 return Err(refuse(bundle_file, format!("the layout's {digest} is damaged")));
             }
         }
     }
+    let (mut pruned, mut pruned_bytes) = (0, 0);
+    if !keep_unused {
+        // Image indexes of images the bundle does not update still name other platforms'
+        // manifests: a blob is kept when anything in the new layout refers to it.
+        let referenced = present_reachable(&staged)?;
+        for (name, _, size) in &own {
+            let digest = format!("sha256:{}", name.to_string_lossy());
+            if !referenced.contains(&digest) {
+                let p = staging.blob_dir().join(name);
+                std::fs::remove_file(&p).map_err(BuildError::io("remove", &p))?;
+                pruned += 1;
+                pruned_bytes += size;
+            }
+        }
+    }
     staging.commit(&index_json)?;
-    Ok(added)
+    Ok(ApplySummary { added, pruned, pruned_bytes })
+}
+
+/// Every blob reachable from a layout's `index.json` through the blobs present in it (a
+/// device may hold some platforms of an image and not others).
+fn present_reachable(dir: &Path) -> Result<BTreeSet<String>, BuildError> {
+    let (_, top) = read_index(dir)?;
+    let mut seen = BTreeSet::new();
+    let mut queue: Vec<Descriptor> = top.manifests().clone();
+    while let Some(d) = queue.pop() {
+        let digest = d.digest().to_string();
+        let path = blob_path(dir, &digest)?;
+        if !path.is_file() || !seen.insert(digest) {
+            continue;
+        }
+        let json = || std::fs::read(&path).map_err(BuildError::io("read", &path));
+        match d.media_type() {
+            MediaType::ImageIndex => {
+                let index: ImageIndex = serde_json::from_slice(&json()?).map_err(|e| invalid(dir, e.to_string()))?;
+                queue.extend(index.manifests().iter().cloned());
+            }
+            MediaType::ImageManifest => {
+                let m: ImageManifest = serde_json::from_slice(&json()?).map_err(|e| invalid(dir, e.to_string()))?;
+                queue.push(m.config().clone());
+                queue.extend(m.layers().iter().cloned());
+            }
+            _ => {}
+        }
+    }
+    Ok(seen)
 }

@@ -84,6 +84,13 @@ pub fn platform_name(desc: &Descriptor) -> String {
 
 /// Every image of the layout at `dir` (with `only`, just the image of that name).
 pub fn images(dir: &Path, only: Option<&str>) -> Result<Vec<Image>, BuildError> {
+    images_for(dir, only, &[])
+}
+
+/// Like [`images`], with only the manifests of `platforms` (`os/arch[/variant]`; empty: all).
+/// The others are not read, so a layout holding only some platforms of an image (as a
+/// device does) can be walked for those.
+pub fn images_for(dir: &Path, only: Option<&str>, platforms: &[String]) -> Result<Vec<Image>, BuildError> {
     let (_, top) = read_index(dir)?;
     let mut out = Vec::new();
     for d in top.manifests() {
@@ -102,7 +109,8 @@ pub fn images(dir: &Path, only: Option<&str>) -> Result<Vec<Image>, BuildError> 
         let image = match d.media_type() {
             MediaType::ImageIndex => {
                 let idx: ImageIndex = read_json(dir, d)?;
-                let platforms = idx.manifests().iter().map(platform).collect::<Result<_, _>>()?;
+                let wanted = |m: &&Descriptor| platforms.is_empty() || platforms.contains(&platform_name(m));
+                let platforms = idx.manifests().iter().filter(wanted).map(platform).collect::<Result<_, _>>()?;
                 Image { name, desc: d.clone(), index: Some(idx), platforms }
             }
             MediaType::ImageManifest => Image { name, desc: d.clone(), index: None, platforms: vec![platform(d)?] },

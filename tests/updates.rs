@@ -178,11 +178,101 @@ fn one_changed_binary_moves_one_layer_per_platform_and_a_bundle_carries_exactly_
     copy_dir(&fleet.path("v1"), &device);
     run(kiln().arg("apply").arg(&bundle).arg("--to").arg(&device));
     assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
+    // What v1 had and v2 no longer uses is gone: the device holds exactly v2's blobs.
+    assert!(listing(&device) == listing(&fleet.path("v2")), "the device layout is not v2's");
     let one = single_platform(&device, "api", "arm64", None, &single.path().join("device-arm64"));
     oci_validate(&one, "api");
     let root = umoci_unpack(&one, "api", &single.path().join("bundle")).join("rootfs");
     let out = run(Command::new(require("qemu-aarch64-static")).arg(root.join("usr/local/bin/api")));
     assert_eq!(out, "api v2\n");
+}
+
+/// The blobs of one platform of every image in a layout: image indexes, and that platform's
+/// manifests, configs and layers.
+fn platform_blobs(layout: &Path, arch: &str) -> std::collections::BTreeSet<String> {
+    let blob = |d: &Value| -> Value {
+        let hex = d["digest"].as_str().unwrap().trim_start_matches("sha256:");
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+    };
+    let top: Value = serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    let mut out = std::collections::BTreeSet::new();
+    for image in top["manifests"].as_array().unwrap() {
+        out.insert(image["digest"].as_str().unwrap().to_string());
+        for m in blob(image)["manifests"].as_array().unwrap() {
+            if m["platform"]["architecture"] != arch {
+                continue;
+            }
+            out.insert(m["digest"].as_str().unwrap().to_string());
+            let manifest = blob(m);
+            out.insert(manifest["config"]["digest"].as_str().unwrap().to_string());
+            for l in manifest["layers"].as_array().unwrap() {
+                out.insert(l["digest"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    out
+}
+
+fn blob_names(layout: &Path) -> std::collections::BTreeSet<String> {
+    std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy()))
+        .collect()
+}
+
+#[test]
+fn a_device_holding_one_platform_gets_a_bundle_of_that_platform() {
+    let fleet = Fleet::new();
+    fleet.build("v1", None);
+    fleet.f.write("src/bin/api.rs", "fn main() {\n    println!(\"api v2\");\n}\n");
+    fleet.build("v2", None);
+    // An arm64 device: v1's index.json and only the blobs arm64 uses.
+    let device = fleet.path("device");
+    copy_dir(&fleet.path("v1"), &device);
+    let arm64 = platform_blobs(&device, "arm64");
+    for b in blob_names(&device).difference(&arm64) {
+        std::fs::remove_file(device.join("blobs/sha256").join(b.trim_start_matches("sha256:"))).unwrap();
+    }
+    let d: Value = serde_json::from_str(&run(kiln()
+        .args(["diff", "--json", "--platform", "linux/arm64"])
+        .arg(&device)
+        .arg(fleet.path("v2"))))
+    .unwrap();
+    let file = fleet.path("arm64.tar");
+    let out = run(kiln()
+        .args(["bundle", "--platform", "linux/arm64", "--have"])
+        .arg(&device)
+        .arg("--want")
+        .arg(fleet.path("v2"))
+        .arg("-o")
+        .arg(&file));
+    // The new layer, config and manifest of api on arm64, and api's new image index: exactly
+    // what diff says the device downloads.
+    let members = run(Command::new("tar").arg("-tf").arg(&file));
+    let blobs: Vec<&str> = members.lines().filter(|l| l.starts_with("blobs/")).collect();
+    assert_eq!(blobs.len(), 4, "{members}");
+    let blob_bytes: u64 = blobs.iter().map(|b| std::fs::metadata(fleet.path("v2").join(b)).unwrap().len()).sum();
+    let api = platforms_of(&d, "api");
+    assert_eq!(api.len(), 1, "{d}");
+    assert_eq!(api[0]["download_bytes"].as_u64().unwrap(), blob_bytes, "{d}\n{out}");
+    assert_eq!(d["total_bytes"].as_u64().unwrap(), blob_bytes, "{d}");
+    // The whole-fleet bundle is larger: it carries every platform.
+    let all = fleet.bundle("v1", "v2");
+    assert!(std::fs::metadata(&all).unwrap().len() > std::fs::metadata(&file).unwrap().len() * 2);
+
+    run(kiln().arg("apply").arg(&file).arg("--to").arg(&device));
+    assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
+    assert_eq!(blob_names(&device), platform_blobs(&fleet.path("v2"), "arm64"), "v2's arm64 blobs, nothing else");
+    let work = tempfile::tempdir().unwrap();
+    let one = single_platform(&device, "api", "arm64", None, &work.path().join("one"));
+    oci_validate(&one, "api");
+    let root = umoci_unpack(&one, "api", &work.path().join("bundle")).join("rootfs");
+    let ran = run(Command::new(require("qemu-aarch64-static")).arg(root.join("usr/local/bin/api")));
+    assert_eq!(ran, "api v2\n");
+    // An all-platform bundle needs what this device does not hold, and is refused.
+    let o = kiln().arg("apply").arg(&all).arg("--to").arg(&device).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lacks"), "{}", stderr(&o));
 }
 
 /// The size of an image's index, from the layout's index.json as skopeo would resolve it.
@@ -246,9 +336,11 @@ fn damaged_bundles_are_refused_and_the_layout_is_left_alone() {
     let o = kiln().arg("apply").arg(&bundle).arg("--to").arg(empty.out()).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("lacks"), "{}", stderr(&o));
-    // The intact bundle applies.
-    run(kiln().arg("apply").arg(&bundle).arg("--to").arg(&device));
+    // The intact bundle applies; with --keep-unused, v1's blobs stay beside v2's.
+    run(kiln().arg("apply").arg(&bundle).arg("--to").arg(&device).arg("--keep-unused"));
     assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
+    let kept = blob_names(&device);
+    assert!(kept.is_superset(&blob_names(&fleet.path("v1"))) && kept.is_superset(&blob_names(&fleet.path("v2"))));
 }
 
 #[test]
