@@ -23,6 +23,8 @@ pub struct BuildSummary {
     pub images: Vec<ImageSummary>,
     /// Distinct layers written.
     pub layers: usize,
+    /// How many of them were taken from kiln's layer cache instead of being compressed again.
+    pub cached_layers: usize,
     /// Bytes of all distinct blobs (layers, configs, manifests, indexes).
     pub blob_bytes: u64,
     /// Every compiled binary, in plan order.
@@ -57,7 +59,7 @@ pub struct BuildOptions<'a> {
     pub root: &'a Path,
     /// The OCI layout to write (replaced as a whole on success).
     pub out: &'a Path,
-    /// kiln's cache (compiled binaries, cargo's target directory).
+    /// kiln's cache (compiled binaries, cargo's target directory, compressed layers).
     pub cache: &'a Path,
 }
 
@@ -100,7 +102,9 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     progress.start(unique.len() as u64);
     let store = crate::debian::store::file_store(opts.cache);
     let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store };
-    let layers = build_layers(unique.values().copied().collect(), &inputs, plan, &staging, progress)?;
+    let cache = layer::LayerCache::new(opts.cache);
+    let hits = std::sync::atomic::AtomicUsize::new(0);
+    let layers = build_layers(unique.values().copied().collect(), &inputs, plan, (&cache, &hits), &staging, progress)?;
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
         plan.images.iter().map(|i| image::write_image(i, &created, &layers, &staging)).collect::<Result<_, _>>()?;
@@ -121,6 +125,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
             })
             .collect(),
         layers: layers.len(),
+        cached_layers: hits.into_inner(),
         blob_bytes,
         binaries: plan
             .rust
@@ -153,6 +158,7 @@ fn build_layers(
     todo: Vec<&LayerPlan>,
     inputs: &Inputs<'_>,
     plan: &Plan,
+    (cache, hits): (&layer::LayerCache, &std::sync::atomic::AtomicUsize),
     staging: &Staging,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, LayerBlob>, BuildError> {
@@ -171,7 +177,14 @@ fn build_layers(
                     }
                     match match &l.prebuilt {
                         Some(p) => layer::copy_prebuilt(p, inputs.root, staging),
-                        None => layer::build_layer(l, inputs, plan.epoch, plan.compression, staging),
+                        None => match cache.get(&l.id, staging) {
+                            Some(hit) => {
+                                hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                                Ok(hit)
+                            }
+                            None => layer::build_layer(l, inputs, plan.epoch, plan.compression, staging)
+                                .inspect(|b| cache.put(&l.id, b, staging)),
+                        },
                     } {
                         Ok(blob) => {
                             progress.layer_done(&l.name, blob.blob.size);

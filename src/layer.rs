@@ -190,3 +190,93 @@ pub fn build_layer(
     let (diff_id, tar_size) = diff.unwrap_or_default();
     Ok(LayerBlob { blob, diff_id, media_type: media_type(compression).to_string(), tar_size })
 }
+
+/// Layers already compressed, by layer id, in kiln's cache: a record per layer under
+/// `layers/` names its blob under `layers/blobs/sha256/`. A layer's id hashes everything its bytes
+/// come from (each entry with its content digest, the compression, the epoch), and records
+/// are keyed by the kiln executable too, so a hit holds the bytes this kiln would write. The
+/// blob is checked against its digest before use; anything amiss is a miss.
+pub struct LayerCache {
+    dir: PathBuf,
+    kiln: String,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Record {
+    digest: String,
+    size: u64,
+    diff_id: String,
+    media_type: String,
+    tar_size: u64,
+}
+
+impl LayerCache {
+    pub fn new(cache: &Path) -> LayerCache {
+        // The executable's own digest: a kiln that writes layers differently never reads
+        // another's records. Unreadable, it keys nothing, and every lookup misses.
+        let kiln = std::env::current_exe()
+            .and_then(std::fs::File::open)
+            .and_then(crate::digest::sha256_reader)
+            .map(|(hex, _)| hex)
+            .unwrap_or_default();
+        LayerCache { dir: cache.join("layers"), kiln }
+    }
+
+    fn record_path(&self, id: &str) -> Option<PathBuf> {
+        (!self.kiln.is_empty())
+            .then(|| self.dir.join(crate::digest::sha256_hex(format!("{} {id}", self.kiln).as_bytes())))
+    }
+
+    /// The cached layer `id`, placed in the staging blob store; `None` when there is none.
+    pub fn get(&self, id: &str, staging: &Staging) -> Option<LayerBlob> {
+        let r: Record = serde_json::from_slice(&std::fs::read(self.record_path(id)?).ok()?).ok()?;
+        let src = crate::walk::blob_path(&self.dir, &r.digest).ok()?;
+        let (hex, size) = crate::digest::sha256_reader(std::fs::File::open(&src).ok()?).ok()?;
+        if format!("sha256:{hex}") != r.digest || size != r.size {
+            return None;
+        }
+        // A copy, not a link: the layout's blobs and the cache's stay independent files.
+        let dest = staging.blob_dir().join(&hex);
+        if !dest.exists() {
+            let tmp = tempfile::NamedTempFile::new_in(staging.blob_dir()).ok()?;
+            std::fs::copy(&src, tmp.path()).ok()?;
+            tmp.persist(&dest).ok()?;
+        }
+        let blob = BlobRef { digest: r.digest, size: r.size };
+        Some(LayerBlob { blob, diff_id: r.diff_id, media_type: r.media_type, tar_size: r.tar_size })
+    }
+
+    /// Keeps a layer just written to the staging blob store. Best effort: a cache that cannot
+    /// be written costs time on the next build, never a failed one.
+    pub fn put(&self, id: &str, layer: &LayerBlob, staging: &Staging) {
+        let Some(record) = self.record_path(id) else { return };
+        let Ok(dest) = crate::walk::blob_path(&self.dir, &layer.blob.digest) else { return };
+        let Some(parent) = dest.parent() else { return };
+        if std::fs::create_dir_all(parent).is_err() {
+            return;
+        }
+        let hex = layer.blob.digest.trim_start_matches("sha256:");
+        let intact = std::fs::File::open(&dest)
+            .and_then(crate::digest::sha256_reader)
+            .is_ok_and(|(h, n)| h == hex && n == layer.blob.size);
+        if !intact {
+            let Ok(tmp) = tempfile::NamedTempFile::new_in(parent) else { return };
+            let src = staging.blob_dir().join(hex);
+            if std::fs::copy(&src, tmp.path()).is_err() || tmp.persist(&dest).is_err() {
+                return;
+            }
+        }
+        let r = Record {
+            digest: layer.blob.digest.clone(),
+            size: layer.blob.size,
+            diff_id: layer.diff_id.clone(),
+            media_type: layer.media_type.clone(),
+            tar_size: layer.tar_size,
+        };
+        if let Ok(tmp) = tempfile::NamedTempFile::new_in(&self.dir)
+            && std::fs::write(tmp.path(), serde_json::to_vec(&r).unwrap_or_default()).is_ok()
+        {
+            let _ = tmp.persist(record);
+        }
+    }
+}

@@ -115,11 +115,17 @@ fn same_digests_across_directory_umask_timezone_clock_and_user() {
 fn rebuilding_gives_the_same_layout_and_changing_one_file_changes_one_layer() {
     let f = Fixture::new();
     populate(f.path());
-    let s1 = summary(&f.build());
-    let s2 = summary(&f.build());
+    let mut s1 = summary(&f.build());
+    let mut s2 = summary(&f.build());
+    // The rebuild takes every layer from the layer cache; the first compressed them all.
+    assert_eq!(s1["cached_layers"], 0, "{s1}");
+    assert_eq!(s2["cached_layers"], s2["layers"], "{s2}");
+    s1.as_object_mut().unwrap().remove("cached_layers");
+    s2.as_object_mut().unwrap().remove("cached_layers");
     assert_eq!(s1, s2, "a rebuild is byte-identical");
     f.write_mode("dist/arm/app", "a new arm binary", 0o755);
     let s3 = summary(&f.build());
+    assert_eq!(s3["cached_layers"].as_u64().unwrap() + 1, s3["layers"].as_u64().unwrap(), "one layer rebuilt: {s3}");
     let p = |s: &Value, k: &str| s["images"][0]["platforms"][k].clone();
     assert_eq!(p(&s1, "linux/amd64"), p(&s3, "linux/amd64"), "amd64 untouched");
     assert_eq!(p(&s1, "linux/arm64"), p(&s3, "linux/arm64"), "arm64 untouched");
@@ -149,4 +155,35 @@ fn source_date_epoch_wins_over_the_recipe_epoch() {
     assert!(stderr(&o).contains("SOURCE_DATE_EPOCH"), "{}", stderr(&o));
     let o = kiln().current_dir(f.path()).env("SOURCE_DATE_EPOCH", "99999999999999").args(["plan"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "an epoch past year 9999 is refused, not a crash: {}", stderr(&o));
+}
+
+#[test]
+fn a_damaged_layer_cache_is_not_trusted() {
+    let f = Fixture::new();
+    populate(f.path());
+    let fresh = summary(&f.build());
+    let fresh_blobs = blob_names(&f.out());
+    // Every cached layer blob truncated or overwritten, as a full disk or a stray edit would.
+    let cached = f.path().join(".kiln-cache/layers/blobs/sha256");
+    let mut damaged = 0;
+    for (i, e) in std::fs::read_dir(&cached).unwrap().enumerate() {
+        let p = e.unwrap().path();
+        let mut bytes = std::fs::read(&p).unwrap();
+        if i % 2 == 0 {
+            bytes.truncate(bytes.len() / 2);
+        } else {
+            bytes[0] ^= 0xff;
+        }
+        std::fs::write(&p, bytes).unwrap();
+        damaged += 1;
+    }
+    assert_eq!(damaged, fresh["layers"].as_u64().unwrap(), "every layer was cached");
+    let again = summary(&f.build());
+    assert_eq!(again["cached_layers"], 0, "{again}");
+    assert_eq!(again["index_digest"], fresh["index_digest"]);
+    assert_eq!(blob_names(&f.out()), fresh_blobs);
+    // The layers compressed again replaced the damaged entries.
+    let third = summary(&f.build());
+    assert_eq!(third["cached_layers"], third["layers"], "{third}");
+    assert_eq!(third["index_digest"], fresh["index_digest"]);
 }
