@@ -177,7 +177,7 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
     if diff_ids.len() != manifest.manifest.layers().len() {
         return Err("the base's config and manifest disagree on the number of layers".into());
     }
-    let keys = image.layer_keys(layout, manifest).map_err(|e| e.to_string())?;
+    let (keys, _) = image.layer_keys(layout, manifest).map_err(|e| e.to_string())?;
     let layers = manifest
         .manifest
         .layers()

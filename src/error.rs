@@ -46,6 +46,9 @@ pub enum BuildError {
         #[help]
         help: Option<String>,
     },
+    #[error("refusing bundle {}: {reason}", bundle.display())]
+    #[diagnostic(code(kiln::update::refused), help("the layout was left as it was"))]
+    BundleRefused { bundle: PathBuf, reason: String },
     #[error("{} is not a valid OCI image layout: {reason}", path.display())]
     #[diagnostic(code(kiln::layout::invalid))]
     InvalidLayout { path: PathBuf, reason: String },

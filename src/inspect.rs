@@ -21,6 +21,9 @@ pub struct ImageReport {
     pub digest: String,
     pub media_type: String,
     pub platforms: Vec<PlatformReport>,
+    /// Platforms the image index names whose manifests the layout does not hold.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub absent: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,7 +93,7 @@ pub struct LayerUse {
 
 fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<PlatformReport, BuildError> {
     let m = &p.manifest;
-    let keys = image.layer_keys(dir, p)?;
+    let (keys, kiln) = image.layer_keys(dir, p)?;
     let layers: Vec<LayerReport> = m
         .layers()
         .iter()
@@ -101,7 +104,11 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
                 digest: l.digest().to_string(),
                 size: l.size(),
                 media_type: l.media_type().to_string(),
-                why: key.as_deref().map(crate::plan::layering::reason).unwrap_or_else(|| "not built by kiln".into()),
+                why: match &key {
+                    Some(k) if kiln => crate::plan::layering::reason(k),
+                    Some(_) => "not built by kiln; the key is what its history says made it".into(),
+                    None => "not built by kiln".into(),
+                },
                 key,
                 files,
                 top,
@@ -121,12 +128,13 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
 /// Reads the layout at `dir`; with `only`, just that image.
 pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildError> {
     let mut images = Vec::new();
-    for i in walk::images(dir, only)? {
+    for i in walk::images_present(dir, only, &[])? {
         images.push(ImageReport {
             name: i.name.clone(),
             digest: i.desc.digest().to_string(),
             media_type: i.desc.media_type().to_string(),
             platforms: i.platforms.iter().map(|p| platform_report(dir, &i, p)).collect::<Result<_, _>>()?,
+            absent: i.absent.clone(),
         });
     }
     let mut layers: BTreeMap<String, LayerUse> = BTreeMap::new();
@@ -145,10 +153,10 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
 /// keeps the order of. Images whose keys are not all known are left out.
 pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platform), Vec<String>>, BuildError> {
     let mut out = BTreeMap::new();
-    for i in walk::images(dir, None)? {
+    for i in walk::images_present(dir, None, &[])? {
         for p in &i.platforms {
             let Some(platform) = crate::platform::Platform::parse(&p.platform) else { continue };
-            if let Some(keys) = i.layer_keys(dir, p)?.into_iter().collect::<Option<Vec<String>>>() {
+            if let Some(keys) = i.layer_keys(dir, p)?.0.into_iter().collect::<Option<Vec<String>>>() {
                 out.insert((i.name.clone(), platform), keys);
             }
         }
@@ -166,6 +174,9 @@ pub fn render_text(r: &LayoutReport) -> String {
     let platform_count: usize = r.images.iter().map(|i| i.platforms.len()).sum();
     for i in &r.images {
         let _ = writeln!(s, "image {}  {}", i.name, i.digest);
+        for a in &i.absent {
+            let _ = writeln!(s, "  {a}  not held in this layout");
+        }
         for p in &i.platforms {
             let _ = writeln!(
                 s,

@@ -31,8 +31,18 @@ pub struct ImageBlobs {
 /// Every image of a layout with the blobs it references, for `platforms` (empty: all). The
 /// manifests of other platforms are not read: a device may hold only its own.
 pub fn images(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+    images_of(walk::images_for(dir, None, platforms)?)
+}
+
+/// What a device's layout holds: platforms whose manifests it lacks are left out, as if the
+/// image did not have them.
+fn held(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+    images_of(walk::images_present(dir, None, platforms)?)
+}
+
+fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, BuildError> {
     let pair = |d: &Descriptor| (d.digest().to_string(), d.size());
-    Ok(walk::images_for(dir, None, platforms)?
+    Ok(walked
         .into_iter()
         .map(|i| ImageBlobs {
             index: i.index.as_ref().map(|_| pair(&i.desc)),
@@ -113,7 +123,7 @@ fn blobs(list: &[&(String, u64)]) -> Vec<Blob> {
 
 /// Compares two layouts; `platforms` limits the comparison (empty: all).
 pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, BuildError> {
-    let (old_images, new_images) = (images(old, platforms)?, images(new, platforms)?);
+    let (old_images, new_images) = (held(old, platforms)?, images(new, platforms)?);
     let old_all = reachable(&old_images);
     let mut report = Vec::new();
     let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
@@ -203,7 +213,7 @@ pub fn render_diff(r: &DiffReport) -> String {
         for p in &i.platforms {
             let _ = writeln!(
                 s,
-                "{}{}  {:<13} layers: {} added, {} removed, {} kept   download {} bytes ({} of manifests, config and index)",
+                "{}{}  {:<13} layers: {} added, {} removed, {} kept   download {} bytes ({} of manifest, config and index)",
                 i.name,
                 if i.new_image { " (new)" } else { "" },
                 p.platform,
@@ -266,7 +276,7 @@ fn tar_header(size: u64) -> tar::Header {
 /// Writes a bundle with what a device holding `have` lacks to hold `want`, for `platforms`
 /// (empty: every platform; a device usually runs one, and needs only its blobs).
 pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, BuildError> {
-    let had = reachable(&images(have, platforms)?);
+    let had = reachable(&held(have, platforms)?);
     let (index_bytes, _) = read_index(want)?;
     let needed = reachable(&images(want, platforms)?);
     type Blobs<'a> = Vec<(&'a String, &'a u64)>;
@@ -324,10 +334,7 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
 }
 
 fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
-    BuildError::Debian {
-        message: format!("refusing bundle {}: {}", bundle.display(), reason.into()),
-        help: Some("the layout was left as it was".into()),
-    }
+    BuildError::BundleRefused { bundle: bundle.to_path_buf(), reason: reason.into() }
 }
 
 /// What applying a bundle did.

@@ -18,6 +18,9 @@ pub struct Image {
     /// The image index, when `index.json` points at one (multi-platform images).
     pub index: Option<ImageIndex>,
     pub platforms: Vec<PlatformImage>,
+    /// Platforms the image index names whose manifests this layout does not hold (a device
+    /// keeps only its own); always empty for a strict walk.
+    pub absent: Vec<String>,
 }
 
 /// One platform's manifest of an image.
@@ -84,13 +87,23 @@ pub fn platform_name(desc: &Descriptor) -> String {
 
 /// Every image of the layout at `dir` (with `only`, just the image of that name).
 pub fn images(dir: &Path, only: Option<&str>) -> Result<Vec<Image>, BuildError> {
-    images_for(dir, only, &[])
+    walk(dir, only, &[], false)
+}
+
+/// Like [`images`], but a platform whose manifest the layout does not hold is listed in
+/// [`Image::absent`] instead of failing the walk: what a device holding some platforms has.
+pub fn images_present(dir: &Path, only: Option<&str>, platforms: &[String]) -> Result<Vec<Image>, BuildError> {
+    walk(dir, only, platforms, true)
 }
 
 /// Like [`images`], with only the manifests of `platforms` (`os/arch[/variant]`; empty: all).
 /// The others are not read, so a layout holding only some platforms of an image (as a
 /// device does) can be walked for those.
 pub fn images_for(dir: &Path, only: Option<&str>, platforms: &[String]) -> Result<Vec<Image>, BuildError> {
+    walk(dir, only, platforms, false)
+}
+
+fn walk(dir: &Path, only: Option<&str>, platforms: &[String], partial: bool) -> Result<Vec<Image>, BuildError> {
     let (_, top) = read_index(dir)?;
     let mut out = Vec::new();
     for d in top.manifests() {
@@ -104,16 +117,40 @@ pub fn images_for(dir: &Path, only: Option<&str>, platforms: &[String]) -> Resul
             continue;
         }
         let platform = |m: &Descriptor| -> Result<PlatformImage, BuildError> {
-            Ok(PlatformImage { platform: platform_name(m), desc: m.clone(), manifest: read_json(dir, m)? })
+            let manifest: ImageManifest = read_json(dir, m)?;
+            // A manifest listed in index.json without a platform (one platform copied out
+            // of an index) names its platform in its config.
+            let platform = match m.platform() {
+                Some(_) => platform_name(m),
+                None => {
+                    let c: ImageConfiguration = read_json(dir, manifest.config())?;
+                    let mut name = format!("{}/{}", c.os(), c.architecture());
+                    if let Some(v) = c.variant() {
+                        name = format!("{name}/{v}");
+                    }
+                    name
+                }
+            };
+            Ok(PlatformImage { platform, desc: m.clone(), manifest })
         };
         let image = match d.media_type() {
             MediaType::ImageIndex => {
                 let idx: ImageIndex = read_json(dir, d)?;
                 let wanted = |m: &&Descriptor| platforms.is_empty() || platforms.contains(&platform_name(m));
-                let platforms = idx.manifests().iter().filter(wanted).map(platform).collect::<Result<_, _>>()?;
-                Image { name, desc: d.clone(), index: Some(idx), platforms }
+                let held = |m: &Descriptor| blob_path(dir, m.digest().as_ref()).is_ok_and(|p| p.is_file());
+                let (mut found, mut absent) = (Vec::new(), Vec::new());
+                for m in idx.manifests().iter().filter(wanted) {
+                    if partial && !held(m) {
+                        absent.push(platform_name(m));
+                    } else {
+                        found.push(platform(m)?);
+                    }
+                }
+                Image { name, desc: d.clone(), index: Some(idx), platforms: found, absent }
             }
-            MediaType::ImageManifest => Image { name, desc: d.clone(), index: None, platforms: vec![platform(d)?] },
+            MediaType::ImageManifest => {
+                Image { name, desc: d.clone(), index: None, platforms: vec![platform(d)?], absent: Vec::new() }
+            }
             other => return Err(invalid(dir, format!("unsupported media type {other} in index.json"))),
         };
         out.push(image);
@@ -136,8 +173,9 @@ impl Image {
     /// layers it made (the top ones) once per image on its index, and on a platform's
     /// descriptor where that platform's differ; the layers below come from a base image and
     /// are keyed `base DIGEST`, as in the plan. For images other tools built, the config's
-    /// history names the layers when it has one entry per layer.
-    pub fn layer_keys(&self, dir: &Path, p: &PlatformImage) -> Result<Vec<Option<String>>, BuildError> {
+    /// history names the layers when it has one entry per layer; the flag says whether the
+    /// keys are kiln's.
+    pub fn layer_keys(&self, dir: &Path, p: &PlatformImage) -> Result<(Vec<Option<String>>, bool), BuildError> {
         let layers = p.manifest.layers();
         let recorded = |a: &Option<HashMap<String, String>>| a.as_ref().and_then(|a| a.get(ANNOTATION_LAYERS)).cloned();
         let own =
@@ -146,11 +184,12 @@ impl Image {
             let own: Vec<&str> = if own.is_empty() { Vec::new() } else { own.split('\n').collect() };
             if own.len() <= layers.len() {
                 let below = layers.len() - own.len();
-                return Ok(layers[..below]
+                let keys = layers[..below]
                     .iter()
                     .map(|l| Some(format!("base {}", l.digest())))
                     .chain(own.into_iter().map(|k| Some(k.to_string())))
-                    .collect());
+                    .collect();
+                return Ok((keys, true));
             }
         }
         let config: ImageConfiguration = read_json(dir, p.manifest.config())?;
@@ -162,6 +201,6 @@ impl Image {
             .filter(|h| !h.empty_layer().unwrap_or(false))
             .map(|h| h.created_by().clone())
             .collect();
-        Ok(if history.len() == layers.len() { history } else { vec![None; layers.len()] })
+        Ok((if history.len() == layers.len() { history } else { vec![None; layers.len()] }, false))
     }
 }

@@ -326,7 +326,11 @@ fn damaged_bundles_are_refused_and_the_layout_is_left_alone() {
     for bad in [&truncated, &tampered] {
         let o = kiln().arg("apply").arg(bad).arg("--to").arg(&device).output().unwrap();
         assert_eq!(o.status.code(), Some(2), "{}: {}", bad.display(), stderr(&o));
-        assert!(stderr(&o).contains("refusing bundle"), "{}", stderr(&o));
+        assert!(
+            stderr(&o).contains("refusing bundle") && stderr(&o).contains("kiln::update::refused"),
+            "{}",
+            stderr(&o)
+        );
         assert!(listing(&device) == before, "{} changed the layout", bad.display());
     }
     // A bundle made for another base is refused too.

@@ -379,19 +379,21 @@ impl Parser {
                             None => Volatility::Data,
                         },
                     };
-                    let mut paths = Vec::new();
+                    let (mut paths, mut given) = (Vec::new(), 0);
                     for p in child.children().map(|c| c.nodes()).unwrap_or_default() {
                         if p.name().value() != "path" {
                             self.unknown(p, "`layer`", "path");
                             continue;
                         }
                         for s in self.strings(p) {
+                            // A refused path is reported as such, not as a missing one.
+                            given += 1;
                             if let Some(n) = self.image_path(&Spanned::new(s, p.span()), "layer path") {
                                 paths.push(n.value);
                             }
                         }
                     }
-                    if paths.is_empty() {
+                    if given == 0 {
                         self.problem(
                             Problem::new(
                                 "kiln::recipe::missing_node",
@@ -578,8 +580,8 @@ impl Parser {
                 s.span,
                 format!("{what} {:?} holds the control character {:?}", s.value, c),
             )
-            .label("not allowed in a path")
-            .help("remove it: paths may hold any character but control characters (newlines, tabs, …)"),
+            .label("control character")
+            .help("remove it: names and paths may hold any character but control characters (newlines, tabs, …)"),
         );
         false
     }
@@ -862,7 +864,23 @@ impl Parser {
                     }
                 }
                 "label" => labels.extend(self.key_values(child, "label \"key\" \"value\"")),
-                "annotation" => annotations.extend(self.key_values(child, "annotation \"key\" \"value\"")),
+                "annotation" => {
+                    for (k, v) in self.key_values(child, "annotation \"key\" \"value\"") {
+                        if k.starts_with("dev.kiln.") {
+                            self.problem(
+                                Problem::new(
+                                    "kiln::recipe::reserved_annotation",
+                                    child.span(),
+                                    format!("annotation `{k}` is kiln's own"),
+                                )
+                                .label("reserved")
+                                .help("kiln writes the dev.kiln.* annotations itself; choose another key"),
+                            );
+                        } else {
+                            annotations.insert(k, v);
+                        }
+                    }
+                }
                 _ => self.unknown(child, "`image`", IMAGE_NODES),
             }
         }
@@ -965,7 +983,11 @@ impl Parser {
                         );
                     }
                 }
-                "manifest" => spec.manifest = self.single_string(child, "manifest \"path/Cargo.toml\""),
+                "manifest" => {
+                    spec.manifest = self
+                        .single_string(child, "manifest \"path/Cargo.toml\"")
+                        .filter(|m| self.printable(m, "manifest"))
+                }
                 "target" => {
                     self.no_children(child);
                     self.no_props(child, &[]);
@@ -1088,6 +1110,22 @@ mod tests {
         assert_eq!(
             codes("kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\\ny\" \"/a\\tb\"; }"),
             vec!["kiln::recipe::control_character", "kiln::recipe::control_character"]
+        );
+    }
+
+    #[test]
+    fn refuses_kilns_own_annotations() {
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" { base \"scratch\"; annotation \"dev.kiln.layers\" \"x\"; }"),
+            vec!["kiln::recipe::reserved_annotation"]
+        );
+    }
+
+    #[test]
+    fn a_refused_layer_path_is_not_also_missing() {
+        assert_eq!(
+            codes("kiln 1\nlayers { layer \"ui\" { path \"rel/\"; }; }\nimage \"a\" { base \"scratch\"; }"),
+            vec!["kiln::recipe::relative_path"]
         );
     }
 
