@@ -116,6 +116,21 @@ fn every_platform_validates_and_unpacks_as_the_recipe_says() {
         // One layer per node, least volatile first: two platform-independent copies, the
         // per-platform copy, then the recipe's own small files.
         assert_eq!(layers.len(), 4, "{manifest}");
+        // Copied out of its index, the platform is named by the config, and the layer plan
+        // (on the image index) is gone.
+        let report: Value = serde_json::from_str(&run(kiln().args(["inspect", "--json"]).arg(&single))).unwrap();
+        let platform = &report["images"][0]["platforms"][0];
+        assert_eq!(
+            platform["platform"],
+            format!("linux/{arch}{}", variant.map(|v| format!("/{v}")).unwrap_or_default())
+        );
+        assert!(
+            platform["layers"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .all(|l| l["key"].is_null() && l["why"] == "not built by kiln")
+        );
         let keys = layer_keys(&f.out(), "tools", arch);
         assert_eq!(
             keys,

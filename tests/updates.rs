@@ -233,6 +233,13 @@ fn a_device_holding_one_platform_gets_a_bundle_of_that_platform() {
     for b in blob_names(&device).difference(&arm64) {
         std::fs::remove_file(device.join("blobs/sha256").join(b.trim_start_matches("sha256:"))).unwrap();
     }
+    // inspect reads what the device holds and names what it does not.
+    let report: Value =
+        serde_json::from_str(&run(kiln().args(["inspect", "--json", "--image", "api"]).arg(&device))).unwrap();
+    let api = &report["images"][0];
+    assert_eq!(api["platforms"].as_array().unwrap().len(), 1, "{api}");
+    assert_eq!(api["platforms"][0]["platform"], "linux/arm64");
+    assert_eq!(api["absent"], serde_json::json!(["linux/amd64", "linux/arm/v7"]), "{api}");
     let d: Value = serde_json::from_str(&run(kiln()
         .args(["diff", "--json", "--platform", "linux/arm64"])
         .arg(&device)
