@@ -4,7 +4,7 @@
 
 use crate::error::BuildError;
 use crate::walk::{self, blob_path, invalid, read_index};
-use oci_spec::image::{Descriptor, ImageIndex, ImageManifest, MediaType};
+use oci_spec::image::Descriptor;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -464,10 +464,10 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     if !keep_unused {
         // Image indexes of images the bundle does not update still name other platforms'
         // manifests: a blob is kept when anything in the new layout refers to it.
-        let referenced = present_reachable(&staged)?;
+        let referenced = reachable(&held(&staged, &[])?);
         for (name, _, size) in &own {
             let digest = format!("sha256:{}", name.to_string_lossy());
-            if !referenced.contains(&digest) {
+            if !referenced.contains_key(&digest) {
                 let p = staging.blob_dir().join(name);
                 std::fs::remove_file(&p).map_err(BuildError::io("remove", &p))?;
                 pruned += 1;
@@ -477,33 +477,4 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     }
     staging.commit(&index_json)?;
     Ok(ApplySummary { added, pruned, pruned_bytes })
-}
-
-/// Every blob reachable from a layout's `index.json` through the blobs present in it (a
-/// device may hold some platforms of an image and not others).
-fn present_reachable(dir: &Path) -> Result<BTreeSet<String>, BuildError> {
-    let (_, top) = read_index(dir)?;
-    let mut seen = BTreeSet::new();
-    let mut queue: Vec<Descriptor> = top.manifests().clone();
-    while let Some(d) = queue.pop() {
-        let digest = d.digest().to_string();
-        let path = blob_path(dir, &digest)?;
-        if !path.is_file() || !seen.insert(digest) {
-            continue;
-        }
-        let json = || std::fs::read(&path).map_err(BuildError::io("read", &path));
-        match d.media_type() {
-            MediaType::ImageIndex => {
-                let index: ImageIndex = serde_json::from_slice(&json()?).map_err(|e| invalid(dir, e.to_string()))?;
-                queue.extend(index.manifests().iter().cloned());
-            }
-            MediaType::ImageManifest => {
-                let m: ImageManifest = serde_json::from_slice(&json()?).map_err(|e| invalid(dir, e.to_string()))?;
-                queue.push(m.config().clone());
-                queue.extend(m.layers().iter().cloned());
-            }
-            _ => {}
-        }
-    }
-    Ok(seen)
 }
