@@ -231,7 +231,7 @@ fn debian_inputs(
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
-    let contents = kiln::debian::store::ensure(&cache_dir(&select.file), &packages, progress)?;
+    let contents = kiln::debian::store::ensure(&cache_dir(), &packages, progress)?;
     Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
 }
 
@@ -280,7 +280,7 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
         source_date_epoch,
         platforms,
         images: select.images.clone(),
-        cache_dir: Some(cache_dir(&select.file)),
+        cache_dir: Some(cache_dir()),
     };
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
     match kiln::plan::resolve(&recipe, &opts) {
@@ -295,7 +295,6 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
     }
 }
 
-/// kiln's cache: `KILN_CACHE_DIR`, else `.kiln-cache` beside the recipe.
 /// `--platform` values checked and written as the layout writes them (`linux/arm/v7`).
 fn platform_names(given: &[String]) -> Result<Vec<String>, CliError> {
     given
@@ -304,10 +303,20 @@ fn platform_names(given: &[String]) -> Result<Vec<String>, CliError> {
         .collect()
 }
 
-fn cache_dir(file: &Path) -> PathBuf {
-    match std::env::var_os("KILN_CACHE_DIR") {
-        Some(d) if !d.is_empty() => PathBuf::from(d),
-        _ => recipe_root(file).join(".kiln-cache"),
+/// kiln's cache: `KILN_CACHE_DIR`, else `$XDG_CACHE_HOME/kiln`, else `~/.cache/kiln`. Never a
+/// directory beside the recipe unless asked for: a cloned repository could ship one.
+fn cache_dir() -> PathBuf {
+    let var = |name| std::env::var_os(name).filter(|v: &std::ffi::OsString| !v.is_empty()).map(PathBuf::from);
+    if let Some(d) = var("KILN_CACHE_DIR") {
+        return d;
+    }
+    if let Some(d) = var("XDG_CACHE_HOME").filter(|d| d.is_absolute()) {
+        return d.join("kiln");
+    }
+    match var("HOME") {
+        Some(home) => home.join(".cache/kiln"),
+        // No home to keep a cache in: a private directory for this user under the system's temp.
+        None => std::env::temp_dir().join(format!("kiln-cache-{}", rustix::process::getuid().as_raw())),
     }
 }
 
@@ -333,7 +342,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             // --json owns stdout; progress stays on stderr.
             let progress = kiln::progress::for_terminal(cli.quiet);
             let plan = load_plan(&select, progress.as_ref())?;
-            let (root, cache) = (recipe_root(&select.file), cache_dir(&select.file));
+            let (root, cache) = (recipe_root(&select.file), cache_dir());
             let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache };
             let summary = kiln::build::build(&plan, &opts, progress.as_ref())?;
             if json {
