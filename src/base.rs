@@ -112,13 +112,11 @@ pub fn distroless_layers(flavour: Flavour, p: Platform, inputs: &DebianInputs) -
     Ok(layers)
 }
 
-/// Runtime configuration a distroless base brings: the CA bundle's location and user nonroot.
-pub fn distroless_config(config: &mut ConfigPlan, recipe_sets_user: bool) {
+/// Runtime configuration a distroless base brings: the CA bundle's location. It sets no user:
+/// kiln's non-root default, 65532:65532, is distroless's `nonroot`.
+pub fn distroless_config(config: &mut ConfigPlan) {
     if !config.env.iter().any(|e| e.starts_with("SSL_CERT_FILE=")) {
         config.env.push("SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt".into());
-    }
-    if !recipe_sets_user {
-        config.user = Some("65532".into());
     }
 }
 
@@ -176,6 +174,9 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
     let diff_ids = config.rootfs().diff_ids();
     if diff_ids.len() != manifest.manifest.layers().len() {
         return Err("the base's config and manifest disagree on the number of layers".into());
+    }
+    for l in manifest.manifest.layers() {
+        walk::blob_path(layout, l.digest().as_ref()).map_err(|e| e.to_string())?;
     }
     let (keys, _) = image.layer_keys(layout, manifest).map_err(|e| e.to_string())?;
     let layers = manifest

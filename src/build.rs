@@ -152,6 +152,27 @@ fn dir_bytes(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
+/// The layer from kiln's cache, when it holds exactly the tar the plan makes (checked by
+/// unpacking it); anything else is a miss, and said to be one.
+fn cached(
+    l: &LayerPlan,
+    inputs: &Inputs<'_>,
+    epoch: u64,
+    cache: &layer::LayerCache,
+    staging: &Staging,
+    progress: &dyn Progress,
+) -> Result<Option<LayerBlob>, BuildError> {
+    let Some(record) = cache.record(&l.id) else { return Ok(None) };
+    let (diff_id, size) = layer::tar_digest(l, inputs, epoch)?;
+    match cache.take(record, (&diff_id, size), staging) {
+        Ok(hit) => Ok(Some(hit)),
+        Err(why) => {
+            progress.note(&format!("not using the cached layer {}: {why}; building it again", l.name));
+            Ok(None)
+        }
+    }
+}
+
 /// Writes layers on as many threads as the machine has cores; results are keyed by layer id,
 /// so the order threads finish in never reaches the output.
 fn build_layers(
@@ -177,13 +198,14 @@ fn build_layers(
                     }
                     match match &l.prebuilt {
                         Some(p) => layer::copy_prebuilt(p, inputs.root, staging),
-                        None => match cache.get(&l.id, staging) {
-                            Some(hit) => {
+                        None => match cached(l, inputs, plan.epoch, cache, staging, progress) {
+                            Ok(Some(hit)) => {
                                 hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 Ok(hit)
                             }
-                            None => layer::build_layer(l, inputs, plan.epoch, plan.compression, staging)
+                            Ok(None) => layer::build_layer(l, inputs, plan.epoch, plan.compression, staging)
                                 .inspect(|b| cache.put(&l.id, b, staging)),
+                            Err(e) => Err(e),
                         },
                     } {
                         Ok(blob) => {

@@ -39,11 +39,13 @@ pub fn media_type(c: Compression) -> &'static str {
 struct Verified {
     inner: io::Take<std::fs::File>,
     hasher: Sha256,
+    /// Set when reading the source failed, so a failed append can say which side failed.
+    failed: bool,
 }
 
 impl Read for Verified {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self.inner.read(buf).inspect_err(|_| self.failed = true)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
     }
@@ -75,7 +77,7 @@ pub struct Inputs<'a> {
 
 /// Streams a file into the tar, checking it against the sha256 the plan or toolchain recorded.
 fn append_verified<W: Write>(
-    tar: &mut tar::Builder<W>,
+    (tar, out): (&mut tar::Builder<W>, &Path),
     h: &mut tar::Header,
     path: &str,
     abs: &Path,
@@ -84,8 +86,13 @@ fn append_verified<W: Write>(
 ) -> Result<(), BuildError> {
     h.set_size(size);
     let file = std::fs::File::open(abs).map_err(BuildError::io("open", abs))?;
-    let mut r = Verified { inner: file.take(size), hasher: Sha256::new() };
-    tar.append_data(h, path, &mut r).map_err(BuildError::io("read", abs))?;
+    let mut r = Verified { inner: file.take(size), hasher: Sha256::new(), failed: false };
+    if let Err(e) = tar.append_data(h, path, &mut r) {
+        return Err(match r.failed {
+            true => BuildError::Io { action: "read", path: abs.to_path_buf(), source: e },
+            false => BuildError::Io { action: "write", path: out.to_path_buf(), source: e },
+        });
+    }
     let read = crate::digest::hex(&r.hasher.finalize());
     if read != planned {
         return Err(BuildError::SourceChanged { path: abs.to_path_buf(), planned: planned.to_string(), read });
@@ -94,9 +101,16 @@ fn append_verified<W: Write>(
 }
 
 /// Writes the layer's tar stream to `w`; returns nothing but errors.
-pub fn write_tar(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64, w: impl Write) -> Result<(), BuildError> {
+/// `out` names what is written, for errors.
+pub fn write_tar(
+    layer: &LayerPlan,
+    inputs: &Inputs<'_>,
+    epoch: u64,
+    w: impl Write,
+    out: &Path,
+) -> Result<(), BuildError> {
     let mut tar = tar::Builder::new(w);
-    let out = PathBuf::from("layer tar stream");
+    let out = out.to_path_buf();
     for e in &layer.entries {
         let path = e.path.trim_start_matches('/');
         let mut h = header(e, epoch);
@@ -112,15 +126,29 @@ pub fn write_tar(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64, w: impl Wri
                         path: out.clone(),
                         reason: format!("binary {id} was not built"),
                     })?;
-                    append_verified(&mut tar, &mut h, path, &c.path, c.size, &c.sha256)?;
+                    append_verified((&mut tar, &out), &mut h, path, &c.path, c.size, &c.sha256)?;
                 }
                 (None, None, None) if e.from.is_some() && e.sha256.is_some() => {
                     let sha = e.sha256.clone().unwrap_or_default();
-                    append_verified(&mut tar, &mut h, path, &inputs.store.join(&sha), e.size.unwrap_or(0), &sha)?;
+                    append_verified(
+                        (&mut tar, &out),
+                        &mut h,
+                        path,
+                        &inputs.store.join(&sha),
+                        e.size.unwrap_or(0),
+                        &sha,
+                    )?;
                 }
                 (None, Some(src), _) => {
                     let planned = e.sha256.clone().unwrap_or_default();
-                    append_verified(&mut tar, &mut h, path, &inputs.root.join(src), e.size.unwrap_or(0), &planned)?;
+                    append_verified(
+                        (&mut tar, &out),
+                        &mut h,
+                        path,
+                        &inputs.root.join(src),
+                        e.size.unwrap_or(0),
+                        &planned,
+                    )?;
                 }
                 (None, None, content) => {
                     let bytes = content.as_deref().unwrap_or_default().as_bytes();
@@ -153,6 +181,31 @@ pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, staging: &Staging) 
     Ok(LayerBlob { blob, diff_id: p.diff_id.clone(), media_type: p.media_type.clone(), tar_size: 0 })
 }
 
+/// The sha256 and size of the tar [`write_tar`] makes for `layer`, without compressing it.
+pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<(String, u64), BuildError> {
+    let mut w = HashingWriter::new(io::sink());
+    write_tar(layer, inputs, epoch, &mut w, Path::new("a tar stream to hash"))?;
+    let (_, digest, size) = w.finish();
+    Ok((digest, size))
+}
+
+/// A compressed layer's digest and size, and the digest and size of the tar inside it.
+fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Result<(String, u64, String, u64)> {
+    let mut blob = crate::digest::HashingReader::new(io::BufReader::new(file));
+    let mut tar = HashingWriter::new(io::sink());
+    if media_type.ends_with("+gzip") {
+        io::copy(&mut flate2::read::GzDecoder::new(&mut blob), &mut tar)?;
+    } else if media_type.ends_with("+zstd") {
+        io::copy(&mut zstd::stream::read::Decoder::new(&mut blob)?, &mut tar)?;
+    } else {
+        return Err(io::Error::other(format!("unknown media type {media_type}")));
+    }
+    io::copy(&mut blob, &mut io::sink())?;
+    let (_, digest, size) = blob.finish();
+    let (_, diff_id, tar_size) = tar.finish();
+    Ok((digest, size, diff_id, tar_size))
+}
+
 /// Builds one layer into the staging blob store.
 pub fn build_layer(
     layer: &LayerPlan,
@@ -163,13 +216,13 @@ pub fn build_layer(
 ) -> Result<LayerBlob, BuildError> {
     let mut diff = None;
     let blob = staging.write_blob(|w| {
-        let out = PathBuf::from("layer");
+        let out = staging.blob_dir().join(format!("(layer {})", layer.name));
         let (diff_id, tar_size) = match compression {
             Compression::Gzip { level } => {
                 let gz =
                     flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level));
                 let mut t = HashingWriter::new(gz);
-                write_tar(layer, inputs, epoch, &mut t)?;
+                write_tar(layer, inputs, epoch, &mut t, &out)?;
                 let (gz, diff_id, n) = t.finish();
                 gz.finish().map_err(BuildError::io("compress", &out))?;
                 (diff_id, n)
@@ -178,7 +231,7 @@ pub fn build_layer(
                 let mut z = zstd::stream::write::Encoder::new(w, level).map_err(BuildError::io("compress", &out))?;
                 z.include_checksum(true).map_err(BuildError::io("compress", &out))?;
                 let mut t = HashingWriter::new(z);
-                write_tar(layer, inputs, epoch, &mut t)?;
+                write_tar(layer, inputs, epoch, &mut t, &out)?;
                 let (z, diff_id, n) = t.finish();
                 z.finish().map_err(BuildError::io("compress", &out))?;
                 (diff_id, n)
@@ -201,8 +254,9 @@ pub struct LayerCache {
     kiln: String,
 }
 
+/// What kiln's cache records of a layer it compressed.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct Record {
+pub struct Record {
     digest: String,
     size: u64,
     diff_id: String,
@@ -227,23 +281,39 @@ impl LayerCache {
             .then(|| self.dir.join(crate::digest::sha256_hex(format!("{} {id}", self.kiln).as_bytes())))
     }
 
-    /// The cached layer `id`, placed in the staging blob store; `None` when there is none.
-    pub fn get(&self, id: &str, staging: &Staging) -> Option<LayerBlob> {
-        let r: Record = serde_json::from_slice(&std::fs::read(self.record_path(id)?).ok()?).ok()?;
-        let src = crate::walk::blob_path(&self.dir, &r.digest).ok()?;
-        let (hex, size) = crate::digest::sha256_reader(std::fs::File::open(&src).ok()?).ok()?;
-        if format!("sha256:{hex}") != r.digest || size != r.size {
-            return None;
+    /// The record of cached layer `id`, when there is one.
+    pub fn record(&self, id: &str) -> Option<Record> {
+        serde_json::from_slice(&std::fs::read(self.record_path(id)?).ok()?).ok()
+    }
+
+    /// The cached layer of `record`, placed in the staging blob store, once it is shown to hold
+    /// exactly the tar the plan makes (`expected`: its sha256 and size) and its blob matches
+    /// its digest; otherwise why it cannot be used. A record someone planted in the cache can
+    /// name any blob, so nothing about it is trusted until the blob's own bytes say so.
+    pub fn take(&self, record: Record, expected: (&str, u64), staging: &Staging) -> Result<LayerBlob, String> {
+        if record.diff_id != expected.0 || record.tar_size != expected.1 {
+            return Err("its record names other contents than the plan's".into());
+        }
+        let src = crate::walk::blob_path(&self.dir, &record.digest).map_err(|e| e.to_string())?;
+        let file = std::fs::File::open(&src).map_err(|e| format!("cannot open {}: {e}", src.display()))?;
+        let (digest, size, diff_id, tar_size) =
+            unpacked_digests(file, &record.media_type).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
+        if digest != record.digest || size != record.size {
+            return Err(format!("its blob is damaged (digest {digest})"));
+        }
+        if diff_id != expected.0 || tar_size != expected.1 {
+            return Err(format!("its blob unpacks to {diff_id}, not the tar the plan makes"));
         }
         // A copy, not a link: the layout's blobs and the cache's stay independent files.
-        let dest = staging.blob_dir().join(&hex);
+        let hex = digest.trim_start_matches("sha256:");
+        let dest = staging.blob_dir().join(hex);
         if !dest.exists() {
-            let tmp = tempfile::NamedTempFile::new_in(staging.blob_dir()).ok()?;
-            std::fs::copy(&src, tmp.path()).ok()?;
-            tmp.persist(&dest).ok()?;
+            let tmp = tempfile::NamedTempFile::new_in(staging.blob_dir()).map_err(|e| e.to_string())?;
+            std::fs::copy(&src, tmp.path()).map_err(|e| e.to_string())?;
+            tmp.persist(&dest).map_err(|e| e.to_string())?;
         }
-        let blob = BlobRef { digest: r.digest, size: r.size };
-        Some(LayerBlob { blob, diff_id: r.diff_id, media_type: r.media_type, tar_size: r.tar_size })
+        let blob = BlobRef { digest: record.digest, size: record.size };
+        Ok(LayerBlob { blob, diff_id: record.diff_id, media_type: record.media_type, tar_size: record.tar_size })
     }
 
     /// Keeps a layer just written to the staging blob store. Best effort: a cache that cannot

@@ -5,6 +5,7 @@
 //! image layout on disk. `inspect` reads what was written.
 
 pub mod base;
+pub mod baseview;
 pub mod build;
 pub mod canonical;
 pub mod debian;
@@ -12,6 +13,7 @@ pub mod diag;
 pub mod digest;
 pub mod doctor;
 pub mod error;
+pub mod ignore;
 pub mod image;
 pub mod init;
 pub mod inspect;

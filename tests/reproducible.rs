@@ -164,7 +164,7 @@ fn a_damaged_layer_cache_is_not_trusted() {
     let fresh = summary(&f.build());
     let fresh_blobs = blob_names(&f.out());
     // Every cached layer blob truncated or overwritten, as a full disk or a stray edit would.
-    let cached = f.path().join(".kiln-cache/layers/blobs/sha256");
+    let cached = f.cache_path().join("layers/blobs/sha256");
     let mut damaged = 0;
     for (i, e) in std::fs::read_dir(&cached).unwrap().enumerate() {
         let p = e.unwrap().path();

@@ -8,9 +8,6 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 
-/// Bumped whenever what [`unpack`] keeps changes, so cached unpackings are redone.
-pub const UNPACK_VERSION: u32 = 1;
-
 /// Paths no image needs: documentation (except copyright files), manuals, info pages, bug and
 /// lintian metadata.
 pub fn is_doc(path: &str) -> bool {

@@ -82,8 +82,13 @@ fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), BuildE
     certs.sort_by(|a, b| a.path.cmp(&b.path));
     let mut bundle = Vec::new();
     for c in &certs {
-        let p = store.join(c.sha256.as_deref().unwrap_or_default());
+        let sha = c.sha256.as_deref().unwrap_or_default();
+        let p = store.join(sha);
         let mut bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
+        let actual = crate::digest::sha256_hex(&bytes);
+        if actual != sha {
+            return Err(BuildError::Integrity { what: p.display().to_string(), expected: sha.into(), actual });
+        }
         if !bytes.ends_with(b"\n") {
             bytes.push(b'\n');
         }
@@ -143,25 +148,11 @@ pub fn ensure(
     let mut out = BTreeMap::new();
     for p in packages {
         let bytes = verified_deb(cache, p, progress)?;
-        let manifest = cache.join("debs").join(format!("{}.entries-v{}.json", p.sha256, deb::UNPACK_VERSION));
-        let entries: Vec<Entry> = match std::fs::read(&manifest).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
-            Some(e) => e,
-            None => {
-                let origin = format!("deb {} {} {}", p.name, p.version, p.architecture);
-                let raw = deb::unpack(&bytes, &store, &origin)?;
-                let selected = select(p, raw, &store)?;
-                let tmp = tempfile::NamedTempFile::new_in(cache.join("debs"))
-                    .map_err(BuildError::io("create a file in", cache))?;
-                std::fs::write(tmp.path(), crate::canonical::to_vec(&selected))
-                    .map_err(BuildError::io("write", tmp.path()))?;
-                tmp.persist(&manifest).map_err(|e| BuildError::Io {
-                    action: "write",
-                    path: manifest.clone(),
-                    source: e.error,
-                })?;
-                selected
-            }
-        };
+        // Unpacked again from the verified .deb every time, never read back from the cache: a
+        // list of entries kept there could name files the package does not hold.
+        let origin = format!("deb {} {} {}", p.name, p.version, p.architecture);
+        let raw = deb::unpack(&bytes, &store, &origin)?;
+        let entries = select(p, raw, &store)?;
         out.insert((p.name.clone(), p.debian_arch.clone()), entries);
     }
     Ok(out)

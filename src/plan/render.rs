@@ -82,7 +82,7 @@ pub fn render_text(plan: &Plan) -> String {
                 let _ = writeln!(s, "    env {e}");
             }
             if let Some(u) = &c.user {
-                let _ = writeln!(s, "    user {u}");
+                let _ = writeln!(s, "    user {u} ({})", c.user_from.describe());
             }
             if let Some(w) = &c.workdir {
                 let _ = writeln!(s, "    workdir {w}");

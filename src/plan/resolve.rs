@@ -2,8 +2,12 @@
 //! source, expands directories and per-platform placeholders, and checks what the text alone
 //! cannot (missing sources, two nodes writing the same path).
 
+mod copy;
+mod user;
+
 use super::layering::{NamedLayer, Unit, Volatility, assign};
 use super::*;
+use crate::baseview::BaseView;
 use crate::diag::Problem;
 use crate::platform::has_placeholder;
 use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe, RustSpec};
@@ -45,8 +49,14 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         (None, None) => (0, EpochSource::Default),
     };
     let compression = recipe.defaults.compression.as_ref().map(|c| c.value).unwrap_or(Compression::DEFAULT);
+    let real_root = std::fs::canonicalize(&opts.root).unwrap_or_else(|_| opts.root.clone());
+    let (kilnignore, kilnignore_error) = read_kilnignore(&opts.root);
     let mut r = Resolver {
         root: &opts.root,
+        real_root,
+        real_cache: opts.cache_dir.as_ref().and_then(|c| std::fs::canonicalize(c).ok()),
+        kilnignore,
+        kilnignore_error,
         cache_dir: opts.cache_dir.clone(),
         problems: Vec::new(),
         hashes: BTreeMap::new(),
@@ -105,6 +115,14 @@ impl Placed {
 
 struct Resolver<'a> {
     root: &'a Path,
+    /// The recipe's directory with every symlink resolved: no source may lead outside it.
+    real_root: PathBuf,
+    /// kiln's cache, resolved, when it exists: never copied into an image.
+    real_cache: Option<PathBuf>,
+    /// The patterns of `.kilnignore` beside the recipe.
+    kilnignore: crate::ignore::Patterns,
+    /// Why `.kilnignore` could not be used, reported at the first `copy`.
+    kilnignore_error: Option<String>,
     cache_dir: Option<PathBuf>,
     epoch: u64,
     debian: Option<&'a crate::base::DebianInputs>,
@@ -123,6 +141,19 @@ struct Resolver<'a> {
     hashes: BTreeMap<PathBuf, (String, u64)>,
     /// Problems already reported, so a missing file is not reported once per platform.
     reported: BTreeSet<(String, usize)>,
+}
+
+/// The `.kilnignore` beside the recipe (none: no patterns), or why it cannot be used.
+fn read_kilnignore(root: &Path) -> (crate::ignore::Patterns, Option<String>) {
+    let path = root.join(crate::ignore::KILNIGNORE);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => match crate::ignore::Patterns::from_file(&text) {
+            Ok(p) => (p, None),
+            Err((line, e)) => (Default::default(), Some(format!("{}:{line}: {e}", path.display()))),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Default::default(), None),
+        Err(e) => (Default::default(), Some(format!("cannot read {}: {e}", path.display()))),
+    }
 }
 
 fn join_image(dest_dir: &str, rel: &str) -> String {
@@ -221,130 +252,8 @@ impl Resolver<'_> {
                 }]))
             }
             Content::Copy { src, dest, perms, .. } => {
-                let rel = platform.expand(&src.value);
-                let abs = self.root.join(&rel);
-                let meta = match std::fs::metadata(&abs) {
-                    Ok(m) => m,
-                    Err(_) => {
-                        let (msg, label) = if has_placeholder(&src.value) {
-                            (
-                                format!("source `{rel}` not found (for {platform})"),
-                                format!("`{rel}` does not exist for {platform}"),
-                            )
-                        } else {
-                            (format!("source `{rel}` not found"), "no such file or directory".to_string())
-                        };
-                        let help = format!("sources are relative to the recipe's directory ({})", self.root.display());
-                        self.once(
-                            rel.clone(),
-                            src.span,
-                            Problem::new("kiln::plan::missing_source", src.span, msg).label(label).help(help),
-                        );
-                        return None;
-                    }
-                };
-                if meta.is_file() {
-                    let path = if dest.value.ends_with('/') {
-                        let name = abs.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-                        join_image(&dest.value, &name)
-                    } else {
-                        dest.value.clone()
-                    };
-                    return self.file_entry(path, &abs, rel, &meta, *perms, src.span).map(|e| Placed::shared(vec![e]));
-                }
-                if !meta.is_dir() {
-                    self.once(
-                        rel.clone(),
-                        src.span,
-                        Problem::new(
-                            "kiln::plan::special_file",
-                            src.span,
-                            format!("`{rel}` is neither a file nor a directory"),
-                        )
-                        .label("cannot be copied"),
-                    );
-                    return None;
-                }
-                let mut entries = Vec::new();
-                let top = dest.value.trim_end_matches('/').to_string();
-                if !top.is_empty() {
-                    entries.push(Self::dir_entry(format!("{top}/"), *perms));
-                }
-                for item in walkdir::WalkDir::new(&abs).min_depth(1).follow_links(false).sort_by_file_name() {
-                    let item = match item {
-                        Ok(i) => i,
-                        Err(e) => {
-                            self.once(
-                                rel.clone(),
-                                src.span,
-                                Problem::new(
-                                    "kiln::plan::unreadable_source",
-                                    src.span,
-                                    format!("cannot read `{rel}`: {e}"),
-                                )
-                                .label("named here"),
-                            );
-                            return None;
-                        }
-                    };
-                    let sub = item.path().strip_prefix(&abs).unwrap_or(item.path()).to_string_lossy().into_owned();
-                    let image_path = join_image(&top, &sub);
-                    let src_rel = format!("{}/{}", rel.trim_end_matches('/'), sub);
-                    let ft = item.file_type();
-                    if ft.is_dir() {
-                        entries.push(Self::dir_entry(format!("{image_path}/"), *perms));
-                    } else if ft.is_symlink() {
-                        let target = std::fs::read_link(item.path())
-                            .map(|t| t.to_string_lossy().into_owned())
-                            .unwrap_or_default();
-                        entries.push(Entry {
-                            path: image_path,
-                            kind: EntryKind::Symlink,
-                            mode: 0o777,
-                            uid: perms.uid.unwrap_or(0),
-                            gid: perms.gid.unwrap_or(0),
-                            size: None,
-                            sha256: None,
-                            source: Some(src_rel),
-                            content: None,
-                            target: Some(target),
-                            build: None,
-                            from: None,
-                        });
-                    } else if ft.is_file() {
-                        let meta = match item.metadata() {
-                            Ok(m) => m,
-                            Err(e) => {
-                                self.once(
-                                    src_rel.clone(),
-                                    src.span,
-                                    Problem::new(
-                                        "kiln::plan::unreadable_source",
-                                        src.span,
-                                        format!("cannot read `{src_rel}`: {e}"),
-                                    )
-                                    .label("named here"),
-                                );
-                                continue;
-                            }
-                        };
-                        if let Some(e) = self.file_entry(image_path, item.path(), src_rel, &meta, *perms, src.span) {
-                            entries.push(e);
-                        }
-                    } else {
-                        self.once(
-                            src_rel.clone(),
-                            src.span,
-                            Problem::new(
-                                "kiln::plan::special_file",
-                                src.span,
-                                format!("`{src_rel}` is neither a file, a directory nor a symlink"),
-                            )
-                            .label("copies a special file"),
-                        );
-                    }
-                }
-                Some(Placed::shared(entries))
+                let node = copy::CopyNode { src, dest, perms: *perms, exclude: &[] };
+                self.place_copy(&node, platform)
             }
         }
     }
@@ -383,19 +292,15 @@ impl Resolver<'_> {
                     placed.push((i, p));
                 }
             }
-            self.check_conflicts(spec, &placed);
             let mut config = config.clone();
-            let mut layers = self.base_layers(spec, platform, &mut config, compression, epoch);
+            let (mut layers, view) = self.base_layers(spec, platform, &mut config, compression, epoch);
+            self.follow_base_links(spec, &view, &mut placed);
+            self.check_conflicts(spec, &placed);
+            self.settle_user(spec, &view, &placed, &mut config);
             let units: Vec<Unit> = placed.into_iter().filter_map(|(i, p)| unit(&spec.contents[i], p)).collect();
             let previous = self.previous.and_then(|m| m.get(&(spec.name.value.clone(), platform))).map(Vec::as_slice);
-            let below: BTreeMap<String, (u32, u32, u32)> = layers
-                .iter()
-                .flat_map(|l| l.entries.iter())
-                .filter(|e| e.kind == EntryKind::Dir)
-                .map(|e| (e.path.trim_end_matches('/').to_string(), (e.mode, e.uid, e.gid)))
-                .collect();
             layers.extend(
-                assign(units, self.named, previous).into_iter().map(|u| layer_over(u, compression, epoch, &below)),
+                assign(units, self.named, previous).into_iter().map(|u| layer_over(u, compression, epoch, &view)),
             );
             if layers.len() > self.budget {
                 let p = Problem::new("kiln::plan::layer_budget", spec.name.span, format!("image `{}` needs {} layers for {platform}, over the budget of {}", spec.name.value, layers.len(), self.budget))
@@ -406,6 +311,31 @@ impl Resolver<'_> {
             out.push(PlatformPlan { platform, config, layers });
         }
         ImagePlan { name: spec.name.value.clone(), base, annotations, platforms: out }
+    }
+
+    /// Moves entries below a base symlink to where the link points (a file at `/bin/tool` on a
+    /// base whose `/bin` links to `usr/bin` goes to `/usr/bin/tool`), so the base's links stay
+    /// links. A directory entry follows a link at its own path too.
+    fn follow_base_links(&mut self, spec: &ImageSpec, view: &BaseView, placed: &mut [(usize, Placed)]) {
+        if view.is_empty() {
+            return;
+        }
+        for (i, p) in placed.iter_mut() {
+            for e in &mut p.entries {
+                let dir = e.kind == EntryKind::Dir;
+                match view.resolve(&e.path, dir) {
+                    Ok(r) if dir && r != "/" => e.path = format!("{r}/"),
+                    Ok(r) if !dir => e.path = r,
+                    Ok(_) => {}
+                    Err(msg) => {
+                        let span = spec.contents[*i].dest_span();
+                        let problem =
+                            Problem::new("kiln::plan::base_symlink", span, msg).label("writes below this path");
+                        self.once(format!("links:{}", e.path), span, problem);
+                    }
+                }
+            }
+        }
     }
 
     /// Two nodes may share directories but never a file path.
@@ -475,10 +405,10 @@ impl Resolver<'_> {
         config: &mut ConfigPlan,
         compression: Compression,
         epoch: u64,
-    ) -> Vec<LayerPlan> {
+    ) -> (Vec<LayerPlan>, BaseView) {
         let span = spec.base.span;
         match &spec.base.value {
-            Base::Scratch => Vec::new(),
+            Base::Scratch => (Vec::new(), BaseView::default()),
             Base::Distroless(flavour) => {
                 let Some(inputs) = self.debian else {
                     let p = Problem::new(
@@ -489,12 +419,13 @@ impl Resolver<'_> {
                     .label("needs kiln.lock")
                     .help("run `kiln lock` beside the recipe (it resolves and pins the packages), then build again");
                     self.once("missing_lock".into(), span, p);
-                    return Vec::new();
+                    return (Vec::new(), BaseView::default());
                 };
                 match crate::base::distroless_layers(*flavour, platform, inputs) {
                     Ok(base) => {
-                        crate::base::distroless_config(config, spec.user.is_some());
-                        base.into_iter()
+                        crate::base::distroless_config(config);
+                        let layers: Vec<LayerPlan> = base
+                            .into_iter()
                             .map(|b| {
                                 let unit = Unit {
                                     reason: super::layering::reason(&b.key),
@@ -506,7 +437,9 @@ impl Resolver<'_> {
                                 };
                                 layer(unit, compression, epoch)
                             })
-                            .collect()
+                            .collect();
+                        let view = BaseView::from_entries(layers.iter().map(|l| l.entries.as_slice()));
+                        (layers, view)
                     }
                     Err(e) => {
                         let p = Problem::new(
@@ -517,33 +450,38 @@ impl Resolver<'_> {
                         .label("not in kiln.lock")
                         .help("run `kiln lock` again: the recipe asks for packages the lock does not pin");
                         self.once(format!("stale:{e}"), span, p);
-                        Vec::new()
+                        (Vec::new(), BaseView::default())
                     }
                 }
             }
             Base::OciLayout { path, tag } => {
-                match crate::base::from_layout(&self.root.join(path), path, tag.as_deref(), platform) {
-                    Ok(base) => {
+                let dir = self.root.join(path);
+                let found = crate::base::from_layout(&dir, path, tag.as_deref(), platform)
+                    .and_then(|b| BaseView::from_layers(&dir, &b.layers).map(|v| (b, v)));
+                match found {
+                    Ok((base, view)) => {
                         crate::base::inherit(config, &base.config, &spec.env, spec.entrypoint.is_some());
-                        base.layers
+                        let layers = base
+                            .layers
                             .into_iter()
                             .map(|p| LayerPlan {
                                 id: crate::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
                                 key: format!("base {}", p.digest),
                                 reason: super::layering::reason(&format!("base {}", p.digest)),
                                 volatility: Volatility::Base,
-                                name: format!("base layer {}", &p.digest[7..19]),
+                                name: format!("base layer {}", p.digest.get(7..19).unwrap_or(&p.digest)),
                                 created_by: p.created_by.clone(),
                                 entries: Vec::new(),
                                 prebuilt: Some(p),
                             })
-                            .collect()
+                            .collect();
+                        (layers, view)
                     }
                     Err(e) => {
                         let p = Problem::new("kiln::plan::base_layout", span, format!("cannot use the base: {e}"))
                             .label("this base");
                         self.once(format!("layout:{e}"), span, p);
-                        Vec::new()
+                        (Vec::new(), BaseView::default())
                     }
                 }
             }
@@ -552,7 +490,7 @@ impl Resolver<'_> {
                     .label("a registry base")
                     .help("copy it into an OCI layout (`skopeo copy docker://REF oci:base:TAG`) and write base \"oci-layout:base:TAG\"");
                 self.once("registry".into(), span, p);
-                Vec::new()
+                (Vec::new(), BaseView::default())
             }
         }
     }
@@ -786,7 +724,8 @@ fn config(spec: &ImageSpec) -> ConfigPlan {
         entrypoint: spec.entrypoint.clone(),
         cmd: spec.cmd.clone(),
         env,
-        user: spec.user.clone(),
+        user: spec.user.as_deref().map(user::normalise),
+        user_from: UserSource::Recipe,
         workdir: spec.workdir.clone(),
         exposed_ports: spec.expose.clone(),
         labels: spec.labels.clone(),
@@ -795,17 +734,13 @@ fn config(spec: &ImageSpec) -> ConfigPlan {
 
 /// Sorts entries, adds missing parent directories and computes the layer id.
 fn layer(unit: Unit, compression: Compression, epoch: u64) -> LayerPlan {
-    layer_over(unit, compression, epoch, &BTreeMap::new())
+    layer_over(unit, compression, epoch, &BaseView::default())
 }
 
-/// Like [`layer`], for a layer above others: a parent directory it must add takes the mode and
-/// owner the layers below give it (so `/tmp` stays 1777 and a home stays its owner's).
-fn layer_over(
-    unit: Unit,
-    compression: Compression,
-    epoch: u64,
-    below: &BTreeMap<String, (u32, u32, u32)>,
-) -> LayerPlan {
+/// Like [`layer`], for a layer above a base: a parent directory the base already has (a
+/// directory or a symlink) is not written again, so the base keeps its modes, owners and links
+/// (`/tmp` stays 1777, a home stays its owner's, `bin -> usr/bin` stays a link).
+fn layer_over(unit: Unit, compression: Compression, epoch: u64, below: &BaseView) -> LayerPlan {
     let Unit { key, name, created_by, reason, volatility, mut entries } = unit;
     let present: BTreeSet<String> = entries.iter().map(|e| e.path.trim_end_matches('/').to_string()).collect();
     let mut parents = BTreeSet::new();
@@ -815,19 +750,13 @@ fn layer_over(
             if up.is_empty() {
                 break;
             }
-            if !present.contains(up) {
+            if !present.contains(up) && !below.has(up) {
                 parents.insert(up.to_string());
             }
             p = up;
         }
     }
-    entries.extend(parents.into_iter().map(|p| {
-        let mut d = Resolver::dir_entry(format!("{p}/"), Perms::default());
-        if let Some((mode, uid, gid)) = below.get(&p) {
-            (d.mode, d.uid, d.gid) = (*mode, *uid, *gid);
-        }
-        d
-    }));
+    entries.extend(parents.into_iter().map(|p| Resolver::dir_entry(format!("{p}/"), Perms::default())));
     entries.sort_by(|a, b| a.path.trim_end_matches('/').cmp(b.path.trim_end_matches('/')));
     entries.dedup_by(|a, b| a.path == b.path);
     // The id covers exactly what reaches the blob (compression, mtimes, entries), not where a

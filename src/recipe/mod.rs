@@ -132,6 +132,8 @@ pub struct ImageSpec {
     /// In recipe order; a later `env` of the same name replaces an earlier one.
     pub env: Vec<(String, String)>,
     pub user: Option<String>,
+    /// Where `user` is written, for problems with it.
+    pub user_span: Option<SourceSpan>,
     pub workdir: Option<String>,
     /// `8080/tcp` form, sorted and de-duplicated.
     pub expose: Vec<String>,

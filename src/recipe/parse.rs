@@ -675,6 +675,7 @@ impl Parser {
         let mut platforms = None;
         let mut contents = Vec::new();
         let (mut entrypoint, mut cmd, mut user, mut workdir) = (None, None, None, None);
+        let mut user_span = None;
         let mut env: Vec<(String, String)> = Vec::new();
         let mut expose = Vec::new();
         let mut labels = BTreeMap::new();
@@ -834,6 +835,7 @@ impl Parser {
                     self.no_children(child);
                     self.no_props(child, &[]);
                     if let Some(a) = self.arity(child, 1, "user \"65532\" or user \"name\"") {
+                        user_span = Some(a[0].span());
                         user = match a[0].value() {
                             KdlValue::String(s) if !s.is_empty() => Some(s.clone()),
                             KdlValue::Integer(i) if *i >= 0 && *i <= u32::MAX as i128 => Some(i.to_string()),
@@ -904,6 +906,7 @@ impl Parser {
             cmd,
             env,
             user,
+            user_span,
             workdir,
             expose,
             labels,

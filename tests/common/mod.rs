@@ -24,18 +24,26 @@ pub fn require(tool: &str) -> PathBuf {
     panic!("`{tool}` is not installed: run ./scripts/test, which installs the tools the tests need");
 }
 
-/// A temporary directory holding a recipe and its source files.
+/// A temporary directory holding a recipe and its source files, and an empty kiln cache of its
+/// own (outside the project, as kiln's default cache is).
 pub struct Fixture {
     pub dir: tempfile::TempDir,
+    pub cache: tempfile::TempDir,
 }
 
 impl Fixture {
     pub fn new() -> Fixture {
-        Fixture { dir: tempfile::Builder::new().prefix("kiln-test-").tempdir().expect("temp dir") }
+        let temp = |prefix| tempfile::Builder::new().prefix(prefix).tempdir().expect("temp dir");
+        Fixture { dir: temp("kiln-test-"), cache: temp("kiln-test-cache-") }
     }
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The fixture's kiln cache (`KILN_CACHE_DIR` of [`Fixture::build`]).
+    pub fn cache_path(&self) -> &Path {
+        self.cache.path()
     }
 
     pub fn write(&self, rel: &str, content: impl AsRef<[u8]>) -> &Self {
@@ -64,6 +72,7 @@ impl Fixture {
     pub fn build(&self) -> Output {
         kiln()
             .current_dir(self.path())
+            .env("KILN_CACHE_DIR", self.cache_path())
             .args(["build", "-q", "--json", "-f", "kiln.kdl", "--out", "out"])
             .output()
             .expect("run kiln")
