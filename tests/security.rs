@@ -365,3 +365,22 @@ fn a_full_disk_names_the_write_not_a_read() {
     assert!(err.contains("No space left on device"), "{err}");
     assert!(err.contains("cannot write") && !err.contains("cannot read"), "the failed write is named: {err}");
 }
+
+#[test]
+fn a_rust_workspace_outside_the_recipe_directory_is_refused() {
+    let f = Fixture::new();
+    f.write("Cargo.toml", "[workspace]\nmembers = [\"svc\"]\nresolver = \"2\"\n")
+        .write("svc/Cargo.toml", "[package]\nname = \"svc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
+        .write("svc/src/main.rs", "fn main() {}\n")
+        .write("svc/kiln.kdl", &recipe_with("    rust \"svc\"\n"));
+    let o = kiln()
+        .current_dir(f.path().join("svc"))
+        .env("KILN_CACHE_DIR", f.cache_path())
+        .args(["build", "--out", "out"])
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("kiln::recipe::source_outside") && err.contains("workspace"), "{err}");
+    assert!(!f.path().join("svc/out").exists());
+}

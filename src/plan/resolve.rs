@@ -533,6 +533,23 @@ impl Resolver<'_> {
             self.packages.insert(key.clone(), found);
         }
         let pkg = self.packages[&key].clone().map_err(|m| self.missing(pkg_span, m)).ok()?;
+        // The binary is made from the workspace's sources: they must all be the project's.
+        let workspace = std::fs::canonicalize(&pkg.workspace_root).unwrap_or_else(|_| pkg.workspace_root.clone());
+        if !workspace.starts_with(&self.real_root) {
+            let m = rust::Missing {
+                code: "kiln::recipe::source_outside",
+                message: format!(
+                    "the cargo workspace of `{manifest_rel}` is {}, outside the recipe's directory",
+                    workspace.display()
+                ),
+                help: format!(
+                    "put kiln.kdl at the workspace root ({}) and name the package's manifest with `manifest`",
+                    workspace.display()
+                ),
+            };
+            self.missing(manifest_span, m);
+            return None;
+        }
         let bin = match &spec.bin {
             Some(b) if pkg.bins.contains(&b.value) => b.value.clone(),
             Some(b) => {

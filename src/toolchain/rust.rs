@@ -272,17 +272,26 @@ pub fn hash_sources(workspace: &Path, skip: &[PathBuf]) -> std::io::Result<(usiz
         let layout = e.file_type().is_dir() && e.path().join("oci-layout").is_file();
         !(hidden || skipped || layout)
     });
+    // Names are hashed as their bytes: two names that differ only in bytes that are not UTF-8
+    // must not hash alike.
+    use std::os::unix::ffi::OsStrExt;
     for e in walk {
         let e = e.map_err(std::io::Error::other)?;
-        let rel = e.path().strip_prefix(workspace).unwrap_or(e.path()).to_string_lossy().into_owned();
+        let rel = e.path().strip_prefix(workspace).unwrap_or(e.path()).as_os_str().as_bytes();
         if e.file_type().is_file() {
             let exec = e.metadata().map_err(std::io::Error::other)?.permissions().mode() & 0o111 != 0;
             let (sha, _) = crate::digest::sha256_reader(std::fs::File::open(e.path())?)?;
-            h.update(format!("f {rel} {} {sha}\n", if exec { 'x' } else { '-' }));
+            h.update(b"f ");
+            h.update(rel);
+            h.update(format!(" {} {sha}\n", if exec { 'x' } else { '-' }));
             files += 1;
         } else if e.file_type().is_symlink() {
             let target = std::fs::read_link(e.path())?;
-            h.update(format!("l {rel} {}\n", target.to_string_lossy()));
+            h.update(b"l ");
+            h.update(rel);
+            h.update(b" ");
+            h.update(target.as_os_str().as_bytes());
+            h.update(b"\n");
             files += 1;
         }
     }
