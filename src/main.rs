@@ -31,6 +31,11 @@ struct Select {
     /// Only this image (repeatable).
     #[arg(long = "image", value_name = "NAME")]
     images: Vec<String>,
+}
+
+/// What plan and build take beyond the selection; fetch does not take it.
+#[derive(clap::Args)]
+struct Layering {
     /// The previous release's OCI layout: keep its layer order where the content allows.
     #[arg(long, value_name = "OCI-LAYOUT")]
     previous: Option<PathBuf>,
@@ -42,6 +47,8 @@ enum Command {
     Plan {
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        layering: Layering,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -50,6 +57,8 @@ enum Command {
     Build {
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        layering: Layering,
         /// The OCI layout directory to write (replaced as a whole when the build succeeds).
         #[arg(long, short, default_value = "out")]
         out: PathBuf,
@@ -88,6 +97,7 @@ enum Command {
         /// Only this platform (repeatable).
         #[arg(long = "platform", value_name = "P")]
         platforms: Vec<String>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
         /// Exit 1 when the download is larger than this (e.g. 2MiB, 500kB, 123456).
@@ -96,10 +106,13 @@ enum Command {
     },
     /// Write a tar with exactly what a device holding --have lacks to hold --want.
     Bundle {
+        /// The layout the device holds (the release it runs now).
         #[arg(long, value_name = "OCI-LAYOUT")]
         have: PathBuf,
+        /// The new release's layout, which the device should hold after `kiln apply`.
         #[arg(long, value_name = "OCI-LAYOUT")]
         want: PathBuf,
+        /// The bundle to write (replaced only when it is complete).
         #[arg(short, long, value_name = "FILE.tar")]
         output: PathBuf,
         /// Only this platform (repeatable): what a device running it needs.
@@ -108,7 +121,9 @@ enum Command {
     },
     /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
     Apply {
+        /// The bundle written by `kiln bundle`.
         bundle: PathBuf,
+        /// The device's OCI layout, which the bundle updates in place.
         #[arg(long, value_name = "OCI-LAYOUT")]
         to: PathBuf,
         /// Keep the blobs the new release no longer uses (by default they are removed).
@@ -122,6 +137,7 @@ enum Command {
         /// Only this image.
         #[arg(long)]
         image: Option<String>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -235,8 +251,12 @@ fn debian_inputs(
     Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
 }
 
-/// Reads, parses and resolves the recipe into a plan.
-fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result<Plan, Failure> {
+/// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given).
+fn load_plan(
+    select: &Select,
+    previous: Option<&Path>,
+    progress: &dyn kiln::progress::Progress,
+) -> Result<Plan, Failure> {
     let text = std::fs::read_to_string(&select.file)
         .map_err(|source| CliError::Unreadable { path: select.file.clone(), source })?;
     let name = select.file.display().to_string();
@@ -269,7 +289,7 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
             None
         }
     };
-    let previous = match &select.previous {
+    let previous = match previous {
         Some(dir) => Some(kiln::inspect::layer_keys(dir)?),
         None => None,
     };
@@ -329,19 +349,19 @@ fn recipe_root(file: &Path) -> PathBuf {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Plan { select, json } => {
+        Command::Plan { select, layering, json } => {
             let progress = kiln::progress::for_terminal(cli.quiet);
-            let plan = load_plan(&select, progress.as_ref())?;
+            let plan = load_plan(&select, layering.previous.as_deref(), progress.as_ref())?;
             if json {
                 print!("{}", plan.to_json());
             } else {
                 print!("{}", kiln::plan::render_text(&plan));
             }
         }
-        Command::Build { select, out, json } => {
+        Command::Build { select, layering, out, json } => {
             // --json owns stdout; progress stays on stderr.
             let progress = kiln::progress::for_terminal(cli.quiet);
-            let plan = load_plan(&select, progress.as_ref())?;
+            let plan = load_plan(&select, layering.previous.as_deref(), progress.as_ref())?;
             let (root, cache) = (recipe_root(&select.file), cache_dir());
             let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache };
             let summary = kiln::build::build(&plan, &opts, progress.as_ref())?;
@@ -369,7 +389,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Fetch { select } => {
             let progress = kiln::progress::for_terminal(cli.quiet);
-            let plan = load_plan(&select, progress.as_ref())?;
+            let plan = load_plan(&select, None, progress.as_ref())?;
             let mut seen = std::collections::BTreeSet::new();
             for b in &plan.rust {
                 if seen.insert(b.exec.manifest.clone()) {

@@ -109,3 +109,46 @@ fn inspect_detects_a_corrupted_blob() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("has digest"), "{}", stderr(&o));
 }
+
+/// The entries of a `--help` text's argument and option lists that have no description.
+fn undescribed(help: &str) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut missing = Vec::new();
+    let mut in_list = false;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with(' ') {
+            in_list = line.ends_with("Options:") || line.ends_with("Arguments:");
+            continue;
+        }
+        let entry = line.trim();
+        if !in_list || !(entry.starts_with('-') || entry.starts_with('<') || entry.starts_with('[')) {
+            continue;
+        }
+        // `  --flag <V>  Description`, or the description on the next, further indented line;
+        // clap pads an entry without one with trailing spaces, which `trim` took off.
+        let indent = line.len() - entry.len();
+        let next_indented =
+            lines.get(i + 1).is_some_and(|n| n.len() - n.trim_start().len() > indent + 4 && !n.trim().is_empty());
+        if !entry.contains("  ") && !next_indented {
+            missing.push(entry.to_string());
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_option_has_a_description_and_fetch_offers_no_previous() {
+    let commands = ["plan", "build", "lock", "fetch", "doctor", "init", "diff", "bundle", "apply", "inspect"];
+    let helps: Vec<(&str, String)> = commands.iter().map(|c| (*c, run(kiln().args([c, "--help"])))).collect();
+    let mut missing: Vec<String> = undescribed(&run(kiln().arg("--help")));
+    for (command, help) in &helps {
+        missing.extend(undescribed(help).into_iter().map(|entry| format!("kiln {command}: {entry}")));
+    }
+    assert_eq!(missing, Vec::<String>::new(), "options without a description");
+    for (command, help) in &helps {
+        let offers_previous = help.contains("--previous");
+        assert_eq!(offers_previous, *command == "plan" || *command == "build", "kiln {command} --help:\n{help}");
+    }
+    let o = kiln().args(["fetch", "--previous", "old"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "fetch refuses --previous: {}", stderr(&o));
+}
