@@ -157,11 +157,13 @@ impl<E: Diagnostic + Send + Sync + 'static> From<E> for Failure {
 #[derive(Debug, thiserror::Error, Diagnostic)]
 enum CliError {
     #[error("cannot read recipe {}: {source}", path.display())]
-    #[diagnostic(
-        code(kiln::cli::recipe_unreadable),
-        help("pass the recipe with -f FILE, or run kiln where kiln.kdl is")
-    )]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    #[diagnostic(code(kiln::cli::recipe_unreadable))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+        #[help]
+        help: &'static str,
+    },
     #[error("unknown platform `{0}` given with --platform")]
     #[diagnostic(code(kiln::cli::platform), help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"))]
     Platform(String),
@@ -176,14 +178,39 @@ enum CliError {
     Epoch(String),
 }
 
+/// The recipe's text, or why it cannot be had; a recipe that is not there yet points to `kiln init`.
+fn read_recipe(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        let help = if source.kind() == std::io::ErrorKind::NotFound {
+            "run `kiln init` to write a starting kiln.kdl here, or pass the recipe with -f FILE"
+        } else {
+            "pass the recipe with -f FILE, or run kiln where kiln.kdl is"
+        };
+        CliError::Unreadable { path: path.to_path_buf(), source, help }
+    })
+}
+
+/// Whether the message already states every cause in the error's chain. kiln's messages do
+/// (`cannot read kiln.kdl: No such file or directory (os error 2)`), and thiserror still makes a
+/// field named `source` the cause, which miette would print a second time under the message.
+fn states_its_causes(d: &dyn Diagnostic) -> bool {
+    let message = d.to_string();
+    std::iter::successors(d.source(), |e| e.source()).all(|cause| message.contains(&cause.to_string()))
+}
+
 fn render(d: &dyn Diagnostic) -> String {
     let theme = if std::io::stderr().is_terminal() {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme { characters: ThemeCharacters::ascii(), styles: ThemeStyles::none() }
     };
+    let mut handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    if states_its_causes(d) {
+        // A cause the message does not state is still printed, below it.
+        handler = handler.without_cause_chain();
+    }
     let mut out = String::new();
-    if GraphicalReportHandler::new_themed(theme).with_width(100).render_report(&mut out, d).is_err() {
+    if handler.render_report(&mut out, d).is_err() {
         out = format!("error: {d}");
     }
     out
@@ -257,8 +284,7 @@ fn load_plan(
     previous: Option<&Path>,
     progress: &dyn kiln::progress::Progress,
 ) -> Result<Plan, Failure> {
-    let text = std::fs::read_to_string(&select.file)
-        .map_err(|source| CliError::Unreadable { path: select.file.clone(), source })?;
+    let text = read_recipe(&select.file)?;
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
     let fail = |problems| Failure::from(RecipeErrors::new(&name, &text, problems));
@@ -399,8 +425,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Lock { file } => {
-            let text =
-                std::fs::read_to_string(&file).map_err(|source| CliError::Unreadable { path: file.clone(), source })?;
+            let text = read_recipe(&file)?;
             let name = file.display().to_string();
             let recipe = kiln::recipe::parse(&name, &text)?;
             let needs = kiln::base::needs(&recipe, &[], &[]);

@@ -152,3 +152,44 @@ fn every_option_has_a_description_and_fetch_offers_no_previous() {
     let o = kiln().args(["fetch", "--previous", "old"]).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "fetch refuses --previous: {}", stderr(&o));
 }
+
+/// The names in a directory, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let f = Fixture::new();
+    let o = kiln().current_dir(f.path()).args(["build", "-f", "/nonexistent.kdl"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cannot read recipe /nonexistent.kdl"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written");
+
+    // An --out kiln cannot create: its parent is a file.
+    let f = fixture();
+    let o = kiln().current_dir(f.path()).args(["build", "--out", "a.txt/out"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(f.path().join("a.txt")).unwrap(), "a\n");
+    assert_eq!(names(f.path()), ["a.txt", "kiln.kdl"], "nothing is written");
+}
+
+#[test]
+fn a_missing_recipe_suggests_kiln_init() {
+    let f = Fixture::new();
+    for command in ["plan", "build", "lock"] {
+        let o = kiln().current_dir(f.path()).arg(command).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = stderr(&o);
+        assert!(err.contains("kiln::cli::recipe_unreadable") && err.contains("cannot read recipe kiln.kdl"), "{err}");
+        assert!(err.contains("help: run `kiln init` to write a starting kiln.kdl here"), "kiln {command}: {err}");
+        assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written");
+    }
+}
