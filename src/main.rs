@@ -444,11 +444,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 progress.as_ref(),
             )?;
             let path = recipe_root(&file).join("kiln.lock");
-            lock.write(&path).map_err(|source| kiln::error::BuildError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            })?;
+            lock.write(&path)?;
             if !cli.quiet {
                 println!(
                     "wrote {}: {} packages from {} {} (Debian {}, Release signature {})",

@@ -193,3 +193,91 @@ fn a_missing_recipe_suggests_kiln_init() {
         assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written");
     }
 }
+
+/// Runs `kiln ARGS` in `dir` under `sh` with the given umask, as a user's shell would.
+fn kiln_with_umask(dir: &std::path::Path, umask: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", &format!("umask {umask}; exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_kiln")])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+#[test]
+fn init_writes_files_with_the_mode_the_umask_gives() {
+    for (umask, expected) in [("022", 0o644), ("027", 0o640)] {
+        let f = Fixture::new();
+        let o = kiln_with_umask(f.path(), umask, &["init", "--template", "prebuilt"]);
+        assert!(o.status.success(), "umask {umask}: {}", stderr(&o));
+        assert_eq!(mode(&f.recipe_path()), expected, "kiln.kdl under umask {umask}");
+        assert_eq!(mode(&f.path().join(".gitignore")), expected, ".gitignore under umask {umask}");
+        assert_eq!(names(f.path()), [".gitignore", "kiln.kdl"], "no temporary file is left");
+        // A replaced recipe gets the mode a new file would, whatever the old one had.
+        std::fs::set_permissions(f.recipe_path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let o = kiln_with_umask(f.path(), umask, &["init", "--template", "prebuilt", "--force"]);
+        assert!(o.status.success(), "umask {umask}: {}", stderr(&o));
+        assert_eq!(mode(&f.recipe_path()), expected, "replaced kiln.kdl under umask {umask}");
+        assert_eq!(names(f.path()), [".gitignore", "kiln.kdl"], "no temporary file is left");
+    }
+}
+
+#[test]
+fn lock_writes_kiln_lock_with_the_mode_the_umask_gives() {
+    // Needs the Debian mirror, as `kiln lock` does (one platform: one Packages index).
+    let f = Fixture::new();
+    f.recipe(
+        "kiln 1\ndefaults {\n    platforms \"linux/amd64\"\n}\nimage \"a\" {\n    base \"distroless/static\"\n}\n",
+    );
+    let o = kiln_with_umask(f.path(), "027", &["lock"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(mode(&f.path().join("kiln.lock")), 0o640, "kiln.lock under umask 027");
+    assert_eq!(names(f.path()), ["kiln.kdl", "kiln.lock"], "no temporary file is left");
+}
+
+#[test]
+fn init_adds_out_to_the_gitignore_once() {
+    let git = require("git");
+    let f = Fixture::new();
+    run(std::process::Command::new(&git).current_dir(f.path()).args(["init", "-q"]));
+    let ignored = || {
+        std::process::Command::new(&git).current_dir(f.path()).args(["check-ignore", "-q", "out/"]).status().unwrap()
+    };
+    assert!(!ignored().success(), "out/ is not ignored before kiln init");
+    f.write(".gitignore", "target");
+    let out = run(kiln().current_dir(f.path()).args(["init", "--template", "prebuilt"]));
+    assert!(out.contains("added out/ to") && out.contains(".gitignore"), "{out}");
+    assert_eq!(std::fs::read_to_string(f.path().join(".gitignore")).unwrap(), "target\nout/\n");
+    assert!(ignored().success(), "git ignores kiln's output");
+    let out = run(kiln().current_dir(f.path()).args(["init", "--template", "prebuilt", "--force"]));
+    assert!(out.contains(".gitignore already ignores out/"), "{out}");
+    assert_eq!(std::fs::read_to_string(f.path().join(".gitignore")).unwrap(), "target\nout/\n", "no line twice");
+
+    let f = Fixture::new();
+    let out = run(kiln().current_dir(f.path()).args(["init", "--template", "prebuilt"]));
+    assert!(out.contains("created") && out.contains(".gitignore with out/"), "{out}");
+    assert_eq!(std::fs::read_to_string(f.path().join(".gitignore")).unwrap(), "out/\n");
+}
+
+#[test]
+fn a_failed_write_names_the_file_being_written() {
+    // `ulimit -f 0` makes every write to a file fail (EFBIG, like a full disk's ENOSPC), with the
+    // signal it would send ignored.
+    let f = Fixture::new();
+    let o = std::process::Command::new("sh")
+        .current_dir(f.path())
+        .args(["-c", "trap '' XFSZ; ulimit -f 0; exec \"$0\" init --template prebuilt", env!("CARGO_BIN_EXE_kiln")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let expected = format!("cannot write {}: File too large (os error 27)", f.recipe_path().display());
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written, no temporary file is left");
+}
