@@ -1,7 +1,9 @@
 //! `kiln init`: a starting `kiln.kdl` from a template, filled in for the cargo project in the
-//! current directory.
+//! current directory, and `out/` (kiln's default output) in the project's `.gitignore`.
 
+use crate::debian::lock::StagedFile;
 use crate::error::BuildError;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 /// Templates shipped with kiln: name, what it is for, text.
@@ -58,7 +60,8 @@ fn detect(dir: &Path) -> Result<(String, String), InitError> {
     Ok((package.name.to_string(), bin))
 }
 
-/// Writes `dir/kiln.kdl`; returns a line saying what was written.
+/// Writes `dir/kiln.kdl` and makes the project's `.gitignore` ignore kiln's output; returns
+/// lines saying what was written. Both files are written in full before either is put in place.
 pub fn init(dir: &Path, template: Option<&str>, force: bool) -> Result<String, InitError> {
     let name = template.unwrap_or("rust-scratch");
     let (_, _, text) = TEMPLATES.iter().find(|(n, _, _)| *n == name).ok_or_else(|| InitError::Template(name.into()))?;
@@ -72,12 +75,53 @@ pub fn init(dir: &Path, template: Option<&str>, force: bool) -> Result<String, I
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
         .collect();
-    let recipe = fill(text, &image, &package, &bin);
-    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(BuildError::io("create a file in", dir))?;
-    std::fs::write(tmp.path(), &recipe).map_err(BuildError::io("write", tmp.path()))?;
-    tmp.persist(&path).map_err(|e| BuildError::Io { action: "write", path: path.clone(), source: e.error })?;
+    let recipe = StagedFile::new(&path, fill(text, &image, &package, &bin).as_bytes(), None)?;
+    let (ignore, said) = ignore_output(dir)?;
+    recipe.commit()?;
+    if let Some(ignore) = ignore {
+        ignore.commit()?;
+    }
     Ok(format!(
-        "wrote {} from template {name} (package {package}, bin {bin}); next: kiln plan, kiln build",
+        "wrote {} from template {name} (package {package}, bin {bin}); next: kiln plan, kiln build\n{said}",
         path.display()
     ))
+}
+
+/// The `.gitignore` line for kiln's default output directory (`kiln build --out out`).
+const IGNORE_OUT: &str = "out/";
+
+/// The project's `.gitignore` with `out/` added, staged, unless a line already ignores it,
+/// and what that does.
+fn ignore_output(dir: &Path) -> Result<(Option<StagedFile>, String), BuildError> {
+    let named = dir.join(".gitignore");
+    // A .gitignore that is a symbolic link is updated where it points.
+    let path = std::fs::canonicalize(&named).unwrap_or_else(|_| named.clone());
+    let (mut text, mode) = match std::fs::read(&path) {
+        Ok(text) => {
+            let mode = std::fs::metadata(&path).map_err(BuildError::io("read", &path))?.permissions().mode();
+            (text, Some(mode & 0o7777))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
+        Err(e) => return Err(BuildError::Io { action: "read", path, source: e }),
+    };
+    if text.split(|b| *b == b'\n').any(ignores_out) {
+        return Ok((None, format!("{} already ignores {IGNORE_OUT}", named.display())));
+    }
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        text.push(b'\n');
+    }
+    text.extend_from_slice(format!("{IGNORE_OUT}\n").as_bytes());
+    let staged = StagedFile::new(&path, &text, mode)?;
+    let said = match mode {
+        Some(_) => format!("added {IGNORE_OUT} to {}: kiln build writes there by default", named.display()),
+        None => format!("created {} with {IGNORE_OUT}: kiln build writes there by default", named.display()),
+    };
+    Ok((Some(staged), said))
+}
+
+/// Whether a `.gitignore` line already ignores `out/`: `out/`, `/out/`, `out` or `/out` (git
+/// drops trailing spaces; a line with a leading `!` un-ignores, so it does not count).
+fn ignores_out(line: &[u8]) -> bool {
+    let line = line.trim_ascii_end();
+    [&b"out"[..], b"out/", b"/out", b"/out/"].contains(&line)
 }

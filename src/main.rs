@@ -31,6 +31,11 @@ struct Select {
     /// Only this image (repeatable).
     #[arg(long = "image", value_name = "NAME")]
     images: Vec<String>,
+}
+
+/// What plan and build take beyond the selection; fetch does not take it.
+#[derive(clap::Args)]
+struct Layering {
     /// The previous release's OCI layout: keep its layer order where the content allows.
     #[arg(long, value_name = "OCI-LAYOUT")]
     previous: Option<PathBuf>,
@@ -42,6 +47,8 @@ enum Command {
     Plan {
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        layering: Layering,
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
@@ -50,6 +57,8 @@ enum Command {
     Build {
         #[command(flatten)]
         select: Select,
+        #[command(flatten)]
+        layering: Layering,
         /// The OCI layout directory to write (replaced as a whole when the build succeeds).
         #[arg(long, short, default_value = "out")]
         out: PathBuf,
@@ -88,6 +97,7 @@ enum Command {
         /// Only this platform (repeatable).
         #[arg(long = "platform", value_name = "P")]
         platforms: Vec<String>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
         /// Exit 1 when the download is larger than this (e.g. 2MiB, 500kB, 123456).
@@ -96,10 +106,13 @@ enum Command {
     },
     /// Write a tar with exactly what a device holding --have lacks to hold --want.
     Bundle {
+        /// The layout the device holds (the release it runs now).
         #[arg(long, value_name = "OCI-LAYOUT")]
         have: PathBuf,
+        /// The new release's layout, which the device should hold after `kiln apply`.
         #[arg(long, value_name = "OCI-LAYOUT")]
         want: PathBuf,
+        /// The bundle to write (replaced only when it is complete).
         #[arg(short, long, value_name = "FILE.tar")]
         output: PathBuf,
         /// Only this platform (repeatable): what a device running it needs.
@@ -108,7 +121,9 @@ enum Command {
     },
     /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
     Apply {
+        /// The bundle written by `kiln bundle`.
         bundle: PathBuf,
+        /// The device's OCI layout, which the bundle updates in place.
         #[arg(long, value_name = "OCI-LAYOUT")]
         to: PathBuf,
         /// Keep the blobs the new release no longer uses (by default they are removed).
@@ -122,6 +137,7 @@ enum Command {
         /// Only this image.
         #[arg(long)]
         image: Option<String>,
+        /// Print the report as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -141,11 +157,13 @@ impl<E: Diagnostic + Send + Sync + 'static> From<E> for Failure {
 #[derive(Debug, thiserror::Error, Diagnostic)]
 enum CliError {
     #[error("cannot read recipe {}: {source}", path.display())]
-    #[diagnostic(
-        code(kiln::cli::recipe_unreadable),
-        help("pass the recipe with -f FILE, or run kiln where kiln.kdl is")
-    )]
-    Unreadable { path: PathBuf, source: std::io::Error },
+    #[diagnostic(code(kiln::cli::recipe_unreadable))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+        #[help]
+        help: &'static str,
+    },
     #[error("unknown platform `{0}` given with --platform")]
     #[diagnostic(code(kiln::cli::platform), help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"))]
     Platform(String),
@@ -160,14 +178,39 @@ enum CliError {
     Epoch(String),
 }
 
+/// The recipe's text, or why it cannot be had; a recipe that is not there yet points to `kiln init`.
+fn read_recipe(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        let help = if source.kind() == std::io::ErrorKind::NotFound {
+            "run `kiln init` to write a starting kiln.kdl here, or pass the recipe with -f FILE"
+        } else {
+            "pass the recipe with -f FILE, or run kiln where kiln.kdl is"
+        };
+        CliError::Unreadable { path: path.to_path_buf(), source, help }
+    })
+}
+
+/// Whether the message already states every cause in the error's chain. kiln's messages do
+/// (`cannot read kiln.kdl: No such file or directory (os error 2)`), and thiserror still makes a
+/// field named `source` the cause, which miette would print a second time under the message.
+fn states_its_causes(d: &dyn Diagnostic) -> bool {
+    let message = d.to_string();
+    std::iter::successors(d.source(), |e| e.source()).all(|cause| message.contains(&cause.to_string()))
+}
+
 fn render(d: &dyn Diagnostic) -> String {
     let theme = if std::io::stderr().is_terminal() {
         GraphicalTheme::unicode()
     } else {
         GraphicalTheme { characters: ThemeCharacters::ascii(), styles: ThemeStyles::none() }
     };
+    let mut handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    if states_its_causes(d) {
+        // A cause the message does not state is still printed, below it.
+        handler = handler.without_cause_chain();
+    }
     let mut out = String::new();
-    if GraphicalReportHandler::new_themed(theme).with_width(100).render_report(&mut out, d).is_err() {
+    if handler.render_report(&mut out, d).is_err() {
         out = format!("error: {d}");
     }
     out
@@ -235,10 +278,13 @@ fn debian_inputs(
     Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
 }
 
-/// Reads, parses and resolves the recipe into a plan.
-fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result<Plan, Failure> {
-    let text = std::fs::read_to_string(&select.file)
-        .map_err(|source| CliError::Unreadable { path: select.file.clone(), source })?;
+/// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given).
+fn load_plan(
+    select: &Select,
+    previous: Option<&Path>,
+    progress: &dyn kiln::progress::Progress,
+) -> Result<Plan, Failure> {
+    let text = read_recipe(&select.file)?;
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
     let fail = |problems| Failure::from(RecipeErrors::new(&name, &text, problems));
@@ -269,7 +315,7 @@ fn load_plan(select: &Select, progress: &dyn kiln::progress::Progress) -> Result
             None
         }
     };
-    let previous = match &select.previous {
+    let previous = match previous {
         Some(dir) => Some(kiln::inspect::layer_keys(dir)?),
         None => None,
     };
@@ -329,19 +375,19 @@ fn recipe_root(file: &Path) -> PathBuf {
 
 fn run(cli: Cli) -> Result<ExitCode, Failure> {
     match cli.command {
-        Command::Plan { select, json } => {
+        Command::Plan { select, layering, json } => {
             let progress = kiln::progress::for_terminal(cli.quiet);
-            let plan = load_plan(&select, progress.as_ref())?;
+            let plan = load_plan(&select, layering.previous.as_deref(), progress.as_ref())?;
             if json {
                 print!("{}", plan.to_json());
             } else {
                 print!("{}", kiln::plan::render_text(&plan));
             }
         }
-        Command::Build { select, out, json } => {
+        Command::Build { select, layering, out, json } => {
             // --json owns stdout; progress stays on stderr.
             let progress = kiln::progress::for_terminal(cli.quiet);
-            let plan = load_plan(&select, progress.as_ref())?;
+            let plan = load_plan(&select, layering.previous.as_deref(), progress.as_ref())?;
             let (root, cache) = (recipe_root(&select.file), cache_dir());
             let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache };
             let summary = kiln::build::build(&plan, &opts, progress.as_ref())?;
@@ -369,7 +415,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Fetch { select } => {
             let progress = kiln::progress::for_terminal(cli.quiet);
-            let plan = load_plan(&select, progress.as_ref())?;
+            let plan = load_plan(&select, None, progress.as_ref())?;
             let mut seen = std::collections::BTreeSet::new();
             for b in &plan.rust {
                 if seen.insert(b.exec.manifest.clone()) {
@@ -379,8 +425,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
             }
         }
         Command::Lock { file } => {
-            let text =
-                std::fs::read_to_string(&file).map_err(|source| CliError::Unreadable { path: file.clone(), source })?;
+            let text = read_recipe(&file)?;
             let name = file.display().to_string();
             let recipe = kiln::recipe::parse(&name, &text)?;
             let needs = kiln::base::needs(&recipe, &[], &[]);
@@ -399,11 +444,7 @@ fn run(cli: Cli) -> Result<ExitCode, Failure> {
                 progress.as_ref(),
             )?;
             let path = recipe_root(&file).join("kiln.lock");
-            lock.write(&path).map_err(|source| kiln::error::BuildError::Io {
-                action: "write",
-                path: path.clone(),
-                source,
-            })?;
+            lock.write(&path)?;
             if !cli.quiet {
                 println!(
                     "wrote {}: {} packages from {} {} (Debian {}, Release signature {})",

@@ -109,3 +109,175 @@ fn inspect_detects_a_corrupted_blob() {
     assert_eq!(o.status.code(), Some(2));
     assert!(stderr(&o).contains("has digest"), "{}", stderr(&o));
 }
+
+/// The entries of a `--help` text's argument and option lists that have no description.
+fn undescribed(help: &str) -> Vec<String> {
+    let lines: Vec<&str> = help.lines().collect();
+    let mut missing = Vec::new();
+    let mut in_list = false;
+    for (i, line) in lines.iter().enumerate() {
+        if !line.starts_with(' ') {
+            in_list = line.ends_with("Options:") || line.ends_with("Arguments:");
+            continue;
+        }
+        let entry = line.trim();
+        if !in_list || !(entry.starts_with('-') || entry.starts_with('<') || entry.starts_with('[')) {
+            continue;
+        }
+        // `  --flag <V>  Description`, or the description on the next, further indented line;
+        // clap pads an entry without one with trailing spaces, which `trim` took off.
+        let indent = line.len() - entry.len();
+        let next_indented =
+            lines.get(i + 1).is_some_and(|n| n.len() - n.trim_start().len() > indent + 4 && !n.trim().is_empty());
+        if !entry.contains("  ") && !next_indented {
+            missing.push(entry.to_string());
+        }
+    }
+    missing
+}
+
+#[test]
+fn every_option_has_a_description_and_fetch_offers_no_previous() {
+    let commands = ["plan", "build", "lock", "fetch", "doctor", "init", "diff", "bundle", "apply", "inspect"];
+    let helps: Vec<(&str, String)> = commands.iter().map(|c| (*c, run(kiln().args([c, "--help"])))).collect();
+    let mut missing: Vec<String> = undescribed(&run(kiln().arg("--help")));
+    for (command, help) in &helps {
+        missing.extend(undescribed(help).into_iter().map(|entry| format!("kiln {command}: {entry}")));
+    }
+    assert_eq!(missing, Vec::<String>::new(), "options without a description");
+    for (command, help) in &helps {
+        let offers_previous = help.contains("--previous");
+        assert_eq!(offers_previous, *command == "plan" || *command == "build", "kiln {command} --help:\n{help}");
+    }
+    let o = kiln().args(["fetch", "--previous", "old"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "fetch refuses --previous: {}", stderr(&o));
+}
+
+/// The names in a directory, sorted.
+fn names(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_os_error_is_printed_once() {
+    let f = Fixture::new();
+    let o = kiln().current_dir(f.path()).args(["build", "-f", "/nonexistent.kdl"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert!(err.contains("cannot read recipe /nonexistent.kdl"), "{err}");
+    assert_eq!(err.matches("No such file or directory").count(), 1, "{err}");
+    assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written");
+
+    // An --out kiln cannot create: its parent is a file.
+    let f = fixture();
+    let o = kiln().current_dir(f.path()).args(["build", "--out", "a.txt/out"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o);
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert_eq!(std::fs::read_to_string(f.path().join("a.txt")).unwrap(), "a\n");
+    assert_eq!(names(f.path()), ["a.txt", "kiln.kdl"], "nothing is written");
+}
+
+#[test]
+fn a_missing_recipe_suggests_kiln_init() {
+    let f = Fixture::new();
+    for command in ["plan", "build", "lock"] {
+        let o = kiln().current_dir(f.path()).arg(command).output().unwrap();
+        assert_eq!(o.status.code(), Some(2));
+        let err = stderr(&o);
+        assert!(err.contains("kiln::cli::recipe_unreadable") && err.contains("cannot read recipe kiln.kdl"), "{err}");
+        assert!(err.contains("help: run `kiln init` to write a starting kiln.kdl here"), "kiln {command}: {err}");
+        assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written");
+    }
+}
+
+/// Runs `kiln ARGS` in `dir` under `sh` with the given umask, as a user's shell would.
+fn kiln_with_umask(dir: &std::path::Path, umask: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new("sh")
+        .current_dir(dir)
+        .args(["-c", &format!("umask {umask}; exec \"$0\" \"$@\""), env!("CARGO_BIN_EXE_kiln")])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn mode(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())).permissions().mode() & 0o7777
+}
+
+#[test]
+fn init_writes_files_with_the_mode_the_umask_gives() {
+    for (umask, expected) in [("022", 0o644), ("027", 0o640)] {
+        let f = Fixture::new();
+        let o = kiln_with_umask(f.path(), umask, &["init", "--template", "prebuilt"]);
+        assert!(o.status.success(), "umask {umask}: {}", stderr(&o));
+        assert_eq!(mode(&f.recipe_path()), expected, "kiln.kdl under umask {umask}");
+        assert_eq!(mode(&f.path().join(".gitignore")), expected, ".gitignore under umask {umask}");
+        assert_eq!(names(f.path()), [".gitignore", "kiln.kdl"], "no temporary file is left");
+        // A replaced recipe gets the mode a new file would, whatever the old one had.
+        std::fs::set_permissions(f.recipe_path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+        let o = kiln_with_umask(f.path(), umask, &["init", "--template", "prebuilt", "--force"]);
+        assert!(o.status.success(), "umask {umask}: {}", stderr(&o));
+        assert_eq!(mode(&f.recipe_path()), expected, "replaced kiln.kdl under umask {umask}");
+        assert_eq!(names(f.path()), [".gitignore", "kiln.kdl"], "no temporary file is left");
+    }
+}
+
+#[test]
+fn lock_writes_kiln_lock_with_the_mode_the_umask_gives() {
+    // Needs the Debian mirror, as `kiln lock` does (one platform: one Packages index).
+    let f = Fixture::new();
+    f.recipe(
+        "kiln 1\ndefaults {\n    platforms \"linux/amd64\"\n}\nimage \"a\" {\n    base \"distroless/static\"\n}\n",
+    );
+    let o = kiln_with_umask(f.path(), "027", &["lock"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(mode(&f.path().join("kiln.lock")), 0o640, "kiln.lock under umask 027");
+    assert_eq!(names(f.path()), ["kiln.kdl", "kiln.lock"], "no temporary file is left");
+}
+
+#[test]
+fn init_adds_out_to_the_gitignore_once() {
+    let git = require("git");
+    let f = Fixture::new();
+    run(std::process::Command::new(&git).current_dir(f.path()).args(["init", "-q"]));
+    let ignored = || {
+        std::process::Command::new(&git).current_dir(f.path()).args(["check-ignore", "-q", "out/"]).status().unwrap()
+    };
+    assert!(!ignored().success(), "out/ is not ignored before kiln init");
+    f.write(".gitignore", "target");
+    let out = run(kiln().current_dir(f.path()).args(["init", "--template", "prebuilt"]));
+    assert!(out.contains("added out/ to") && out.contains(".gitignore"), "{out}");
+    assert_eq!(std::fs::read_to_string(f.path().join(".gitignore")).unwrap(), "target\nout/\n");
+    assert!(ignored().success(), "git ignores kiln's output");
+    let out = run(kiln().current_dir(f.path()).args(["init", "--template", "prebuilt", "--force"]));
+    assert!(out.contains(".gitignore already ignores out/"), "{out}");
+    assert_eq!(std::fs::read_to_string(f.path().join(".gitignore")).unwrap(), "target\nout/\n", "no line twice");
+
+    let f = Fixture::new();
+    let out = run(kiln().current_dir(f.path()).args(["init", "--template", "prebuilt"]));
+    assert!(out.contains("created") && out.contains(".gitignore with out/"), "{out}");
+    assert_eq!(std::fs::read_to_string(f.path().join(".gitignore")).unwrap(), "out/\n");
+}
+
+#[test]
+fn a_failed_write_names_the_file_being_written() {
+    // `ulimit -f 0` makes every write to a file fail (EFBIG, like a full disk's ENOSPC), with the
+    // signal it would send ignored.
+    let f = Fixture::new();
+    let o = std::process::Command::new("sh")
+        .current_dir(f.path())
+        .args(["-c", "trap '' XFSZ; ulimit -f 0; exec \"$0\" init --template prebuilt", env!("CARGO_BIN_EXE_kiln")])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = stderr(&o);
+    let expected = format!("cannot write {}: File too large (os error 27)", f.recipe_path().display());
+    assert!(err.contains(&expected), "{err}");
+    assert_eq!(err.matches("os error").count(), 1, "{err}");
+    assert_eq!(names(f.path()), Vec::<String>::new(), "nothing is written, no temporary file is left");
+}
