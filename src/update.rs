@@ -419,7 +419,11 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     // index reaches, or all of them with `keep_unused`. The new index's image indexes and
     // manifests may be the layout's, so they are linked first, and the walk follows.
     let staged = staging.path().to_path_buf();
-    std::fs::write(staged.join("index.json"), &index_json).map_err(BuildError::io("write", &staged))?;
+    // The staging directory is walked as a layout, so it gets the files that make one.
+    for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", crate::layout::OCI_LAYOUT)] {
+        let p = staged.join(name);
+        std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
+    }
     let blob_dir = layout.join("blobs/sha256");
     let mut own: Vec<(std::ffi::OsString, PathBuf, u64)> = Vec::new();
     for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
