@@ -306,10 +306,7 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
         add(&mut tar, "index.json", &index_bytes).map_err(BuildError::io("write", file))?;
         add(&mut tar, "oci-layout", crate::layout::OCI_LAYOUT).map_err(BuildError::io("write", file))?;
         for (d, size) in &provides {
-            let src = blob_path(want, d)?;
-            let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
-            tar.append_data(&mut tar_header(**size), format!("blobs/sha256/{}", &d[7..]), f)
-                .map_err(BuildError::io("write", file))?;
+            append_blob(&mut tar, want, (d, **size), file)?;
         }
         let out = tar.into_inner().map_err(BuildError::io("write", file))?;
         out.into_inner().map_err(|e| BuildError::Io {
@@ -331,6 +328,25 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
         requires: requires.len(),
         bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
     })
+}
+
+/// Copies one blob of `want` into the bundle (`file`), hashed on the way: a blob whose bytes
+/// are not the ones its name says is refused, and the bundle is not written.
+fn append_blob<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    want: &Path,
+    (digest, size): (&str, u64),
+    file: &Path,
+) -> Result<(), BuildError> {
+    let src = blob_path(want, digest)?;
+    let hex = walk::sha256_hex(digest).unwrap_or_default();
+    walk::check_size(want, digest, size)?;
+    let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
+    let mut r = walk::HashingReader::new(f.take(size));
+    tar.append_data(&mut tar_header(size), format!("blobs/sha256/{hex}"), &mut r)
+        .map_err(BuildError::io("write", file))?;
+    let (actual, len) = r.finish();
+    walk::check_read(want, digest, size, (&actual, len))
 }
 
 fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
