@@ -52,6 +52,20 @@ pub enum BuildError {
     #[error("{} is not a valid OCI image layout: {reason}", path.display())]
     #[diagnostic(code(kiln::layout::invalid))]
     InvalidLayout { path: PathBuf, reason: String },
+    #[error("{} is not an OCI image layout: it has no oci-layout file", path.display())]
+    #[diagnostic(
+        code(kiln::layout::invalid),
+        help("an OCI image layout holds oci-layout, index.json and blobs/sha256/, as `kiln build --out` writes it")
+    )]
+    NotLayout { path: PathBuf },
+    #[error("{} is {size} bytes, more than the {limit} bytes kiln reads of a JSON document", path.display())]
+    #[diagnostic(
+        code(kiln::layout::too_large),
+        help(
+            "index.json, image indexes, manifests, configs and a bundle's manifest are read up to 4 MiB, as registries limit manifests"
+        )
+    )]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
 }
 
 impl BuildError {

@@ -2,10 +2,12 @@
 //! share each layer. Works on any OCI layout, not only kiln's.
 
 use crate::error::BuildError;
-use crate::walk::{self, Image, PlatformImage, blob_path};
+use crate::walk::{self, HashingReader, Image, PlatformImage, blob_path};
+use oci_spec::image::Descriptor;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
+use std::io::Read;
 use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
@@ -53,27 +55,41 @@ pub struct LayerReport {
     pub top: Vec<(String, u64)>,
 }
 
-/// Counts a layer's files by the first three components of their directories.
-fn contents(dir: &Path, digest: &str, media_type: &str) -> Result<(u64, Vec<(String, u64)>), BuildError> {
+/// Counts a layer's files by the first three components of their directories. The
+/// compressed stream is hashed while it is read, and read to the end: a layer whose bytes are
+/// not the ones its descriptor names is refused, and nothing it lists is shown.
+fn contents(dir: &Path, layer: &Descriptor) -> Result<(u64, Vec<(String, u64)>), BuildError> {
+    let digest = layer.digest().as_ref();
     let p = blob_path(dir, digest)?;
-    let f = std::io::BufReader::new(std::fs::File::open(&p).map_err(BuildError::io("open", &p))?);
-    let reader: Box<dyn std::io::Read> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
+    walk::check_size(dir, digest, layer.size())?;
+    let mut hashed = HashingReader::new(std::fs::File::open(&p).map_err(BuildError::io("open", &p))?);
+    let listed = count_files(&mut hashed, layer.media_type().as_ref(), &p);
+    // The decompressor and tar stop at the end of the archive; the blob may go on.
+    std::io::copy(&mut hashed, &mut std::io::sink()).map_err(BuildError::io("read", &p))?;
+    let (actual, len) = hashed.finish();
+    walk::check_read(dir, digest, layer.size(), (&actual, len))?;
+    listed
+}
+
+fn count_files(blob: &mut dyn Read, media_type: &str, p: &Path) -> Result<(u64, Vec<(String, u64)>), BuildError> {
+    let f = std::io::BufReader::new(blob);
+    let reader: Box<dyn Read> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
         Box::new(flate2::read::GzDecoder::new(f))
     } else if media_type.ends_with("+zstd") {
-        Box::new(zstd::stream::read::Decoder::new(f).map_err(BuildError::io("read", &p))?)
+        Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(BuildError::io("read", p))?)
     } else {
         Box::new(f)
     };
     let mut tar = tar::Archive::new(reader);
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut files = 0;
-    for e in tar.entries().map_err(BuildError::io("read", &p))? {
-        let e = e.map_err(BuildError::io("read", &p))?;
+    for e in tar.entries().map_err(BuildError::io("read", p))? {
+        let e = e.map_err(BuildError::io("read", p))?;
         if e.header().entry_type().is_dir() {
             continue;
         }
         files += 1;
-        let path = e.path().map_err(BuildError::io("read", &p))?.to_string_lossy().into_owned();
+        let path = e.path().map_err(BuildError::io("read", p))?.to_string_lossy().into_owned();
         let parts: Vec<&str> = path.trim_start_matches("./").trim_start_matches('/').split('/').collect();
         let depth = parts.len().saturating_sub(1).min(3);
         let top = format!("/{}", parts[..depth].join("/"));
@@ -99,7 +115,7 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
         .iter()
         .zip(keys)
         .map(|(l, key)| {
-            let (files, top) = contents(dir, l.digest().as_ref(), l.media_type().as_ref())?;
+            let (files, top) = contents(dir, l)?;
             Ok(LayerReport {
                 digest: l.digest().to_string(),
                 size: l.size(),
@@ -164,8 +180,10 @@ pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platf
     Ok(out)
 }
 
+/// The first 12 hex digits of a digest, for people (the whole string if it is not one kiln
+/// reads: never sliced where a character could be cut).
 fn short(d: &str) -> &str {
-    &d[..d.len().min(19)]
+    d.get(..19).unwrap_or(d)
 }
 
 /// Human-readable form of a report.

@@ -3,7 +3,7 @@
 //! (`kiln apply`), which checks every byte and leaves the layout unchanged on any failure.
 
 use crate::error::BuildError;
-use crate::walk::{self, blob_path, invalid, read_index};
+use crate::walk::{self, blob_path, read_index};
 use oci_spec::image::Descriptor;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -240,9 +240,17 @@ pub fn render_diff(r: &DiffReport) -> String {
 
 const BUNDLE_MANIFEST: &str = "kiln-bundle.json";
 
+/// The bundle format this kiln writes and reads. Format 2 names the release a bundle builds
+/// on (`base`); format 1 did not, so it cannot be checked against a layout and is refused.
+const BUNDLE_FORMAT: u64 = 2;
+
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BundleManifest {
-    bundle_format: u32,
+    bundle_format: u64,
+    /// The release the bundle builds on: the sha256 of the `--have` layout's index.json, or
+    /// `null` for a first install onto a layout that holds no image. Always written.
+    base: Option<String>,
     /// The platforms the bundle updates (`os/arch[/variant]`); empty: all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     platforms: Vec<String>,
@@ -273,9 +281,19 @@ fn tar_header(size: u64) -> tar::Header {
     h
 }
 
+/// The release a layout holds, as a bundle names it: the sha256 of its index.json, or `None`
+/// when that lists no image (a device's first install starts from such a layout).
+fn release(dir: &Path) -> Result<(String, Option<String>), BuildError> {
+    let (bytes, index) = read_index(dir)?;
+    let digest = crate::digest::sha256_digest(&bytes);
+    let base = (!index.manifests().is_empty()).then(|| digest.clone());
+    Ok((digest, base))
+}
+
 /// Writes a bundle with what a device holding `have` lacks to hold `want`, for `platforms`
 /// (empty: every platform; a device usually runs one, and needs only its blobs).
 pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, BuildError> {
+    let (_, base) = release(have)?;
     let had = reachable(&held(have, platforms)?);
     let (index_bytes, _) = read_index(want)?;
     let needed = reachable(&images(want, platforms)?);
@@ -284,7 +302,8 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
         .iter()
         .partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).map(|p| p.is_file()).unwrap_or(false));
     let manifest = BundleManifest {
-        bundle_format: 1,
+        bundle_format: BUNDLE_FORMAT,
+        base,
         platforms: platforms.to_vec(),
         index_json: crate::digest::sha256_digest(&index_bytes),
         provides: provides.iter().map(|(d, _)| (*d).clone()).collect(),
@@ -297,26 +316,18 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
     {
         let out = std::io::BufWriter::new(tmp.reopen().map_err(BuildError::io("open", tmp.path()))?);
         let mut tar = tar::Builder::new(out);
-        let io = BuildError::io("write", file);
-        let m = crate::canonical::to_vec(&manifest);
+        let io = || BuildError::io("write", file);
         let add = |tar: &mut tar::Builder<_>, name: &str, bytes: &[u8]| {
             tar.append_data(&mut tar_header(bytes.len() as u64), name, bytes)
         };
-        add(&mut tar, BUNDLE_MANIFEST, &m).map_err(io)?;
-        add(&mut tar, "index.json", &index_bytes).map_err(BuildError::io("write", file))?;
-        add(&mut tar, "oci-layout", crate::layout::OCI_LAYOUT).map_err(BuildError::io("write", file))?;
+        add(&mut tar, BUNDLE_MANIFEST, &crate::canonical::to_vec(&manifest)).map_err(io())?;
+        add(&mut tar, "index.json", &index_bytes).map_err(io())?;
+        add(&mut tar, "oci-layout", crate::layout::OCI_LAYOUT).map_err(io())?;
         for (d, size) in &provides {
-            let src = blob_path(want, d)?;
-            let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
-            tar.append_data(&mut tar_header(**size), format!("blobs/sha256/{}", &d[7..]), f)
-                .map_err(BuildError::io("write", file))?;
+            append_blob(&mut tar, want, (d, **size), file)?;
         }
-        let out = tar.into_inner().map_err(BuildError::io("write", file))?;
-        out.into_inner().map_err(|e| BuildError::Io {
-            action: "write",
-            path: file.to_path_buf(),
-            source: e.into_error(),
-        })?;
+        let out = tar.into_inner().map_err(io())?;
+        out.into_inner().map_err(|e| io()(e.into_error()))?;
     }
     {
         use std::os::unix::fs::PermissionsExt;
@@ -333,6 +344,25 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
     })
 }
 
+/// Copies one blob of `want` into the bundle (`file`), hashed on the way: a blob whose bytes
+/// are not the ones its name says is refused, and the bundle is not written.
+fn append_blob<W: std::io::Write>(
+    tar: &mut tar::Builder<W>,
+    want: &Path,
+    (digest, size): (&str, u64),
+    file: &Path,
+) -> Result<(), BuildError> {
+    let src = blob_path(want, digest)?;
+    let hex = walk::sha256_hex(digest).unwrap_or_default();
+    walk::check_size(want, digest, size)?;
+    let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
+    let mut r = walk::HashingReader::new(f.take(size));
+    tar.append_data(&mut tar_header(size), format!("blobs/sha256/{hex}"), &mut r)
+        .map_err(BuildError::io("write", file))?;
+    let (actual, len) = r.finish();
+    walk::check_read(want, digest, size, (&actual, len))
+}
+
 fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
     BuildError::BundleRefused { bundle: bundle.to_path_buf(), reason: reason.into() }
 }
@@ -347,125 +377,196 @@ pub struct ApplySummary {
     pub pruned_bytes: u64,
 }
 
-/// Applies a bundle to `layout`: every blob is checked against its digest, everything the
-/// new index needs must then be present, and only then does the layout change, in one rename.
-/// Blobs the new index does not reach (the previous release's) are left out, unless
-/// `keep_unused`: devices have small disks.
-pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
-    if !layout.join("oci-layout").is_file() {
-        return Err(invalid(layout, "not an OCI image layout"));
+/// What a bundle's tar held, every blob already checked and in the staging directory.
+struct Received {
+    manifest: BundleManifest,
+    index_json: Vec<u8>,
+    blobs: BTreeSet<String>,
+}
+
+/// A JSON member of a bundle, refused unread when it is over [`walk::MAX_JSON`].
+fn json_member(bundle: &Path, name: &str, entry: &mut impl Read, declared: u64) -> Result<Vec<u8>, BuildError> {
+    if declared > walk::MAX_JSON {
+        return Err(refuse(
+            bundle,
+            format!("{name} is {declared} bytes, more than the {} bytes kiln reads of a JSON document", walk::MAX_JSON),
+        ));
     }
-    let staging = crate::layout::Staging::new(layout)?;
-    let file = std::fs::File::open(bundle_file).map_err(BuildError::io("open", bundle_file))?;
+    let bytes = walk::read_capped(entry).map_err(|e| refuse(bundle, format!("{name}: {e}")))?.unwrap_or_default();
+    if bytes.len() as u64 != declared {
+        return Err(refuse(bundle, format!("{name} is truncated")));
+    }
+    Ok(bytes)
+}
+
+/// `kiln-bundle.json`, refused when its format is not the one this kiln reads or when it does
+/// not say which release it builds on.
+fn parse_manifest(bundle: &Path, bytes: &[u8]) -> Result<BundleManifest, BuildError> {
+    let bad = |e: serde_json::Error| refuse(bundle, format!("{BUNDLE_MANIFEST}: {e}"));
+    let v: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
+    match v.get("bundle_format").and_then(serde_json::Value::as_u64) {
+        Some(BUNDLE_FORMAT) => {}
+        Some(n) => {
+            return Err(refuse(bundle, format!("unknown bundle format {n} (this kiln reads format {BUNDLE_FORMAT})")));
+        }
+        None => return Err(refuse(bundle, format!("{BUNDLE_MANIFEST} has no bundle_format"))),
+    }
+    if v.get("base").is_none() {
+        return Err(refuse(bundle, format!("{BUNDLE_MANIFEST} does not name the release it builds on")));
+    }
+    let m: BundleManifest = serde_json::from_value(v).map_err(bad)?;
+    for d in m.base.iter().chain([&m.index_json]) {
+        if walk::sha256_hex(d).is_none() {
+            return Err(refuse(
+                bundle,
+                format!("{BUNDLE_MANIFEST} names {}, which is not a sha256 digest", walk::shown(d)),
+            ));
+        }
+    }
+    Ok(m)
+}
+
+/// Refuses a bundle made for another release than the one `layout` holds.
+fn check_base(bundle: &Path, m: &BundleManifest, layout: (&str, Option<&str>)) -> Result<(), BuildError> {
+    let (digest, held) = layout;
+    let holds = match held {
+        Some(d) => format!("release {d}"),
+        None => "no image".to_string(),
+    };
+    let reason = match &m.base {
+        Some(b) if held == Some(b.as_str()) => return Ok(()),
+        None if held.is_none() => return Ok(()),
+        _ if digest == m.index_json => {
+            format!("the layout already holds the release it installs ({}); it builds on {}", m.index_json, built_on(m))
+        }
+        _ => format!("it builds on {}, and the layout holds {holds}", built_on(m)),
+    };
+    Err(refuse(bundle, reason))
+}
+
+fn built_on(m: &BundleManifest) -> String {
+    match &m.base {
+        Some(b) => format!("release {b}"),
+        None => "a layout that holds no image (a first install)".into(),
+    }
+}
+
+/// Reads the bundle member by member: every blob is streamed into the staging directory and
+/// checked against its name, and no member may appear twice.
+fn receive(
+    bundle: &Path,
+    layout: (&str, Option<&str>),
+    staging: &crate::layout::Staging,
+) -> Result<Received, BuildError> {
+    let file = std::fs::File::open(bundle).map_err(BuildError::io("open", bundle))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
-    let (mut manifest, mut index_json, mut added) = (None, None, 0);
-    for entry in archive.entries().map_err(|e| refuse(bundle_file, e.to_string()))? {
-        let mut entry = entry.map_err(|e| refuse(bundle_file, format!("unreadable: {e}")))?;
-        let name = entry.path().map_err(|e| refuse(bundle_file, e.to_string()))?.to_string_lossy().into_owned();
-        let declared = entry.header().size().unwrap_or(0);
+    let (mut manifest, mut index_json, mut blobs) = (None, None, BTreeSet::new());
+    let mut seen = BTreeSet::new();
+    for entry in archive.entries().map_err(|e| refuse(bundle, e.to_string()))? {
+        let mut entry = entry.map_err(|e| refuse(bundle, format!("unreadable: {e}")))?;
+        let name = entry.path().map_err(|e| refuse(bundle, e.to_string()))?.to_string_lossy().into_owned();
+        if !seen.insert(name.clone()) {
+            return Err(refuse(bundle, format!("it holds {} twice", walk::shown(&name))));
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(refuse(bundle, format!("{} is not a regular file", walk::shown(&name))));
+        }
+        let declared = entry.header().size().map_err(|e| refuse(bundle, format!("{name}: {e}")))?;
         match name.as_str() {
-            BUNDLE_MANIFEST | "index.json" => {
-                let mut bytes = Vec::new();
-                entry.read_to_end(&mut bytes).map_err(|e| refuse(bundle_file, format!("{name}: {e}")))?;
-                if bytes.len() as u64 != declared {
-                    return Err(refuse(bundle_file, format!("{name} is truncated")));
-                }
-                if name == "index.json" {
-                    index_json = Some(bytes);
-                } else {
-                    let m = serde_json::from_slice::<BundleManifest>(&bytes)
-                        .map_err(|e| refuse(bundle_file, format!("{BUNDLE_MANIFEST}: {e}")))?;
-                    if m.bundle_format != 1 {
-                        return Err(refuse(bundle_file, format!("unknown bundle format {}", m.bundle_format)));
-                    }
-                    manifest = Some(m);
-                }
+            BUNDLE_MANIFEST => {
+                let m = parse_manifest(bundle, &json_member(bundle, &name, &mut entry, declared)?)?;
+                check_base(bundle, &m, layout)?;
+                manifest = Some(m);
             }
+            "index.json" => index_json = Some(json_member(bundle, &name, &mut entry, declared)?),
             "oci-layout" => {}
             n if n.starts_with("blobs/sha256/") => {
                 let expected = format!("sha256:{}", &n["blobs/sha256/".len()..]);
-                blob_path(layout, &expected).map_err(|_| refuse(bundle_file, format!("bad blob name {n}")))?;
-                let blob = staging.write_blob(|w| {
-                    let n =
-                        std::io::copy(&mut entry, w).map_err(|e| refuse(bundle_file, format!("{expected}: {e}")))?;
-                    if n != declared {
-                        return Err(refuse(bundle_file, format!("{expected} is truncated")));
-                    }
-                    Ok(())
-                })?;
-                if blob.digest != expected {
-                    return Err(refuse(
-                        bundle_file,
-                        format!("blob {expected} holds bytes with digest {}", blob.digest),
-                    ));
+                if walk::sha256_hex(&expected).is_none() {
+                    return Err(refuse(bundle, format!("bad blob name {}", walk::shown(n))));
                 }
-                added += 1;
+                receive_blob(bundle, staging, &expected, &mut entry, declared)?;
+                blobs.insert(expected);
             }
-            other => return Err(refuse(bundle_file, format!("unexpected member {other}"))),
+            other => return Err(refuse(bundle, format!("unexpected member {}", walk::shown(other)))),
         }
     }
-    let manifest = manifest.ok_or_else(|| refuse(bundle_file, format!("no {BUNDLE_MANIFEST}")))?;
-    let index_json = index_json.ok_or_else(|| refuse(bundle_file, "no index.json"))?;
-    if crate::digest::sha256_digest(&index_json) != manifest.index_json {
-        return Err(refuse(bundle_file, "index.json does not match the bundle's manifest"));
+    let manifest = manifest.ok_or_else(|| refuse(bundle, format!("no {BUNDLE_MANIFEST}")))?;
+    let index_json = index_json.ok_or_else(|| refuse(bundle, "no index.json"))?;
+    Ok(Received { manifest, index_json, blobs })
+}
+
+fn receive_blob(
+    bundle: &Path,
+    staging: &crate::layout::Staging,
+    expected: &str,
+    entry: &mut impl Read,
+    declared: u64,
+) -> Result<(), BuildError> {
+    let blob = staging.write_blob(|w| {
+        let n = std::io::copy(entry, w).map_err(|e| refuse(bundle, format!("{expected}: {e}")))?;
+        if n != declared {
+            return Err(refuse(bundle, format!("{expected} is truncated")));
+        }
+        Ok(())
+    })?;
+    if blob.digest != expected {
+        return Err(refuse(bundle, format!("blob {expected} holds bytes with digest {}", blob.digest)));
     }
-    if manifest.provides.len() != added {
+    Ok(())
+}
+
+/// Checks that the parts of a bundle agree: its index.json is the one its manifest records and
+/// lists an image, and it carries exactly the blobs its manifest lists.
+fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), BuildError> {
+    if crate::digest::sha256_digest(&r.index_json) != r.manifest.index_json {
+        return Err(refuse(bundle, "index.json does not match the bundle's manifest"));
+    }
+    let index: oci_spec::image::ImageIndex = walk::parse_json(layout, "the bundle's index.json", &r.index_json)
+        .map_err(|e| refuse(bundle, format!("its index.json cannot be read: {e}")))?;
+    if index.manifests().is_empty() {
+        return Err(refuse(bundle, "its index.json lists no image: applying it would empty the layout"));
+    }
+    let listed: BTreeSet<&String> = r.manifest.provides.iter().collect();
+    if listed.len() != r.manifest.provides.len() || r.manifest.provides.len() != r.blobs.len() {
         return Err(refuse(
-            bundle_file,
-            format!("it should carry {} blobs and carries {added}", manifest.provides.len()),
+            bundle,
+            format!("it should carry {} blobs and carries {}", r.manifest.provides.len(), r.blobs.len()),
         ));
     }
+    if let Some(extra) = r.blobs.iter().find(|b| !listed.contains(b)) {
+        return Err(refuse(bundle, format!("it carries {extra}, which {BUNDLE_MANIFEST} does not list")));
+    }
+    Ok(())
+}
+
+/// Applies a bundle to `layout`: the bundle must build on the release the layout holds, every
+/// blob is checked against its digest, everything the new index needs must then be present,
+/// and only then does the layout change, in one rename. Blobs the new index does not reach
+/// (the previous release's) are left out, unless `keep_unused`: devices have small disks.
+pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
+    let (digest, held_release) = release(layout)?;
+    let staging = crate::layout::Staging::new(layout)?;
+    let received = receive(bundle_file, (&digest, held_release.as_deref()), &staging)?;
+    check_received(bundle_file, layout, &received)?;
+    let Received { manifest, index_json, blobs } = received;
     // The layout's own blobs, linked (or copied) into the staging directory: those the new
     // index reaches, or all of them with `keep_unused`. The new index's image indexes and
     // manifests may be the layout's, so they are linked first, and the walk follows.
     let staged = staging.path().to_path_buf();
-    std::fs::write(staged.join("index.json"), &index_json).map_err(BuildError::io("write", &staged))?;
-    let blob_dir = layout.join("blobs/sha256");
-    let mut own: Vec<(std::ffi::OsString, PathBuf, u64)> = Vec::new();
-    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
-        let size = e.metadata().map(|m| m.len()).unwrap_or(0);
-        own.push((e.file_name(), e.path(), size));
+    // The staging directory is walked as a layout, so it gets the files that make one.
+    for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", crate::layout::OCI_LAYOUT)] {
+        let p = staged.join(name);
+        std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
     }
-    let link = |name: &std::ffi::OsStr, from: &Path| -> Result<(), BuildError> {
-        let dest = staging.blob_dir().join(name);
-        if dest.exists() {
-            return Ok(());
-        }
-        if std::fs::hard_link(from, &dest).is_err() {
-            std::fs::copy(from, &dest).map_err(BuildError::io("copy", from))?;
-        }
-        Ok(())
-    };
-    for (name, path, _) in &own {
-        link(name, path)?;
-    }
-    // Everything the new index reaches must now be present and intact.
-    let needed = reachable(
-        &images(&staged, &manifest.platforms)
-            .map_err(|e| refuse(bundle_file, format!("the layout lacks what the bundle builds on: {e}")))?,
-    );
-    for digest in needed.keys() {
-        let p = blob_path(&staged, digest)?;
-        let Ok(f) = std::fs::File::open(&p) else {
-            return Err(refuse(
-                bundle_file,
-                format!("the layout lacks {digest}, which the bundle builds on (is this the right base?)"),
-            ));
-        };
-        // What the bundle does not carry, the device must hold intact.
-        if !manifest.provides.contains(digest) {
-            let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
-            if format!("sha256:{hex}") != *digest {
-                return Err(refuse(bundle_file, format!("the layout's {digest} is damaged")));
-            }
-        }
-    }
+    let own = link_own(layout, &staging)?;
+    check_needed(bundle_file, &staged, &manifest, &blobs)?;
     let (mut pruned, mut pruned_bytes) = (0, 0);
     if !keep_unused {
         // Image indexes of images the bundle does not update still name other platforms'
         // manifests: a blob is kept when anything in the new layout refers to it.
         let referenced = reachable(&held(&staged, &[])?);
-        for (name, _, size) in &own {
+        for (name, size) in &own {
             let digest = format!("sha256:{}", name.to_string_lossy());
             if !referenced.contains_key(&digest) {
                 let p = staging.blob_dir().join(name);
@@ -476,5 +577,54 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
         }
     }
     staging.commit(&index_json)?;
-    Ok(ApplySummary { added, pruned, pruned_bytes })
+    Ok(ApplySummary { added: blobs.len(), pruned, pruned_bytes })
+}
+
+/// Links (or copies) the layout's blobs into the staging directory; returns their names and
+/// sizes.
+fn link_own(layout: &Path, staging: &crate::layout::Staging) -> Result<Vec<(std::ffi::OsString, u64)>, BuildError> {
+    let blob_dir = layout.join("blobs/sha256");
+    let mut own = Vec::new();
+    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
+        let (name, from) = (e.file_name(), e.path());
+        own.push((name.clone(), e.metadata().map(|m| m.len()).unwrap_or(0)));
+        let dest = staging.blob_dir().join(&name);
+        if dest.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&from, &dest).is_err() {
+            std::fs::copy(&from, &dest).map_err(BuildError::io("copy", &from))?;
+        }
+    }
+    Ok(own)
+}
+
+/// Everything the new index reaches must be present in the staging directory and intact.
+fn check_needed(
+    bundle: &Path,
+    staged: &Path,
+    manifest: &BundleManifest,
+    carried: &BTreeSet<String>,
+) -> Result<(), BuildError> {
+    let needed = reachable(
+        &images(staged, &manifest.platforms)
+            .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
+    );
+    for digest in needed.keys() {
+        let p = blob_path(staged, digest)?;
+        let Ok(f) = std::fs::File::open(&p) else {
+            return Err(refuse(
+                bundle,
+                format!("the layout lacks {digest}, which the bundle builds on (is this the right base?)"),
+            ));
+        };
+        // What the bundle does not carry, the device must hold intact.
+        if !carried.contains(digest) {
+            let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
+            if format!("sha256:{hex}") != *digest {
+                return Err(refuse(bundle, format!("the layout's {digest} is damaged")));
+            }
+        }
+    }
+    Ok(())
 }

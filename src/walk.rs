@@ -5,7 +5,11 @@
 use crate::error::BuildError;
 use crate::image::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
 /// One named image of a layout.
@@ -36,37 +40,175 @@ pub(crate) fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
     BuildError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
 }
 
-/// Path of a blob, refusing digests that are not `sha256:<64 hex>`.
-pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, BuildError> {
-    let hex = digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
-    match hex {
-        Some(h) => Ok(dir.join("blobs/sha256").join(h)),
-        None => Err(invalid(dir, format!("unsupported digest `{digest}`"))),
+/// The most kiln reads of one JSON document from a layout or a bundle (`index.json`, image
+/// indexes, manifests, configs, a bundle's manifest): 4 MiB, as registries limit manifests.
+/// A larger one is refused before it is read.
+pub const MAX_JSON: u64 = 4 << 20;
+
+/// A reader that hashes and counts what passes through it, to check a blob while it is used.
+pub(crate) struct HashingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    len: u64,
+}
+
+impl<R: Read> HashingReader<R> {
+    pub(crate) fn new(inner: R) -> Self {
+        HashingReader { inner, hasher: Sha256::new(), len: 0 }
+    }
+
+    /// The `sha256:<hex>` digest and the byte count of what was read.
+    pub(crate) fn finish(self) -> (String, u64) {
+        (format!("sha256:{}", crate::digest::hex(&self.hasher.finalize())), self.len)
     }
 }
 
-/// A blob's bytes, refused when they do not match the descriptor's digest.
-pub fn read_blob(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>, BuildError> {
-    let p = blob_path(dir, desc.digest().as_ref())?;
-    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
-    let actual = crate::digest::sha256_digest(&bytes);
-    if actual != desc.digest().to_string() {
-        return Err(invalid(dir, format!("blob {} has digest {actual}", desc.digest())));
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
     }
+}
+
+/// The hex of a `sha256:<64 lowercase hex>` digest, the only digests kiln reads.
+pub(crate) fn sha256_hex(digest: &str) -> Option<&str> {
+    digest
+        .strip_prefix("sha256:")
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
+}
+
+/// A string read from a file, fit for a message: quoted, escaped, and cut after 80 characters.
+pub(crate) fn shown(s: &str) -> String {
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    format!("{out:?}")
+}
+
+/// Path of a blob, refusing digests that are not `sha256:<64 hex>`.
+pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, BuildError> {
+    match sha256_hex(digest) {
+        Some(h) => Ok(dir.join("blobs/sha256").join(h)),
+        None => Err(invalid(dir, format!("unsupported digest {}", shown(digest)))),
+    }
+}
+
+/// Checks what was read of a blob (its digest and byte count) against its descriptor.
+pub(crate) fn check_read(dir: &Path, digest: &str, size: u64, read: (&str, u64)) -> Result<(), BuildError> {
+    let (actual, len) = read;
+    if actual != digest {
+        return Err(invalid(dir, format!("blob {digest} has digest {actual}")));
+    }
+    if len != size {
+        return Err(invalid(dir, format!("blob {digest} is {len} bytes; its descriptor says {size}")));
+    }
+    Ok(())
+}
+
+/// Refuses a blob whose file is not the size its descriptor says; a blob the layout does not
+/// hold is left to the caller.
+pub(crate) fn check_size(dir: &Path, digest: &str, size: u64) -> Result<(), BuildError> {
+    let p = blob_path(dir, digest)?;
+    match std::fs::metadata(&p) {
+        Ok(m) if m.is_file() && m.len() != size => {
+            Err(invalid(dir, format!("blob {digest} is {} bytes; its descriptor says {size}", m.len())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Reads at most [`MAX_JSON`] bytes; `None` when there is more.
+pub(crate) fn read_capped(r: impl Read) -> io::Result<Option<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    r.take(MAX_JSON + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= MAX_JSON).then_some(bytes))
+}
+
+fn too_large(path: &Path, size: u64) -> BuildError {
+    BuildError::TooLarge { path: path.to_path_buf(), size, limit: MAX_JSON }
+}
+
+/// A JSON file of a layout, refused unread when it is over [`MAX_JSON`].
+fn read_json_file(path: &Path) -> Result<Vec<u8>, BuildError> {
+    let f = std::fs::File::open(path).map_err(BuildError::io("read", path))?;
+    let size = f.metadata().map_err(BuildError::io("read", path))?.len();
+    if size > MAX_JSON {
+        return Err(too_large(path, size));
+    }
+    match read_capped(f).map_err(BuildError::io("read", path))? {
+        Some(bytes) => Ok(bytes),
+        // It grew while it was read.
+        None => Err(too_large(path, std::fs::metadata(path).map(|m| m.len()).unwrap_or(MAX_JSON + 1))),
+    }
+}
+
+/// A blob's bytes, refused when they do not match the descriptor's digest and size. Only
+/// for JSON blobs: one over [`MAX_JSON`] is refused unread.
+pub fn read_blob(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>, BuildError> {
+    let digest = desc.digest().as_ref();
+    let p = blob_path(dir, digest)?;
+    if desc.size() > MAX_JSON {
+        return Err(too_large(&p, desc.size()));
+    }
+    check_size(dir, digest, desc.size())?;
+    let bytes = read_json_file(&p)?;
+    check_read(dir, digest, desc.size(), (&crate::digest::sha256_digest(&bytes), bytes.len() as u64))?;
     Ok(bytes)
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, desc: &Descriptor) -> Result<T, BuildError> {
-    serde_json::from_slice(&read_blob(dir, desc)?).map_err(|e| invalid(dir, format!("blob {}: {e}", desc.digest())))
+/// The descriptors of an index or a manifest, as JSON: `manifests`, `config`, `layers`,
+/// `subject`.
+fn descriptors(v: &Value) -> impl Iterator<Item = &Value> {
+    let list = |key| v.get(key).and_then(Value::as_array).into_iter().flatten();
+    let one = |key| v.get(key).filter(|d| d.is_object());
+    list("manifests").chain(one("config")).chain(list("layers")).chain(one("subject"))
+}
+
+/// Parses an index or a manifest of a layout (`file` names it in messages). Every
+/// descriptor's digest is checked first, so a malformed one is named, never sliced or used as
+/// a path.
+pub(crate) fn parse_json<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8]) -> Result<T, BuildError> {
+    parse(dir, file, bytes, true)
+}
+
+fn parse<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8], has_descriptors: bool) -> Result<T, BuildError> {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(dir, format!("{file}: {e}")))?;
+    for d in descriptors(&v).filter(|_| has_descriptors) {
+        match d.get("digest") {
+            Some(Value::String(s)) if sha256_hex(s).is_some() => {}
+            Some(Value::String(s)) => {
+                return Err(invalid(
+                    dir,
+                    format!("{file} has the digest {}, which is not sha256: and 64 lowercase hex digits", shown(s)),
+                ));
+            }
+            _ => return Err(invalid(dir, format!("{file} has a descriptor without a digest"))),
+        }
+    }
+    serde_json::from_value(v).map_err(|e| invalid(dir, format!("{file}: {e}")))
+}
+
+/// A JSON blob (`what`: image index, manifest, config), read and parsed. A config holds no
+/// descriptors (its `config` is the container's settings).
+fn read_json<T: DeserializeOwned>(dir: &Path, what: &str, desc: &Descriptor) -> Result<T, BuildError> {
+    let bytes = read_blob(dir, desc)?;
+    let hex = sha256_hex(desc.digest().as_ref()).unwrap_or_default();
+    parse(dir, &format!("{what} blobs/sha256/{hex}"), &bytes, what != "config")
+}
+
+/// Refuses a directory that is not an OCI image layout before anything in it is read.
+fn check_layout(dir: &Path) -> Result<(), BuildError> {
+    if dir.join("oci-layout").is_file() { Ok(()) } else { Err(BuildError::NotLayout { path: dir.to_path_buf() }) }
 }
 
 /// `index.json` as bytes and parsed.
 pub fn read_index(dir: &Path) -> Result<(Vec<u8>, ImageIndex), BuildError> {
-    let p = dir.join("index.json");
-    let bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
-    let index = serde_json::from_slice(&bytes).map_err(|e| invalid(dir, format!("index.json: {e}")))?;
+    check_layout(dir)?;
+    let bytes = read_json_file(&dir.join("index.json"))?;
+    let index = parse_json(dir, "index.json", &bytes)?;
     Ok((bytes, index))
 }
 
@@ -117,13 +259,16 @@ fn walk(dir: &Path, only: Option<&str>, platforms: &[String], partial: bool) -> 
             continue;
         }
         let platform = |m: &Descriptor| -> Result<PlatformImage, BuildError> {
-            let manifest: ImageManifest = read_json(dir, m)?;
+            let manifest: ImageManifest = read_json(dir, "manifest", m)?;
+            for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
+                check_size(dir, d.digest().as_ref(), d.size())?;
+            }
             // A manifest listed in index.json without a platform (one platform copied out
             // of an index) names its platform in its config.
             let platform = match m.platform() {
                 Some(_) => platform_name(m),
                 None => {
-                    let c: ImageConfiguration = read_json(dir, manifest.config())?;
+                    let c: ImageConfiguration = read_json(dir, "config", manifest.config())?;
                     let mut name = format!("{}/{}", c.os(), c.architecture());
                     if let Some(v) = c.variant() {
                         name = format!("{name}/{v}");
@@ -135,7 +280,7 @@ fn walk(dir: &Path, only: Option<&str>, platforms: &[String], partial: bool) -> 
         };
         let image = match d.media_type() {
             MediaType::ImageIndex => {
-                let idx: ImageIndex = read_json(dir, d)?;
+                let idx: ImageIndex = read_json(dir, "image index", d)?;
                 let wanted = |m: &&Descriptor| platforms.is_empty() || platforms.contains(&platform_name(m));
                 let held = |m: &Descriptor| blob_path(dir, m.digest().as_ref()).is_ok_and(|p| p.is_file());
                 let (mut found, mut absent) = (Vec::new(), Vec::new());
@@ -192,7 +337,7 @@ impl Image {
                 return Ok((keys, true));
             }
         }
-        let config: ImageConfiguration = read_json(dir, p.manifest.config())?;
+        let config: ImageConfiguration = read_json(dir, "config", p.manifest.config())?;
         let history: Vec<Option<String>> = config
             .history()
             .clone()

@@ -267,6 +267,13 @@ fn a_device_holding_one_platform_gets_a_bundle_of_that_platform() {
     let all = fleet.bundle("v1", "v2");
     assert!(std::fs::metadata(&all).unwrap().len() > std::fs::metadata(&file).unwrap().len() * 2);
 
+    // An all-platform bundle needs what this device does not hold, and is refused.
+    let before = listing(&device);
+    let o = kiln().arg("apply").arg(&all).arg("--to").arg(&device).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("lacks"), "{}", stderr(&o));
+    assert!(listing(&device) == before, "a refused bundle changed the layout");
+
     run(kiln().arg("apply").arg(&file).arg("--to").arg(&device));
     assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
     assert_eq!(blob_names(&device), platform_blobs(&fleet.path("v2"), "arm64"), "v2's arm64 blobs, nothing else");
@@ -276,10 +283,6 @@ fn a_device_holding_one_platform_gets_a_bundle_of_that_platform() {
     let root = umoci_unpack(&one, "api", &work.path().join("bundle")).join("rootfs");
     let ran = run(Command::new(require("qemu-aarch64-static")).arg(root.join("usr/local/bin/api")));
     assert_eq!(ran, "api v2\n");
-    // An all-platform bundle needs what this device does not hold, and is refused.
-    let o = kiln().arg("apply").arg(&all).arg("--to").arg(&device).output().unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("lacks"), "{}", stderr(&o));
 }
 
 /// The size of an image's index, from the layout's index.json as skopeo would resolve it.
@@ -340,13 +343,19 @@ fn damaged_bundles_are_refused_and_the_layout_is_left_alone() {
         );
         assert!(listing(&device) == before, "{} changed the layout", bad.display());
     }
-    // A bundle made for another base is refused too.
+    // A bundle made for another base is refused too, naming both releases.
     let empty = Fixture::new();
     empty.recipe("kiln 1\nimage \"x\" {\n    base \"scratch\"\n    file \"/x\" \"x\"\n}\n");
     summary(&empty.build());
     let o = kiln().arg("apply").arg(&bundle).arg("--to").arg(empty.out()).output().unwrap();
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("lacks"), "{}", stderr(&o));
+    let release = |layout: &Path| {
+        let hex = run(Command::new("sha256sum").arg(layout.join("index.json")));
+        format!("sha256:{}", &hex[..64])
+    };
+    let (v1, other) = (release(&fleet.path("v1")), release(&empty.out()));
+    let err = stderr(&o).replace("\n  | ", " ");
+    assert!(err.contains(&format!("it builds on release {v1}")) && err.contains(&other), "{}", stderr(&o));
     // The intact bundle applies; with --keep-unused, v1's blobs stay beside v2's.
     run(kiln().arg("apply").arg(&bundle).arg("--to").arg(&device).arg("--keep-unused"));
     assert_eq!(std::fs::read(device.join("index.json")).unwrap(), std::fs::read(fleet.path("v2/index.json")).unwrap());
