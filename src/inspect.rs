@@ -33,6 +33,9 @@ pub struct PlatformReport {
     pub platform: String,
     pub manifest: String,
     pub config: String,
+    /// The user the image runs as, and where that comes from.
+    pub user: String,
+    pub user_from: String,
     pub layers: Vec<LayerReport>,
     /// Config, manifest and layers.
     pub total_bytes: u64,
@@ -132,10 +135,19 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
         })
         .collect::<Result<_, BuildError>>()?;
     let total_bytes = p.desc.size() + m.config().size() + layers.iter().map(|l| l.size).sum::<u64>();
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&walk::read_blob(dir, m.config())?)
+        .map_err(|e| walk::invalid(dir, format!("config {}: {e}", m.config().digest())))?;
+    let set = config.config().as_ref().and_then(|c| c.user().clone()).filter(|u| !u.is_empty());
+    let (user, user_from) = match set {
+        Some(u) => (u, "the image config's User".to_string()),
+        None => ("0 (root)".to_string(), "the image config sets no User, so runtimes run it as root".to_string()),
+    };
     Ok(PlatformReport {
         platform: p.platform.clone(),
         manifest: p.desc.digest().to_string(),
         config: m.config().digest().to_string(),
+        user,
+        user_from,
         layers,
         total_bytes,
     })
@@ -204,6 +216,7 @@ pub fn render_text(r: &LayoutReport) -> String {
                 p.layers.len(),
                 p.total_bytes
             );
+            let _ = writeln!(s, "    runs as {} ({})", p.user, p.user_from);
             for (n, l) in p.layers.iter().enumerate() {
                 let users = &r.layers[&l.digest].used_by;
                 let shared = if users.len() == platform_count && platform_count > 1 {

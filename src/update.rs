@@ -436,9 +436,9 @@ fn check_base(bundle: &Path, m: &BundleManifest, layout: (&str, Option<&str>)) -
     let reason = match &m.base {
         Some(b) if held == Some(b.as_str()) => return Ok(()),
         None if held.is_none() => return Ok(()),
-        _ if digest == m.index_json => {
-            format!("the layout already holds the release it installs ({}); it builds on {}", m.index_json, built_on(m))
-        }
+        // Applied again (a device that lost power after the switch and retries): the release
+        // is already in place; the apply checks it again and changes nothing.
+        _ if digest == m.index_json => return Ok(()),
         _ => format!("it builds on {}, and the layout holds {holds}", built_on(m)),
     };
     Err(refuse(bundle, reason))

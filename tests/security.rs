@@ -290,6 +290,9 @@ fn images_run_as_non_root_unless_the_recipe_says_root() {
     let text = run(kiln().current_dir(f.path()).env("KILN_CACHE_DIR", f.cache_path()).arg("plan"));
     assert!(text.contains("user 65532:65532 (kiln's default: not root"), "{text}");
     assert!(text.contains("user 0 (set by the recipe)"), "{text}");
+    let shown = run(kiln().arg("inspect").arg(f.out()));
+    assert!(shown.contains("runs as 65532:65532 (the image config's User)"), "{shown}");
+    assert!(shown.contains("runs as 0 (the image config's User)"), "{shown}");
     let work = tempfile::tempdir().unwrap();
     for (name, id) in [("plain", "uid=65532 gid=65532"), ("root", "uid=0 gid=0")] {
         let single = single_platform(&f.out(), name, "amd64", None, &work.path().join(format!("s-{name}")));
@@ -360,7 +363,8 @@ fn a_full_disk_names_the_write_not_a_read() {
     f.write("big", big);
     let disk = tempfile::tempdir().unwrap();
     let o = unshare_build(&f, disk.path());
-    let err = stderr(&o);
+    // miette wraps long messages at 100 columns: join the lines again.
+    let err = stderr(&o).replace("\n  | ", " ");
     assert_eq!(o.status.code(), Some(2), "{err}");
     assert!(err.contains("No space left on device"), "{err}");
     assert!(err.contains("cannot write") && !err.contains("cannot read"), "the failed write is named: {err}");
