@@ -376,7 +376,7 @@ fn a_rust_workspace_outside_the_recipe_directory_is_refused() {
     f.write("Cargo.toml", "[workspace]\nmembers = [\"svc\"]\nresolver = \"2\"\n")
         .write("svc/Cargo.toml", "[package]\nname = \"svc\"\nversion = \"0.1.0\"\nedition = \"2021\"\n")
         .write("svc/src/main.rs", "fn main() {}\n")
-        .write("svc/kiln.kdl", &recipe_with("    rust \"svc\"\n"));
+        .write("svc/kiln.kdl", recipe_with("    rust \"svc\"\n"));
     let o = kiln()
         .current_dir(f.path().join("svc"))
         .env("KILN_CACHE_DIR", f.cache_path())
