@@ -90,7 +90,7 @@ pub fn compile_all(
 pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
     let compiled = compile_all(plan, opts.cache, progress)?;
     let out = opts.out;
-    let staging = Staging::new(out)?;
+    let staging = Staging::new_with(out, progress)?;
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();
     for image in &plan.images {
         for p in &image.platforms {

@@ -52,6 +52,12 @@ pub enum BuildError {
     #[error("{} is not a valid OCI image layout: {reason}", path.display())]
     #[diagnostic(code(kiln::layout::invalid))]
     InvalidLayout { path: PathBuf, reason: String },
+    #[error("{} is being written by another kiln ({holder}); gave up after waiting {waited}", path.display())]
+    #[diagnostic(
+        code(kiln::store::locked),
+        help("let that kiln finish, or stop it, then run again; it holds the lock {}", lock.display())
+    )]
+    Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
 }
 
 impl BuildError {

@@ -352,6 +352,7 @@ pub struct ApplySummary {
 /// Blobs the new index does not reach (the previous release's) are left out, unless
 /// `keep_unused`: devices have small disks.
 pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
+    crate::layout::recover(layout)?;
     if !layout.join("oci-layout").is_file() {
         return Err(invalid(layout, "not an OCI image layout"));
     }
