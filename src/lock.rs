@@ -1,4 +1,4 @@
-//! Locks that let several kilns share an output directory's parent, and let a run
+//! Locks that let several kilns share an output directory's parent and a cache, and let a run
 //! tell what a killed run left behind from what a live run is still writing.
 //!
 //! Every lock is a `flock(2)` on a small file. The kernel drops it when its holder dies, by
@@ -18,10 +18,16 @@ use std::io::{Read, Seek, Write};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// How long a run waits for another one writing the same `--out`.
 pub(crate) const OUTPUT_WAIT: Duration = Duration::from_secs(600);
+/// How long a run waits for the cache while another kiln cleans it, before going on unlocked.
+const CACHE_WAIT: Duration = Duration::from_secs(10);
+/// Temporary files in the cache younger than this are kept even when no other kiln holds the
+/// cache lock: `kiln plan`, and the planning part of `kiln build`, fetch Debian packages into
+/// the cache before a build takes the lock.
+const CACHE_TMP_AGE: Duration = Duration::from_secs(60);
 /// The name of a staging directory: this prefix and a token; its lock adds `.lock`.
 pub(crate) const STAGING_PREFIX: &str = ".kiln-staging-";
 /// Where the fallback swap parks the old layout: this prefix and the staging token.
@@ -214,6 +220,62 @@ pub(crate) fn probe(path: &Path) -> Probe {
     }
 }
 
+/// A shared lock on `<cache>/.lock` for the length of a run. Only a run that could take it
+/// exclusively (no other kiln uses the cache) cleans the temporary files that killed runs
+/// left in the cache. Nothing here fails a build: a cache that cannot be locked is used
+/// unlocked.
+pub(crate) struct CacheLock {
+    _file: Option<File>,
+}
+
+impl CacheLock {
+    pub(crate) fn open(cache: &Path) -> CacheLock {
+        let _ = std::fs::create_dir_all(cache);
+        let Ok(file) =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(cache.join(".lock"))
+        else {
+            return CacheLock { _file: None };
+        };
+        if rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive).is_ok() {
+            sweep(cache, SystemTime::now());
+        }
+        // From exclusive (or nothing) to shared; waits while another kiln cleans.
+        let deadline = Instant::now() + CACHE_WAIT;
+        loop {
+            match rustix::fs::flock(&file, FlockOperation::NonBlockingLockShared) {
+                Ok(()) => return CacheLock { _file: Some(file) },
+                Err(Errno::WOULDBLOCK) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+                Err(_) => return CacheLock { _file: None },
+            }
+        }
+    }
+}
+
+/// Removes what killed runs leave in the cache: `.tmp*` files and directories (written, then
+/// renamed into place) and `.kiln-*` directories, anywhere under it, unless younger than
+/// [`CACHE_TMP_AGE`].
+fn sweep(cache: &Path, now: SystemTime) {
+    let mut walk = walkdir::WalkDir::new(cache).min_depth(1).into_iter();
+    while let Some(entry) = walk.next() {
+        let Ok(entry) = entry else { continue };
+        let name = entry.file_name().to_string_lossy();
+        let is_dir = entry.file_type().is_dir();
+        if !(name.starts_with(".tmp") || (is_dir && name.starts_with(".kiln-"))) {
+            continue;
+        }
+        let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| now.duration_since(t).ok());
+        if age.is_none_or(|a| a < CACHE_TMP_AGE) {
+            continue;
+        }
+        if is_dir {
+            walk.skip_current_dir();
+            let _ = std::fs::remove_dir_all(entry.path());
+        } else {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -247,5 +309,20 @@ mod tests {
             _ => panic!("a released lock belongs to no run"),
         }
         assert!(matches!(probe(&staging_lock_path(dir.path(), "none")), Probe::Gone));
+    }
+
+    #[test]
+    fn the_cache_sweep_keeps_young_temporary_files_and_everything_else() {
+        let cache = tempfile::tempdir().unwrap();
+        let layers = cache.path().join("layers");
+        std::fs::create_dir_all(layers.join(".kiln-x")).unwrap();
+        for name in [".tmpA", "keep"] {
+            std::fs::write(layers.join(name), b"x").unwrap();
+        }
+        sweep(cache.path(), SystemTime::now());
+        assert!(layers.join(".tmpA").exists() && layers.join(".kiln-x").exists(), "young ones stay");
+        sweep(cache.path(), SystemTime::now() + 2 * CACHE_TMP_AGE);
+        assert!(!layers.join(".tmpA").exists() && !layers.join(".kiln-x").exists(), "old ones go");
+        assert!(layers.join("keep").exists());
     }
 }
