@@ -227,20 +227,16 @@ fn killed_builds_and_applies_leave_the_old_or_the_new_layout_and_the_next_run_cl
 
 #[test]
 fn builds_started_at_once_into_one_output_both_succeed() {
-    let f = Fixture::new();
-    f.recipe(RECIPE);
-    let mut rng = Rng(3);
-    for i in 0..4 {
-        f.write(&format!("data/part{i}.bin"), rng.bytes(4 << 10));
-        f.write(&format!("more/part{i}.bin"), rng.bytes(4 << 10));
-    }
-    let cache = tempfile::tempdir().unwrap();
-    let expected = summary(&build_cmd(&f, &f.path().join("first"), cache.path()).output().unwrap());
-    let expected = expected["index_digest"].as_str().unwrap().to_string();
-    for round in 0..8 {
+    let f = slow_fixture(32);
+    let caches = tempfile::tempdir().unwrap();
+    let first = summary(&build_cmd(&f, &f.path().join("first"), &caches.path().join("first")).output().unwrap());
+    let expected = first["index_digest"].as_str().unwrap().to_string();
+    for round in 0..4 {
+        // Each build with a cache of its own, so that both write their layers at the same time.
         let children: Vec<Child> = (0..2)
-            .map(|_| {
-                build_cmd(&f, &f.out(), cache.path()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+            .map(|i| {
+                let cache = caches.path().join(format!("{round}-{i}"));
+                build_cmd(&f, &f.out(), &cache).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
             })
             .collect();
         for c in children {
@@ -253,6 +249,36 @@ fn builds_started_at_once_into_one_output_both_succeed() {
         assert_eq!(left, Vec::<String>::new(), "round {round}");
     }
     check_with_tools(&f.out());
+}
+
+#[test]
+fn a_build_into_an_output_another_build_is_writing_waits_for_it_then_writes() {
+    let f = slow_fixture(96);
+    f.write("second.kdl", RECIPE.replace("port = 8080", "port = 9090"));
+    let caches = tempfile::tempdir().unwrap();
+    let mut second = build_cmd(&f, &f.path().join("warm"), &caches.path().join("warm"));
+    let expected = summary(&second.arg("-f").arg("second.kdl").output().unwrap())["index_digest"].clone();
+    // The first build writes slowly (a cold cache); the second starts once the first's staging
+    // directory exists, and would write quickly (a warm one).
+    let first = build_cmd(&f, &f.out(), &caches.path().join("cold")).stdout(Stdio::piped()).spawn().unwrap();
+    let staging_exists = || beside(f.path(), &[]).iter().any(|n| n.starts_with(".kiln-staging-"));
+    let t = Instant::now();
+    while !staging_exists() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let mut second = kiln();
+    second.current_dir(f.path()).env("KILN_CACHE_DIR", caches.path().join("warm"));
+    let second = second.args(["build", "--json", "-f", "second.kdl", "--out", "out"]).output().unwrap();
+    let first_pid = first.id();
+    let first = first.wait_with_output().unwrap();
+    summary(&first);
+    assert_eq!(summary(&second)["index_digest"], expected);
+    let now = sha256s(&[f.out().join("index.json")]).remove(0);
+    assert_eq!(Some(now.as_str()), expected.as_str(), "the second build did not write last");
+    let waited = format!("kiln: waiting for another kiln (pid {first_pid}) writing out");
+    assert!(stderr(&second).contains(&waited), "no `{waited}` in:\n{}", stderr(&second));
+    check_layout(&f.out(), &[expected.as_str().unwrap()]);
+    assert_eq!(beside(f.path(), &["out", "warm", "kiln.kdl", "second.kdl", "data", "more"]), Vec::<String>::new());
 }
 
 /// A helper process holding a flock on `file` (shared or exclusive) until it is killed:
