@@ -88,9 +88,10 @@ pub fn compile_all(
 
 /// Builds `plan` into the OCI layout at `opts.out`.
 pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
+    let _cache_lock = crate::lock::CacheLock::open(opts.cache);
     let compiled = compile_all(plan, opts.cache, progress)?;
     let out = opts.out;
-    let staging = Staging::new(out)?;
+    let staging = Staging::new_with(out, progress)?;
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();
     for image in &plan.images {
         for p in &image.platforms {

@@ -66,6 +66,12 @@ pub enum BuildError {
         )
     )]
     TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error("{} is being written by another kiln ({holder}); gave up after waiting {waited}", path.display())]
+    #[diagnostic(
+        code(kiln::store::locked),
+        help("let that kiln finish, or stop it, then run again; it holds the lock {}", lock.display())
+    )]
+    Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
 }
 
 impl BuildError {

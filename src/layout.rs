@@ -1,20 +1,40 @@
-//! Writing an OCI image layout: a content-addressed blob store in a temporary directory that
-//! replaces the output directory in one rename once everything is written.
+//! Writing an OCI image layout: a content-addressed blob store in a staging directory beside
+//! the output, which takes the output's place in one atomic step once everything is written.
 //!
 //! Blobs are written to a temporary file, hashed while written and renamed to their digest, so
-//! a crash never leaves a blob whose name lies about its content.
+//! a crash never leaves a blob whose name lies about its content. The switch is one
+//! `renameat2(RENAME_EXCHANGE)` of the staging directory and the output, so a crash leaves the
+//! complete old layout or the complete new one at the output path, never neither. What a
+//! killed run leaves beside the output is removed by the next run writing there (the locks
+//! in [`crate::lock`] tell a dead run's leftovers from a live run's work).
 
 use crate::digest::HashingWriter;
 use crate::error::BuildError;
+use crate::lock;
+use crate::progress::Progress;
+use rustix::fs::{CWD, RenameFlags};
+use rustix::io::Errno;
+use std::collections::BTreeSet;
+use std::ffi::{OsStr, OsString};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 pub const OCI_LAYOUT: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
 /// A layout being written. Dropped without [`Staging::commit`], it leaves nothing behind.
+///
+/// From [`Staging::new`] until it is dropped it holds the lock of its output (so that runs
+/// writing one `--out` take turns) and the lock of its staging directory (so that other runs
+/// know it is alive); see [`crate::lock`].
 pub struct Staging {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
     out: PathBuf,
+    /// Set when a failed swap left `out` missing and its old layout parked: the staging
+    /// directory and its lock stay for the next run to repair.
+    keep: bool,
+    // Fields drop in this order: the staging lock after the directory, the output lock last.
+    staging_lock: Option<lock::Held>,
+    _output_lock: lock::Held,
 }
 
 /// Digest and size of a written blob.
@@ -28,6 +48,16 @@ impl Staging {
     /// Starts a layout that will replace `out`. Refuses an `out` that holds something other
     /// than an OCI layout, so a typo cannot wipe a source directory.
     pub fn new(out: &Path) -> Result<Staging, BuildError> {
+        Staging::new_with(out, &crate::progress::Quiet)
+    }
+
+    /// [`Staging::new`], saying through `progress` when it waits for another kiln writing
+    /// `out`. Waits up to ten minutes, then fails with `kiln::store::locked`.
+    pub fn new_with(out: &Path, progress: &dyn Progress) -> Result<Staging, BuildError> {
+        let (parent, name) = parent_and_name(out)?;
+        std::fs::create_dir_all(&parent).map_err(BuildError::io("create", &parent))?;
+        let output_lock = lock::lock_output(out, (&parent, &name), lock::OUTPUT_WAIT, progress)?;
+        clean_beside(&parent, &name);
         if out.exists() {
             let is_layout = out.join("oci-layout").is_file();
             let is_empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
@@ -35,27 +65,27 @@ impl Staging {
                 return Err(BuildError::OutputNotLayout { path: out.to_path_buf() });
             }
         }
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
+        let (staging_lock, token) = lock::new_staging_lock(&parent, &name)?;
+        let staging = Staging {
+            dir: parent.join(format!("{}{token}", lock::STAGING_PREFIX)),
+            out: out.to_path_buf(),
+            keep: false,
+            staging_lock: Some(staging_lock),
+            _output_lock: output_lock,
         };
-        std::fs::create_dir_all(&parent).map_err(BuildError::io("create", &parent))?;
-        let dir = tempfile::Builder::new()
-            .prefix(".kiln-staging-")
-            .tempdir_in(&parent)
-            .map_err(BuildError::io("create a staging directory in", &parent))?;
-        let blobs = dir.path().join("blobs/sha256");
+        std::fs::create_dir(&staging.dir).map_err(BuildError::io("create a staging directory in", &parent))?;
+        let blobs = staging.blob_dir();
         std::fs::create_dir_all(&blobs).map_err(BuildError::io("create", &blobs))?;
-        Ok(Staging { dir, out: out.to_path_buf() })
+        Ok(staging)
     }
 
     /// The staging directory itself (a layout once committed).
     pub fn path(&self) -> &Path {
-        self.dir.path()
+        self.dir.as_path()
     }
 
     pub fn blob_dir(&self) -> PathBuf {
-        self.dir.path().join("blobs/sha256")
+        self.dir.as_path().join("blobs/sha256")
     }
 
     /// Streams a blob: `fill` writes it, the digest is taken on the way.
@@ -93,7 +123,13 @@ impl Staging {
 
     /// Writes `index.json` and `oci-layout`, then swaps the staging directory into place.
     pub fn commit(self, index_json: &[u8]) -> Result<(), BuildError> {
-        let root = self.dir.path();
+        self.commit_with(index_json, true)
+    }
+
+    /// [`Staging::commit`]; `exchange: false` takes the fallback a file system without
+    /// `RENAME_EXCHANGE` gets.
+    fn commit_with(mut self, index_json: &[u8], exchange: bool) -> Result<(), BuildError> {
+        let root = self.dir.as_path();
         for (name, bytes) in [("oci-layout", OCI_LAYOUT), ("index.json", index_json)] {
             let p = root.join(name);
             std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
@@ -103,21 +139,134 @@ impl Staging {
         for d in [root.to_path_buf(), root.join("blobs"), root.join("blobs/sha256")] {
             set_mode(&d, 0o755)?;
         }
-        let staged = self.dir.keep();
-        if self.out.exists() {
-            let old = tempfile::Builder::new()
-                .prefix(".kiln-old-")
-                .tempdir_in(staged.parent().unwrap_or(Path::new(".")))
-                .map_err(BuildError::io("create a directory beside", &self.out))?
-                .keep();
-            let old_layout = old.join("layout");
-            std::fs::rename(&self.out, &old_layout).map_err(BuildError::io("move aside", &self.out))?;
-            std::fs::rename(&staged, &self.out).map_err(BuildError::io("rename the new layout to", &self.out))?;
-            let _ = std::fs::remove_dir_all(&old);
-        } else {
-            std::fs::rename(&staged, &self.out).map_err(BuildError::io("rename the new layout to", &self.out))?;
+        if std::fs::symlink_metadata(&self.out).is_err() {
+            return std::fs::rename(&self.dir, &self.out)
+                .map_err(BuildError::io("rename the new layout to", &self.out));
         }
+        if !exchange {
+            return self.swap_by_renames();
+        }
+        match rustix::fs::renameat_with(CWD, &self.dir, CWD, &self.out, RenameFlags::EXCHANGE) {
+            // The old layout is now at the staging path, which the drop removes.
+            Ok(()) => Ok(()),
+            Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => self.swap_by_renames(),
+            Err(e) => {
+                Err(BuildError::Io { action: "swap the new layout with", path: self.out.clone(), source: e.into() })
+            }
+        }
+    }
+
+    /// For file systems without `RENAME_EXCHANGE`: two renames, made recoverable. The old
+    /// layout is parked at `.kiln-old-TOKEN`, which this run's staging lock covers, and that
+    /// lock records the name of `out`. Should the run die between the renames, `out` is missing
+    /// and the next run writing `out` finds the dead run's lock and renames the old layout back
+    /// ([`clean_beside`]); after both, the parked layout is removed, now or by the next run.
+    fn swap_by_renames(&mut self) -> Result<(), BuildError> {
+        let old = self.parked();
+        std::fs::rename(&self.out, &old).map_err(BuildError::io("move aside", &self.out))?;
+        if let Err(e) = std::fs::rename(&self.dir, &self.out) {
+            if std::fs::rename(&old, &self.out).is_err() {
+                self.keep = true;
+            }
+            return Err(BuildError::Io { action: "rename the new layout to", path: self.out.clone(), source: e });
+        }
+        let _ = std::fs::remove_dir_all(&old);
         Ok(())
+    }
+
+    fn parked(&self) -> PathBuf {
+        let token = lock::token_of(&self.dir, "").unwrap_or_default();
+        self.dir.with_file_name(format!("{}{token}", lock::OLD_PREFIX))
+    }
+}
+
+impl Drop for Staging {
+    /// Removes the staging directory (after a swap, the old layout), then its lock.
+    fn drop(&mut self) {
+        if self.keep {
+            if let Some(l) = self.staging_lock.take() {
+                l.leave();
+            }
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        drop(self.staging_lock.take());
+    }
+}
+
+/// Puts back a layout that a run writing `out` parked and died before replacing (see
+/// [`Staging::swap_by_renames`]), for callers that look at `out` before [`Staging::new`].
+pub(crate) fn recover(out: &Path) -> Result<(), BuildError> {
+    let (parent, name) = parent_and_name(out)?;
+    if std::fs::symlink_metadata(out).is_ok() || !parent.is_dir() {
+        return Ok(());
+    }
+    let _lock = lock::lock_output(out, (&parent, &name), lock::OUTPUT_WAIT, &crate::progress::Quiet)?;
+    clean_beside(&parent, &name);
+    Ok(())
+}
+
+/// The directory holding `out`, and `out`'s name in it.
+fn parent_and_name(out: &Path) -> Result<(PathBuf, OsString), BuildError> {
+    let Some(name) = out.file_name() else {
+        return Err(BuildError::Io {
+            action: "replace",
+            path: out.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "the output must be named by its last component",
+            ),
+        });
+    };
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    Ok((parent, name.to_os_string()))
+}
+
+/// Removes what dead runs left in `parent`, the directory of the output `name`, whose lock the
+/// caller holds: their staging directories, lock files and parked old layouts. A dead run's
+/// parked layout whose output is missing is the only copy of that output: it is renamed back
+/// when the output is `name`, and left for a run writing its own output otherwise. What carries
+/// the token of a live run is not touched. `.kiln-old-*` without a lock file (made by kiln
+/// before it locked) is left alone: it may be the only copy of a layout.
+fn clean_beside(parent: &Path, name: &OsStr) {
+    let Ok(entries) = std::fs::read_dir(parent) else { return };
+    let tokens: BTreeSet<String> = entries
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let path = e.path();
+            lock::token_of(&path, ".lock").or_else(|| lock::token_of(&path, "")).filter(|_| e.file_name() != *name)
+        })
+        .collect();
+    for token in tokens {
+        let staged = parent.join(format!("{}{token}", lock::STAGING_PREFIX));
+        let parked = parent.join(format!("{}{token}", lock::OLD_PREFIX));
+        match lock::probe(&lock::staging_lock_path(parent, &token)) {
+            lock::Probe::Live => {}
+            lock::Probe::Gone => {
+                let _ = std::fs::remove_dir_all(&staged);
+            }
+            lock::Probe::Dead(held) => {
+                if parked.exists() {
+                    let target = held.extra().map(|n| parent.join(n));
+                    match target {
+                        Some(t) if std::fs::symlink_metadata(&t).is_err() => {
+                            if t.file_name() != Some(name) || std::fs::rename(&parked, &t).is_err() {
+                                held.leave();
+                                continue;
+                            }
+                        }
+                        _ => {
+                            let _ = std::fs::remove_dir_all(&parked);
+                        }
+                    }
+                }
+                let _ = std::fs::remove_dir_all(&staged);
+                drop(held);
+            }
+        }
     }
 }
 
@@ -128,4 +277,64 @@ fn set_mode(p: &Path, mode: u32) -> Result<(), BuildError> {
 
 fn set_read_only(p: &Path) -> Result<(), BuildError> {
     set_mode(p, 0o644)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A directory holding a layout `out` whose index is `index`.
+    fn layout_at(parent: &Path, index: &str) -> PathBuf {
+        let out = parent.join("out");
+        std::fs::create_dir_all(out.join("blobs/sha256")).unwrap();
+        std::fs::write(out.join("oci-layout"), OCI_LAYOUT).unwrap();
+        std::fs::write(out.join("index.json"), index).unwrap();
+        out
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> =
+            std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn the_fallback_swap_leaves_the_new_layout_and_nothing_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = layout_at(dir.path(), "old");
+        Staging::new(&out).unwrap().commit_with(b"new", false).unwrap();
+        assert_eq!(std::fs::read(out.join("index.json")).unwrap(), b"new");
+        assert_eq!(names(dir.path()), ["out"]);
+    }
+
+    #[test]
+    fn a_crash_between_the_fallback_renames_is_repaired_by_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = layout_at(dir.path(), "old");
+        let mut s = Staging::new(&out).unwrap();
+        // The first rename, then the run dies: its staging lock stays, released.
+        std::fs::rename(&out, s.parked()).unwrap();
+        s.keep = true;
+        drop(s);
+        assert!(!out.exists());
+        recover(&out).unwrap();
+        assert_eq!(std::fs::read(out.join("index.json")).unwrap(), b"old", "the old layout is back");
+        assert_eq!(names(dir.path()), ["out"]);
+    }
+
+    #[test]
+    fn a_dead_run_writing_another_output_keeps_its_parked_layout_for_that_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = layout_at(dir.path(), "other");
+        let mut s = Staging::new(&other).unwrap();
+        std::fs::rename(&other, s.parked()).unwrap();
+        s.keep = true;
+        let parked = s.parked();
+        drop(s);
+        drop(Staging::new(&dir.path().join("mine")).unwrap());
+        assert!(parked.join("index.json").is_file(), "only a run writing `out` may put it back");
+        drop(Staging::new(&other).unwrap());
+        assert_eq!(names(dir.path()), ["out"]);
+    }
 }

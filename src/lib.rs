@@ -19,6 +19,7 @@ pub mod init;
 pub mod inspect;
 pub mod layer;
 pub mod layout;
+pub mod lock;
 pub mod plan;
 pub mod platform;
 pub mod progress;

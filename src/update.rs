@@ -545,6 +545,8 @@ fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), Buil
 /// and only then does the layout change, in one rename. Blobs the new index does not reach
 /// (the previous release's) are left out, unless `keep_unused`: devices have small disks.
 pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
+    // A crash between the two renames of a fallback swap parks the layout beside it.
+    crate::layout::recover(layout)?;
     let (digest, held_release) = release(layout)?;
     let staging = crate::layout::Staging::new(layout)?;
     let received = receive(bundle_file, (&digest, held_release.as_deref()), &staging)?;
