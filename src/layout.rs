@@ -139,21 +139,25 @@ impl Staging {
         for d in [root.to_path_buf(), root.join("blobs"), root.join("blobs/sha256")] {
             set_mode(&d, 0o755)?;
         }
-        if std::fs::symlink_metadata(&self.out).is_err() {
-            return std::fs::rename(&self.dir, &self.out)
-                .map_err(BuildError::io("rename the new layout to", &self.out));
-        }
-        if !exchange {
-            return self.swap_by_renames();
-        }
-        match rustix::fs::renameat_with(CWD, &self.dir, CWD, &self.out, RenameFlags::EXCHANGE) {
-            // The old layout is now at the staging path, which the drop removes.
-            Ok(()) => Ok(()),
-            Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => self.swap_by_renames(),
-            Err(e) => {
-                Err(BuildError::Io { action: "swap the new layout with", path: self.out.clone(), source: e.into() })
+        sync_layout(root)?;
+        let swapped = if std::fs::symlink_metadata(&self.out).is_err() {
+            std::fs::rename(&self.dir, &self.out).map_err(BuildError::io("rename the new layout to", &self.out))
+        } else if !exchange {
+            self.swap_by_renames()
+        } else {
+            match rustix::fs::renameat_with(CWD, &self.dir, CWD, &self.out, RenameFlags::EXCHANGE) {
+                // The old layout is now at the staging path, which the drop removes.
+                Ok(()) => Ok(()),
+                Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => self.swap_by_renames(),
+                Err(e) => {
+                    Err(BuildError::Io { action: "swap the new layout with", path: self.out.clone(), source: e.into() })
+                }
             }
-        }
+        };
+        swapped?;
+        // The switch itself reaches the disk before kiln says it is done.
+        let (parent, _) = parent_and_name(&self.out)?;
+        sync_path(&parent)
     }
 
     /// For file systems without `RENAME_EXCHANGE`: two renames, made recoverable. The old
@@ -268,6 +272,26 @@ fn clean_beside(parent: &Path, name: &OsStr) {
             }
         }
     }
+}
+
+/// Flushes a file's or a directory's data and metadata to the disk.
+fn sync_path(p: &Path) -> Result<(), BuildError> {
+    std::fs::File::open(p).and_then(|f| f.sync_all()).map_err(BuildError::io("flush to disk", p))
+}
+
+/// Every blob, `index.json`, `oci-layout` and the directories holding them, on the disk before
+/// the layout is switched in: a device that loses power right after the switch finds a layout
+/// whose files hold their bytes, not a renamed directory of empty files.
+fn sync_layout(root: &Path) -> Result<(), BuildError> {
+    let blobs = root.join("blobs/sha256");
+    for e in std::fs::read_dir(&blobs).map_err(BuildError::io("read", &blobs))? {
+        let e = e.map_err(BuildError::io("read", &blobs))?;
+        sync_path(&e.path())?;
+    }
+    for p in [root.join("index.json"), root.join("oci-layout"), blobs, root.join("blobs"), root.to_path_buf()] {
+        sync_path(&p)?;
+    }
+    Ok(())
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), BuildError> {
