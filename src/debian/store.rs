@@ -145,15 +145,43 @@ pub fn ensure(
     progress: &dyn Progress,
 ) -> Result<BTreeMap<(String, String), Vec<Entry>>, BuildError> {
     let store = file_store(cache);
+    // Each .deb once (an `all` package serves every platform), fetched in turn, then unpacked
+    // on every core: unpacking is most of the time once the .debs are cached.
+    let mut unique: BTreeMap<&str, &LockedPackage> = BTreeMap::new();
+    for p in packages {
+        unique.entry(p.sha256.as_str()).or_insert(p);
+    }
+    let mut debs = Vec::new();
+    for p in unique.values() {
+        debs.push((*p, verified_deb(cache, p, progress)?));
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(debs.len().max(1));
+    let queue = std::sync::Mutex::new(debs.into_iter());
+    let results = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Some((p, bytes)) = queue.lock().ok().and_then(|mut q| q.next()) {
+                    // Unpacked again from the verified .deb every time, never read back from the
+                    // cache: a list of entries kept there could name files the package lacks.
+                    let origin = format!("deb {} {} {}", p.name, p.version, p.architecture);
+                    let entries = deb::unpack(&bytes, &store, &origin).and_then(|raw| select(p, raw, &store));
+                    if let Ok(mut r) = results.lock() {
+                        r.push((p.sha256.clone(), entries));
+                    }
+                }
+            });
+        }
+    });
+    let mut by_sha = BTreeMap::new();
+    for (sha, entries) in results.into_inner().unwrap_or_default() {
+        by_sha.insert(sha, entries?);
+    }
     let mut out = BTreeMap::new();
     for p in packages {
-        let bytes = verified_deb(cache, p, progress)?;
-        // Unpacked again from the verified .deb every time, never read back from the cache: a
-        // list of entries kept there could name files the package does not hold.
-        let origin = format!("deb {} {} {}", p.name, p.version, p.architecture);
-        let raw = deb::unpack(&bytes, &store, &origin)?;
-        let entries = select(p, raw, &store)?;
-        out.insert((p.name.clone(), p.debian_arch.clone()), entries);
+        if let Some(entries) = by_sha.get(&p.sha256) {
+            out.insert((p.name.clone(), p.debian_arch.clone()), entries.clone());
+        }
     }
     Ok(out)
 }
