@@ -1,0 +1,20 @@
+//! `kiln apply`: a bundle applied to the device's layout, which is unchanged if anything fails.
+
+use super::Failure;
+use std::path::Path;
+use std::process::ExitCode;
+
+pub(crate) fn run(bundle: &Path, to: &Path, keep_unused: bool, quiet: bool) -> Result<ExitCode, Failure> {
+    let s = kiln::update::apply(bundle, to, keep_unused)?;
+    if !quiet {
+        println!(
+            "applied {} to {}: {} blobs checked and in place; {} unused blobs ({} bytes) removed",
+            bundle.display(),
+            to.display(),
+            s.added,
+            s.pruned,
+            s.pruned_bytes
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,26 @@
+//! `kiln diff`: what a device holding one layout downloads to hold another; exit 1 over budget.
+
+use super::{CliError, Failure, platform_names};
+use std::path::Path;
+use std::process::ExitCode;
+
+pub(crate) fn run(
+    old: &Path,
+    new: &Path,
+    platforms: &[String],
+    json: bool,
+    budget: Option<String>,
+) -> Result<ExitCode, Failure> {
+    let platforms = platform_names(platforms)?;
+    let budget = match budget {
+        Some(b) => Some(kiln::update::parse_size(&b).ok_or(CliError::Size(b))?),
+        None => None,
+    };
+    let report = kiln::update::diff(old, new, &platforms, budget)?;
+    if json {
+        print!("{}", kiln::canonical::to_pretty(&report));
+    } else {
+        print!("{}", kiln::update::render_diff(&report));
+    }
+    Ok(if report.over_budget { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}

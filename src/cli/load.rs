@@ -1,0 +1,122 @@
+//! Reading, parsing and resolving the recipe into a plan, for `plan`, `build` and `fetch`:
+//! every problem of the recipe, its lock and its files reported in one run.
+
+use super::env::{cache_dir, recipe_root, source_date_epoch};
+use super::{CliError, Failure, Select, read_recipe};
+use kiln::diag::{Problem, RecipeErrors};
+use kiln::plan::{Plan, PlanOptions};
+use kiln::platform::Platform;
+use kiln::progress::Progress;
+use kiln::recipe::Recipe;
+use std::path::Path;
+
+/// The lock and unpacked packages distroless bases need, or the problems that stop them.
+/// A missing lock is left to planning, which reports it at the `base` that needs it.
+fn debian_inputs(
+    recipe: &Recipe,
+    select: &Select,
+    platforms: &[Platform],
+    progress: &dyn Progress,
+) -> Result<Result<Option<kiln::base::DebianInputs>, Vec<Problem>>, Failure> {
+    let needs = kiln::base::needs(recipe, platforms, &select.images);
+    if needs.is_empty() {
+        return Ok(Ok(None));
+    }
+    let lock_path = recipe_root(&select.file).join("kiln.lock");
+    let lock = match kiln::debian::lock::Lock::read(&lock_path) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => return Ok(Ok(None)),
+        Err(source) => return Err(kiln::error::BuildError::Io { action: "read", path: lock_path, source }.into()),
+    };
+    let mut problems = Vec::new();
+    let stale = |span, msg: String| {
+        Problem::new("kiln::plan::stale_lock", span, msg)
+            .label("needs packages kiln.lock does not pin")
+            .help("run `kiln lock` again to pin what the recipe asks for")
+    };
+    if lock.mirror != recipe.debian_mirror().trim_end_matches('/') || lock.suite != recipe.debian_suite() {
+        problems.push(stale(
+            needs[0].1,
+            format!(
+                "kiln.lock pins {} {}, the recipe asks for {} {}",
+                lock.mirror,
+                lock.suite,
+                recipe.debian_mirror(),
+                recipe.debian_suite()
+            ),
+        ));
+    }
+    let mut packages = Vec::new();
+    for ((name, arch), span) in &needs {
+        match lock.find(name, arch) {
+            Some(p) => packages.push(p),
+            None if problems.is_empty() => problems.push(stale(*span, format!("kiln.lock pins no {name} for {arch}"))),
+            None => {}
+        }
+    }
+    if !problems.is_empty() {
+        return Ok(Err(problems));
+    }
+    let contents = kiln::debian::store::ensure(&cache_dir(), &packages, progress)?;
+    Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
+}
+
+/// The `--platform` values parsed, and the `--image` names checked against the recipe (only
+/// when the recipe parsed cleanly: a name may be missing because its node is broken).
+fn selection(recipe: &Recipe, select: &Select, clean: bool) -> Result<Vec<Platform>, CliError> {
+    let mut platforms = Vec::new();
+    for p in &select.platforms {
+        platforms.push(Platform::parse(p).ok_or_else(|| CliError::Platform(p.clone()))?);
+    }
+    for i in &select.images {
+        if !recipe.images.iter().any(|r| &r.name.value == i) && clean {
+            let names: Vec<&str> = recipe.images.iter().map(|r| r.name.value.as_str()).collect();
+            return Err(CliError::Image(i.clone(), names.join(", ")));
+        }
+    }
+    Ok(platforms)
+}
+
+/// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given).
+pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn Progress) -> Result<Plan, Failure> {
+    let text = read_recipe(&select.file)?;
+    let name = select.file.display().to_string();
+    let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
+    let fail = |problems| Failure::from(RecipeErrors::new(&name, &text, problems));
+    let Some(recipe) = recipe else {
+        return Err(fail(problems));
+    };
+    let platforms = selection(&recipe, select, problems.is_empty())?;
+    let source_date_epoch = source_date_epoch()?;
+    let debian = match debian_inputs(&recipe, select, &platforms, progress)? {
+        Ok(d) => d,
+        Err(more) => {
+            problems.extend(more);
+            None
+        }
+    };
+    let previous = match previous {
+        Some(dir) => Some(kiln::inspect::layer_keys(dir)?),
+        None => None,
+    };
+    let opts = PlanOptions {
+        previous,
+        debian,
+        root: recipe_root(&select.file),
+        source_date_epoch,
+        platforms,
+        images: select.images.clone(),
+        cache_dir: Some(cache_dir()),
+    };
+    // Resolve even a recipe with problems, so file-system problems are reported in the same run.
+    match kiln::plan::resolve(&recipe, &opts) {
+        Ok(plan) if problems.is_empty() => Ok(plan),
+        Ok(_) => Err(fail(problems)),
+        Err(more) => {
+            // A stale lock was reported already; planning sees no lock and would say so too.
+            let stale = problems.iter().any(|p| p.code == "kiln::plan::stale_lock");
+            problems.extend(more.into_iter().filter(|p| !(stale && p.code == "kiln::plan::missing_lock")));
+            Err(fail(problems))
+        }
+    }
+}

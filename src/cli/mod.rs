@@ -1,0 +1,294 @@
+//! The `kiln` command line: the clap types and one file per subcommand. This module is the only
+//! code that prints or reads the environment and the working directory; the library below it
+//! takes those as values and returns values and typed errors.
+
+mod apply;
+mod build;
+mod bundle;
+mod diff;
+mod doctor;
+mod env;
+mod fetch;
+mod init;
+mod inspect;
+mod load;
+mod lock;
+mod plan;
+mod progress;
+pub(crate) mod render;
+
+use clap::{Parser, Subcommand};
+use kiln::platform::Platform;
+use miette::Diagnostic;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "kiln", version, about = "Deterministic multi-platform OCI images from a KDL recipe")]
+pub(crate) struct Cli {
+    /// Print nothing but errors (and what --json asks for).
+    #[arg(long, short, global = true)]
+    quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct Select {
+    /// The recipe file.
+    #[arg(short = 'f', long = "file", default_value = "kiln.kdl")]
+    file: PathBuf,
+    /// Only this platform (repeatable), e.g. linux/arm64.
+    #[arg(long = "platform", value_name = "P")]
+    platforms: Vec<String>,
+    /// Only this image (repeatable).
+    #[arg(long = "image", value_name = "NAME")]
+    images: Vec<String>,
+}
+
+/// What plan and build take beyond the selection; fetch does not take it.
+#[derive(clap::Args)]
+pub(crate) struct Layering {
+    /// The previous release's OCI layout: keep its layer order where the content allows.
+    #[arg(long, value_name = "OCI-LAYOUT")]
+    previous: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the resolved plan: every image, platform, layer and entry.
+    Plan {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        layering: Layering,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Build the recipe's images into an OCI image layout.
+    Build {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        layering: Layering,
+        /// The OCI layout directory to write (replaced as a whole when the build succeeds).
+        #[arg(long, short, default_value = "out")]
+        out: PathBuf,
+        /// Print a JSON summary of the digests written.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Resolve the Debian packages of the recipe's distroless bases and pin them in kiln.lock.
+    Lock {
+        /// The recipe file.
+        #[arg(short = 'f', long = "file", default_value = "kiln.kdl")]
+        file: PathBuf,
+    },
+    /// Fetch the dependencies of every Rust build (the one step that uses the network).
+    Fetch {
+        #[command(flatten)]
+        select: Select,
+    },
+    /// List what each platform needs to build Rust binaries, and what is installed.
+    Doctor,
+    /// Write a starting kiln.kdl for the project in the current directory.
+    Init {
+        /// The template: rust-scratch (default for a cargo project) or prebuilt.
+        #[arg(long)]
+        template: Option<String>,
+        /// Replace an existing kiln.kdl.
+        #[arg(long)]
+        force: bool,
+    },
+    /// What a device holding OLD downloads to get NEW, per image and platform.
+    Diff {
+        /// The layout the device holds.
+        old: PathBuf,
+        /// The new release's layout.
+        new: PathBuf,
+        /// Only this platform (repeatable).
+        #[arg(long = "platform", value_name = "P")]
+        platforms: Vec<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+        /// Exit 1 when the download is larger than this (e.g. 2MiB, 500kB, 123456).
+        #[arg(long, value_name = "SIZE")]
+        budget: Option<String>,
+    },
+    /// Write a tar with exactly what a device holding --have lacks to hold --want.
+    Bundle {
+        /// The layout the device holds (the release it runs now).
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        have: PathBuf,
+        /// The new release's layout, which the device should hold after `kiln apply`.
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        want: PathBuf,
+        /// The bundle to write (replaced only when it is complete).
+        #[arg(short, long, value_name = "FILE.tar")]
+        output: PathBuf,
+        /// Only this platform (repeatable): what a device running it needs.
+        #[arg(long = "platform", value_name = "P")]
+        platforms: Vec<String>,
+    },
+    /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
+    Apply {
+        /// The bundle written by `kiln bundle`.
+        bundle: PathBuf,
+        /// The device's OCI layout, which the bundle updates in place.
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        to: PathBuf,
+        /// Keep the blobs the new release no longer uses (by default they are removed).
+        #[arg(long)]
+        keep_unused: bool,
+    },
+    /// Show the images, platforms and layers of an OCI layout, and what they share.
+    Inspect {
+        /// The OCI layout directory.
+        dir: PathBuf,
+        /// Only this image.
+        #[arg(long)]
+        image: Option<String>,
+        /// Print the report as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// An error ready to render, with the exit code it maps to.
+pub(crate) enum Failure {
+    Diagnostic(Box<dyn Diagnostic + Send + Sync>),
+}
+
+impl<E: Diagnostic + Send + Sync + 'static> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Diagnostic(Box::new(e))
+    }
+}
+
+#[derive(Debug, thiserror::Error, Diagnostic)]
+pub(crate) enum CliError {
+    #[error("cannot read recipe {}: {source}", path.display())]
+    #[diagnostic(code(kiln::cli::recipe_unreadable))]
+    Unreadable {
+        path: PathBuf,
+        source: std::io::Error,
+        #[help]
+        help: &'static str,
+    },
+    #[error("unknown platform `{0}` given with --platform")]
+    #[diagnostic(code(kiln::cli::platform), help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"))]
+    Platform(String),
+    #[error("the recipe has no image named `{0}`")]
+    #[diagnostic(code(kiln::cli::image), help("images in this recipe: {1}"))]
+    Image(String, String),
+    #[error("`{0}` is not a size")]
+    #[diagnostic(code(kiln::cli::size), help("write bytes, or a number with kB, MB, GB, KiB, MiB or GiB"))]
+    Size(String),
+    #[error("SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, found `{0}`")]
+    #[diagnostic(code(kiln::cli::source_date_epoch))]
+    Epoch(String),
+}
+
+/// The recipe's text, or why it cannot be had; a recipe that is not there yet points to `kiln init`.
+pub(crate) fn read_recipe(path: &Path) -> Result<String, CliError> {
+    std::fs::read_to_string(path).map_err(|source| {
+        let help = if source.kind() == std::io::ErrorKind::NotFound {
+            "run `kiln init` to write a starting kiln.kdl here, or pass the recipe with -f FILE"
+        } else {
+            "pass the recipe with -f FILE, or run kiln where kiln.kdl is"
+        };
+        CliError::Unreadable { path: path.to_path_buf(), source, help }
+    })
+}
+
+/// `--platform` values checked and written as the layout writes them (`linux/arm/v7`).
+pub(crate) fn platform_names(given: &[String]) -> Result<Vec<String>, CliError> {
+    given
+        .iter()
+        .map(|p| Platform::parse(p).map(|p| p.to_string()).ok_or_else(|| CliError::Platform(p.clone())))
+        .collect()
+}
+
+/// Runs the subcommand; `Ok` carries the exit code of a command that ran (1: a check failed).
+pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
+    let quiet = cli.quiet;
+    match cli.command {
+        Command::Plan { select, layering, json } => plan::run(&select, &layering, json, quiet),
+        Command::Build { select, layering, out, json } => build::run(&select, &layering, &out, json, quiet),
+        Command::Lock { file } => lock::run(&file, quiet),
+        Command::Fetch { select } => fetch::run(&select, quiet),
+        Command::Doctor => doctor::run(),
+        Command::Init { template, force } => init::run(template.as_deref(), force, quiet),
+        Command::Diff { old, new, platforms, json, budget } => diff::run(&old, &new, &platforms, json, budget),
+        Command::Bundle { have, want, output, platforms } => bundle::run(&have, &want, &output, &platforms, quiet),
+        Command::Apply { bundle, to, keep_unused } => apply::run(&bundle, &to, keep_unused, quiet),
+        Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::{Path, PathBuf};
+
+    /// What only the command line may do: print, and read the environment or the working directory.
+    const CLI_ONLY: &[&str] = &[
+        "print!(",
+        "println!(",
+        "eprint!(",
+        "eprintln!(",
+        "dbg!(",
+        "io::stdout(",
+        "io::stderr(",
+        "env::var(",
+        "env::var_os(",
+        "env::vars(",
+        "env::args",
+        "env::current_dir(",
+        "env::temp_dir(",
+    ];
+
+    /// Reads the library still makes, each for a reason: the toolchain probe looks for programs
+    /// on PATH and for cargo's home as cargo itself would, from planning (which takes no such
+    /// values), and the Debian index names the temporary directory tempfile picked in its error.
+    const KNOWN: &[(&str, &str)] = &[
+        ("toolchain/mod.rs", "env::var_os(\"PATH\")"),
+        ("toolchain/rust.rs", "env::var_os(\"CARGO_HOME\")"),
+        ("toolchain/rust.rs", "env::var_os(\"HOME\")"),
+        ("debian/index.rs", "env::temp_dir()"),
+    ];
+
+    fn sources(dir: &Path, out: &mut Vec<PathBuf>) {
+        for e in std::fs::read_dir(dir).unwrap().map(Result::unwrap) {
+            let path = e.path();
+            if path.is_dir() {
+                sources(&path, out);
+            } else if path.extension().is_some_and(|x| x == "rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    #[test]
+    fn only_the_cli_prints_or_reads_the_environment() {
+        let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+        let mut files = Vec::new();
+        sources(&src, &mut files);
+        let mut found = Vec::new();
+        for file in files {
+            let rel = file.strip_prefix(&src).unwrap().to_string_lossy().replace('\\', "/");
+            if rel == "main.rs" || rel.starts_with("cli/") {
+                continue;
+            }
+            for (n, line) in std::fs::read_to_string(&file).unwrap().lines().enumerate() {
+                let code = line.split("//").next().unwrap_or_default();
+                let known = KNOWN.iter().any(|(f, what)| *f == rel && code.contains(what));
+                if !known && CLI_ONLY.iter().any(|p| code.contains(p)) {
+                    found.push(format!("src/{rel}:{}: {}", n + 1, line.trim()));
+                }
+            }
+        }
+        assert!(found.is_empty(), "only src/cli/ prints or reads env/cwd; found:\n{}", found.join("\n"));
+    }
+}
