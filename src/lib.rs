@@ -4,6 +4,7 @@
 //! printable) → layers and images (deterministic tar, compression, canonical JSON) → an OCI
 //! image layout on disk. `inspect` reads what was written.
 
+pub mod annotation;
 pub mod base;
 pub mod baseview;
 pub mod build;
