@@ -13,6 +13,7 @@ pub mod debian;
 pub mod diag;
 pub mod digest;
 pub mod doctor;
+pub mod entry;
 pub mod error;
 pub mod ignore;
 pub mod image;
