@@ -4,6 +4,9 @@
 //! printable) → layers and images (deterministic tar, compression, canonical JSON) → an OCI
 //! image layout on disk. `inspect` reads what was written.
 
+// No `unwrap()` on input-dependent paths (DESIGN.md, house rule 9): denied outside the tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
 pub mod annotation;
 pub mod base;
 pub mod baseview;
