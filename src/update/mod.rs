@@ -42,7 +42,7 @@ pub fn images(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, Build
 
 /// What a device's layout holds: platforms whose manifests it lacks are left out, as if the
 /// image did not have them.
-pub(crate) fn held(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+fn held(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
     images_of(walk::images_present(dir, None, platforms)?)
 }
 
@@ -85,7 +85,7 @@ pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<String, u64> {
 
 /// The release a layout holds, as a bundle names it: the sha256 of its index.json, or `None`
 /// when that lists no image (a device's first install starts from such a layout).
-pub(crate) fn release(dir: &Path) -> Result<(String, Option<String>), BuildError> {
+fn release(dir: &Path) -> Result<(String, Option<String>), BuildError> {
     let (bytes, index) = read_index(dir)?;
     let digest = crate::digest::sha256_digest(&bytes);
     let base = (!index.manifests().is_empty()).then(|| digest.clone());
@@ -93,6 +93,6 @@ pub(crate) fn release(dir: &Path) -> Result<(String, Option<String>), BuildError
 }
 
 /// A bundle refused, for `reason`: the layout is left as it was.
-pub(crate) fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
+fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
     BuildError::BundleRefused { bundle: bundle.to_path_buf(), reason: reason.into() }
 }
