@@ -7,7 +7,7 @@
 //! `/bin/tool` on a usr-merged base lands in `/usr/bin/` and `bin -> usr/bin` stays a link), and
 //! a user name the recipe asks for can be checked against the base's users.
 
-use crate::plan::{Entry, EntryKind, Prebuilt};
+use crate::entry::{Entry, EntryKind, Prebuilt};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;

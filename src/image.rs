@@ -14,13 +14,9 @@ use oci_spec::image::{
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
-pub const ANNOTATION_REF_NAME: &str = "org.opencontainers.image.ref.name";
-pub const ANNOTATION_CREATED: &str = "org.opencontainers.image.created";
-/// How the layers were compressed; on the image index.
-pub const ANNOTATION_COMPRESSION: &str = "dev.kiln.compression";
-/// The layer plan: the keys of the layers kiln made, bottom first, one per line. On the image
-/// index once for every platform, and on a platform's descriptor only where its keys differ.
-pub const ANNOTATION_LAYERS: &str = "dev.kiln.layers";
+pub use crate::annotation::{
+    ANNOTATION_COMPRESSION, ANNOTATION_CREATED, ANNOTATION_LAYERS, ANNOTATION_REF_NAME, encode_keys,
+};
 
 /// What was written for one image.
 #[derive(Debug, Clone)]
@@ -142,7 +138,7 @@ pub fn write_image(
     let keys: Vec<String> = image
         .platforms
         .iter()
-        .map(|p| crate::walk::encode_keys(p.layers.iter().filter(|l| l.prebuilt.is_none()).map(|l| l.key.as_str())))
+        .map(|p| encode_keys(p.layers.iter().filter(|l| l.prebuilt.is_none()).map(|l| l.key.as_str())))
         .collect();
     let count = |k: &String| keys.iter().filter(|o| *o == k).count();
     let common = keys

@@ -4,6 +4,10 @@
 //! printable) → layers and images (deterministic tar, compression, canonical JSON) → an OCI
 //! image layout on disk. `inspect` reads what was written.
 
+// No `unwrap()` on input-dependent paths (DESIGN.md, house rule 9): denied outside the tests.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod annotation;
 pub mod base;
 pub mod baseview;
 pub mod build;
@@ -12,6 +16,7 @@ pub mod debian;
 pub mod diag;
 pub mod digest;
 pub mod doctor;
+pub mod entry;
 pub mod error;
 pub mod ignore;
 pub mod image;

@@ -2,8 +2,9 @@
 //! image's index, then each platform's manifest, checking every blob read against its digest.
 //! `inspect`, `diff`, `bundle`, `apply` and `--previous` all walk layouts through here.
 
+pub use crate::annotation::encode_keys;
+use crate::annotation::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
 use crate::error::BuildError;
-use crate::image::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -306,11 +307,6 @@ fn walk(dir: &Path, only: Option<&str>, platforms: &[String], partial: bool) -> 
         return Err(invalid(dir, format!("no image named `{o}`")));
     }
     Ok(out)
-}
-
-/// The layer keys kiln records, as the value of [`ANNOTATION_LAYERS`]: one per line.
-pub fn encode_keys<'a>(keys: impl IntoIterator<Item = &'a str>) -> String {
-    keys.into_iter().collect::<Vec<_>>().join("\n")
 }
 
 impl Image {

@@ -2,8 +2,8 @@
 //! entries, and every regular file's bytes go into kiln's content-addressed file store.
 //! Maintainer scripts are never run; documentation, man pages and info are left out.
 
+use crate::entry::{Entry, EntryKind};
 use crate::error::BuildError;
-use crate::plan::{Entry, EntryKind};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;

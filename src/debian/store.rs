@@ -3,8 +3,8 @@
 
 use super::deb;
 use super::lock::LockedPackage;
+use crate::entry::{Entry, EntryKind};
 use crate::error::BuildError;
-use crate::plan::{Entry, EntryKind};
 use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::io::Write;

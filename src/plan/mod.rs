@@ -8,6 +8,7 @@ pub mod layering;
 mod render;
 mod resolve;
 
+pub use crate::entry::{Entry, EntryKind, Prebuilt};
 pub use render::render_text;
 pub use resolve::{DEFAULT_PATH, PlanOptions, resolve};
 
@@ -48,18 +49,6 @@ pub struct DebianPlan {
     pub mirror: String,
     pub suite: String,
     pub release: crate::debian::lock::ReleaseInfo,
-}
-
-/// A layer taken as it is from a base image in an OCI layout.
-#[derive(Debug, Clone, Serialize)]
-pub struct Prebuilt {
-    /// The layout, relative to the recipe's directory.
-    pub layout: String,
-    pub digest: String,
-    pub size: u64,
-    pub media_type: String,
-    pub diff_id: String,
-    pub created_by: String,
 }
 
 /// One hermetic cargo build of one binary for one target. Its `id` hashes every input
@@ -192,72 +181,9 @@ pub struct LayerPlan {
     pub prebuilt: Option<Prebuilt>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum EntryKind {
-    Dir,
-    File,
-    Symlink,
-}
-
-/// One tar entry. `path` is absolute in the image; directories end in `/`.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
-pub struct Entry {
-    pub path: String,
-    pub kind: EntryKind,
-    pub mode: u32,
-    pub uid: u32,
-    pub gid: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub size: Option<u64>,
-    /// Hex sha256 of the file's content.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sha256: Option<String>,
-    /// Source file, relative to the recipe's directory.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-    /// Inline content from a `file` node.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub content: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub target: Option<String>,
-    /// The id of the [`RustBuild`] whose binary this file is.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub build: Option<String>,
-    /// Where a base file came from (`deb tzdata 2025b-0+deb12u1 all`, `generated`); its
-    /// content is in kiln's file store under its sha256.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from: Option<String>,
-}
-
 /// An epoch as the RFC 3339 time written to configs, history and annotations.
 pub fn rfc3339(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
-}
-
-impl Entry {
-    /// An entry with nothing but its path, kind, mode and owner; callers fill in the rest.
-    pub fn new(path: impl Into<String>, kind: EntryKind, mode: u32, uid: u32, gid: u32) -> Entry {
-        Entry {
-            path: path.into(),
-            kind,
-            mode,
-            uid,
-            gid,
-            size: None,
-            sha256: None,
-            source: None,
-            content: None,
-            target: None,
-            build: None,
-            from: None,
-        }
-    }
-
-    /// A directory entry (`path` ends in `/`).
-    pub fn dir(path: impl Into<String>, mode: u32, uid: u32, gid: u32) -> Entry {
-        Entry::new(path, EntryKind::Dir, mode, uid, gid)
-    }
 }
 
 impl Plan {

@@ -1,0 +1,159 @@
+//! The base under an image's own layers: distroless layers from pinned Debian packages, the
+//! layers of an OCI layout, and entries moved to where the base's symlinks point.
+
+use super::layers::layer;
+use super::{Placed, Resolver};
+use crate::baseview::BaseView;
+use crate::debian::Flavour;
+use crate::diag::Problem;
+use crate::plan::layering::{Unit, Volatility, reason};
+use crate::plan::{ConfigPlan, EntryKind, LayerPlan};
+use crate::platform::Platform;
+use crate::recipe::{Base, Compression, ImageSpec};
+use miette::SourceSpan;
+
+impl Resolver<'_> {
+    /// The base's layers for one platform (and what its configuration brings).
+    pub(super) fn base_layers(
+        &mut self,
+        spec: &ImageSpec,
+        platform: Platform,
+        config: &mut ConfigPlan,
+        compression: Compression,
+        epoch: u64,
+    ) -> (Vec<LayerPlan>, BaseView) {
+        let span = spec.base.span;
+        match &spec.base.value {
+            Base::Scratch => (Vec::new(), BaseView::default()),
+            Base::Distroless(flavour) => self.distroless_base(*flavour, span, platform, config, (compression, epoch)),
+            Base::OciLayout { path, tag } => self.layout_base(spec, (path.as_str(), tag.as_deref()), platform, config),
+            Base::Registry(r) => {
+                let p = Problem::new("kiln::plan::registry_base", span, format!("bases from a registry (`{r}`) are not supported yet"))
+                    .label("a registry base")
+                    .help("copy it into an OCI layout (`skopeo copy docker://REF oci:base:TAG`) and write base \"oci-layout:base:TAG\"");
+                self.once("registry".into(), span, p);
+                (Vec::new(), BaseView::default())
+            }
+        }
+    }
+
+    /// A distroless base, built from the packages kiln.lock pins.
+    fn distroless_base(
+        &mut self,
+        flavour: Flavour,
+        span: SourceSpan,
+        platform: Platform,
+        config: &mut ConfigPlan,
+        (compression, epoch): (Compression, u64),
+    ) -> (Vec<LayerPlan>, BaseView) {
+        let Some(inputs) = self.debian else {
+            let p = Problem::new(
+                "kiln::plan::missing_lock",
+                span,
+                format!("{} needs pinned Debian packages, and there is no kiln.lock", flavour.name()),
+            )
+            .label("needs kiln.lock")
+            .help("run `kiln lock` beside the recipe (it resolves and pins the packages), then build again");
+            self.once("missing_lock".into(), span, p);
+            return (Vec::new(), BaseView::default());
+        };
+        match crate::base::distroless_layers(flavour, platform, inputs) {
+            Ok(base) => {
+                crate::base::distroless_config(config);
+                let layers: Vec<LayerPlan> = base
+                    .into_iter()
+                    .map(|b| {
+                        let unit = Unit {
+                            reason: reason(&b.key),
+                            key: b.key,
+                            volatility: Volatility::Base,
+                            name: b.name,
+                            created_by: b.created_by,
+                            entries: b.entries,
+                        };
+                        layer(unit, compression, epoch)
+                    })
+                    .collect();
+                let view = BaseView::from_entries(layers.iter().map(|l| l.entries.as_slice()));
+                (layers, view)
+            }
+            Err(e) => {
+                let p = Problem::new(
+                    "kiln::plan::stale_lock",
+                    span,
+                    format!("kiln.lock does not cover {} for {platform}: {e}", flavour.name()),
+                )
+                .label("not in kiln.lock")
+                .help("run `kiln lock` again: the recipe asks for packages the lock does not pin");
+                self.once(format!("stale:{e}"), span, p);
+                (Vec::new(), BaseView::default())
+            }
+        }
+    }
+
+    /// A base taken from an OCI layout beside the recipe: its layers as they are, its
+    /// configuration inherited.
+    fn layout_base(
+        &mut self,
+        spec: &ImageSpec,
+        (path, tag): (&str, Option<&str>),
+        platform: Platform,
+        config: &mut ConfigPlan,
+    ) -> (Vec<LayerPlan>, BaseView) {
+        let span = spec.base.span;
+        let dir = self.root.join(path);
+        let found = crate::base::from_layout(&dir, path, tag, platform)
+            .and_then(|b| BaseView::from_layers(&dir, &b.layers).map(|v| (b, v)));
+        match found {
+            Ok((base, view)) => {
+                crate::base::inherit(config, &base.config, &spec.env, spec.entrypoint.is_some());
+                let layers = base
+                    .layers
+                    .into_iter()
+                    .map(|p| LayerPlan {
+                        id: crate::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
+                        key: format!("base {}", p.digest),
+                        reason: reason(&format!("base {}", p.digest)),
+                        volatility: Volatility::Base,
+                        name: format!("base layer {}", p.digest.get(7..19).unwrap_or(&p.digest)),
+                        created_by: p.created_by.clone(),
+                        entries: Vec::new(),
+                        prebuilt: Some(p),
+                    })
+                    .collect();
+                (layers, view)
+            }
+            Err(e) => {
+                let p = Problem::new("kiln::plan::base_layout", span, format!("cannot use the base: {e}"))
+                    .label("this base");
+                self.once(format!("layout:{e}"), span, p);
+                (Vec::new(), BaseView::default())
+            }
+        }
+    }
+
+    /// Moves entries below a base symlink to where the link points (a file at `/bin/tool` on a
+    /// base whose `/bin` links to `usr/bin` goes to `/usr/bin/tool`), so the base's links stay
+    /// links. A directory entry follows a link at its own path too.
+    pub(super) fn follow_base_links(&mut self, spec: &ImageSpec, view: &BaseView, placed: &mut [(usize, Placed)]) {
+        if view.is_empty() {
+            return;
+        }
+        for (i, p) in placed.iter_mut() {
+            for e in &mut p.entries {
+                let dir = e.kind == EntryKind::Dir;
+                match view.resolve(&e.path, dir) {
+                    Ok(r) if dir && r != "/" => e.path = format!("{r}/"),
+                    Ok(r) if !dir => e.path = r,
+                    Ok(_) => {}
+                    Err(msg) => {
+                        let span = spec.contents[*i].dest_span();
+                        let problem =
+                            Problem::new("kiln::plan::base_symlink", span, msg).label("writes below this path");
+                        self.once(format!("links:{}", e.path), span, problem);
+                    }
+                }
+            }
+        }
+    }
+}

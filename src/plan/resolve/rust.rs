@@ -1,0 +1,261 @@
+//! The `rust` node: finds the cargo package and binary, checks the toolchain and the target,
+//! hashes the workspace's sources and records one reproducible build per platform.
+
+use super::{Placed, Resolver};
+use crate::diag::Problem;
+use crate::plan::{Entry, EntryKind, RustBuild, RustExec};
+use crate::platform::Platform;
+use crate::recipe::RustSpec;
+use crate::toolchain::rust::{self as cargo, Missing, Package, Probe, Target};
+use miette::SourceSpan;
+use std::path::{Path, PathBuf};
+
+/// The cargo manifest a `rust` node builds: as the recipe names it, and joined to the root.
+struct Manifest {
+    rel: String,
+    path: PathBuf,
+    span: SourceSpan,
+}
+
+impl Resolver<'_> {
+    fn probe(&mut self) -> Result<Probe, Missing> {
+        let root = self.root;
+        self.probe.get_or_insert_with(|| Probe::detect(root)).clone()
+    }
+
+    fn missing(&mut self, span: SourceSpan, m: Missing) {
+        let p = Problem::new(m.code, span, m.message.clone()).label("needed here").help(m.help);
+        self.once(format!("{}:{}", m.code, m.message), span, p);
+    }
+
+    /// A `rust` node for one platform: finds the package and binary, checks the toolchain,
+    /// hashes the inputs and records the build.
+    pub(super) fn rust(&mut self, spec: &RustSpec, platform: Platform) -> Option<Placed> {
+        let pkg_span = spec.package.span;
+        let probe = self.probe().map_err(|m| self.missing(pkg_span, m)).ok()?;
+        let manifest = self.manifest(spec)?;
+        let pkg = self.package(spec, &probe, &manifest)?;
+        let bin = self.bin(spec, &pkg)?;
+        let lockfile_sha256 = self.lockfile(pkg_span, &pkg)?;
+        let triple_override = spec.targets.iter().find(|(p, _)| *p == platform).map(|(_, t)| t);
+        let target_span = triple_override.map(|t| t.span).unwrap_or(pkg_span);
+        let target = cargo::target(platform, triple_override.map(|t| t.value.as_str()), &probe)
+            .map_err(|m| self.missing(target_span, m))
+            .ok()?;
+        let (source_files, sources_sha256) = self.sources(pkg_span, &pkg)?;
+        let mut build = RustBuild {
+            id: String::new(),
+            package: spec.package.value.clone(),
+            bin: bin.clone(),
+            manifest: manifest.rel.clone(),
+            workspace: self.relative(&pkg.workspace_root),
+            platform,
+            triple: target.triple.clone(),
+            profile: spec.profile.clone(),
+            features: spec.features.clone(),
+            no_default_features: spec.no_default_features,
+            rustflags: rustflags(&target),
+            linker: target.linker_desc.clone(),
+            strip: target.strip_desc.clone(),
+            rustc: probe.rustc_version.clone(),
+            cargo: probe.cargo_version.clone(),
+            lockfile_sha256,
+            source_files,
+            sources_sha256,
+            network: probe.isolation,
+            require_static: true,
+            exec: exec(&pkg, manifest.path, &probe, &target),
+        };
+        let identity = (env!("CARGO_PKG_VERSION"), self.epoch, &build);
+        build.id = crate::digest::sha256_hex(&crate::canonical::to_vec(&identity));
+        let dest = spec.dest.as_ref().map(|d| d.value.clone()).unwrap_or_else(|| format!("/usr/local/bin/{bin}"));
+        let entry = binary_entry(dest, build.id.clone());
+        let layer = (
+            format!("rust {}/{bin}", spec.package.value),
+            format!("kiln: rust {} --bin {bin} --target {}", spec.package.value, target.triple),
+        );
+        if !self.rust.iter().any(|b| b.id == build.id) {
+            self.rust.push(build);
+        }
+        Some(Placed { entries: vec![entry], layer: Some(layer) })
+    }
+
+    /// The node's cargo manifest, which must exist.
+    fn manifest(&mut self, spec: &RustSpec) -> Option<Manifest> {
+        let (rel, span) = match &spec.manifest {
+            Some(m) => (m.value.clone(), m.span),
+            None => ("Cargo.toml".to_string(), spec.package.span),
+        };
+        let path = self.root.join(&rel);
+        if !path.is_file() {
+            let m = Missing {
+                code: "kiln::plan::missing_manifest",
+                message: format!("no cargo manifest at `{rel}`"),
+                help: format!(
+                    "put the recipe beside Cargo.toml, or name it: `manifest \"path/Cargo.toml\"` (relative to {})",
+                    self.root.display()
+                ),
+            };
+            self.missing(span, m);
+            return None;
+        }
+        Some(Manifest { rel, path, span })
+    }
+
+    /// The package the node names (cargo_metadata, asked once per manifest and package), whose
+    /// workspace must be inside the recipe's directory.
+    fn package(&mut self, spec: &RustSpec, probe: &Probe, manifest: &Manifest) -> Option<Package> {
+        let key = (manifest.path.clone(), spec.package.value.clone());
+        if !self.packages.contains_key(&key) {
+            let found = cargo::find_package(probe, &manifest.path, &spec.package.value);
+            self.packages.insert(key.clone(), found);
+        }
+        let pkg = self.packages[&key].clone().map_err(|m| self.missing(spec.package.span, m)).ok()?;
+        // The binary is made from the workspace's sources: they must all be the project's.
+        let workspace = std::fs::canonicalize(&pkg.workspace_root).unwrap_or_else(|_| pkg.workspace_root.clone());
+        if !workspace.starts_with(&self.real_root) {
+            let m = Missing {
+                code: "kiln::recipe::source_outside",
+                message: format!(
+                    "the cargo workspace of `{}` is {}, outside the recipe's directory",
+                    manifest.rel,
+                    workspace.display()
+                ),
+                help: format!(
+                    "put kiln.kdl at the workspace root ({}) and name the package's manifest with `manifest`",
+                    workspace.display()
+                ),
+            };
+            self.missing(manifest.span, m);
+            return None;
+        }
+        Some(pkg)
+    }
+
+    /// The binary to build: the one the node names, the package's only one, or its default-run.
+    fn bin(&mut self, spec: &RustSpec, pkg: &Package) -> Option<String> {
+        match &spec.bin {
+            Some(b) if pkg.bins.contains(&b.value) => Some(b.value.clone()),
+            Some(b) => {
+                let m = Missing {
+                    code: "kiln::plan::unknown_bin",
+                    message: format!("package `{}` has no binary `{}`", spec.package.value, b.value),
+                    help: format!("its binaries: {}", pkg.bins.join(", ")),
+                };
+                self.missing(b.span, m);
+                None
+            }
+            None if pkg.bins.len() == 1 => Some(pkg.bins[0].clone()),
+            None => match &pkg.default_run {
+                Some(d) => Some(d.clone()),
+                None => {
+                    let m = Missing {
+                        code: "kiln::plan::unknown_bin",
+                        message: format!("package `{}` has {} binaries; say which", spec.package.value, pkg.bins.len()),
+                        help: format!("add `bin \"NAME\"` with one of: {}", pkg.bins.join(", ")),
+                    };
+                    self.missing(spec.package.span, m);
+                    None
+                }
+            },
+        }
+    }
+
+    /// The sha256 of the workspace's Cargo.lock, which must exist: kiln builds with --locked.
+    fn lockfile(&mut self, span: SourceSpan, pkg: &Package) -> Option<String> {
+        let lockfile = pkg.workspace_root.join("Cargo.lock");
+        let Ok((lock_sha, _)) = std::fs::File::open(&lockfile).and_then(crate::digest::sha256_reader) else {
+            let m = Missing {
+                code: "kiln::plan::missing_lockfile",
+                message: format!("`{}` has no Cargo.lock", pkg.workspace_root.display()),
+                help: format!(
+                    "kiln builds with --locked: run `cargo generate-lockfile` in {} and commit Cargo.lock",
+                    pkg.workspace_root.display()
+                ),
+            };
+            self.missing(span, m);
+            return None;
+        };
+        Some(lock_sha)
+    }
+
+    /// The number and hash of the workspace's source files, hashed once per workspace.
+    fn sources(&mut self, span: SourceSpan, pkg: &Package) -> Option<(usize, String)> {
+        if !self.sources.contains_key(&pkg.workspace_root) {
+            let mut skip = vec![pkg.target_directory.clone()];
+            skip.extend(self.cache_dir.clone());
+            match cargo::hash_sources(&pkg.workspace_root, &skip) {
+                Ok(h) => {
+                    self.sources.insert(pkg.workspace_root.clone(), h);
+                }
+                Err(e) => {
+                    let m = Missing {
+                        code: "kiln::plan::unreadable_source",
+                        message: format!("cannot read the sources of {}: {e}", pkg.workspace_root.display()),
+                        help: "check the files' permissions".into(),
+                    };
+                    self.missing(span, m);
+                    return None;
+                }
+            }
+        }
+        Some(self.sources[&pkg.workspace_root].clone())
+    }
+
+    /// `path` relative to the recipe's directory (`.` for the directory itself), as the plan
+    /// records it: no host paths.
+    fn relative(&self, path: &Path) -> String {
+        let root = std::fs::canonicalize(self.root).unwrap_or_else(|_| self.root.to_path_buf());
+        let rel = path
+            .strip_prefix(&root)
+            .map(|r| r.to_string_lossy().into_owned())
+            .unwrap_or_else(|_| path.to_string_lossy().into_owned());
+        if rel.is_empty() { ".".into() } else { rel }
+    }
+}
+
+/// The target's link flags, and the host paths remapped to fixed ones.
+fn rustflags(target: &Target) -> Vec<String> {
+    let mut rustflags = target.link_flags.clone();
+    for (var, to) in [
+        ("workspace", "/kiln/src"),
+        ("cargo_home", "/kiln/cargo"),
+        ("sysroot", "/kiln/rust"),
+        ("target_dir", "/kiln/target"),
+    ] {
+        rustflags.push(format!("--remap-path-prefix=${{{var}}}={to}"));
+    }
+    rustflags
+}
+
+/// Where the build runs on this host: not part of the plan's identity.
+fn exec(pkg: &Package, manifest: PathBuf, probe: &Probe, target: &Target) -> RustExec {
+    RustExec {
+        workspace: pkg.workspace_root.clone(),
+        manifest: std::fs::canonicalize(&manifest).unwrap_or(manifest),
+        cargo: probe.cargo.clone(),
+        rustc: probe.rustc.clone(),
+        sysroot: probe.sysroot.clone(),
+        cargo_home: probe.cargo_home.clone(),
+        linker: target.linker.clone(),
+        strip: target.strip.clone(),
+    }
+}
+
+/// The binary's entry: its bytes come from the build `id`.
+fn binary_entry(path: String, id: String) -> Entry {
+    Entry {
+        path,
+        kind: EntryKind::File,
+        mode: 0o755,
+        uid: 0,
+        gid: 0,
+        size: None,
+        sha256: None,
+        source: None,
+        content: None,
+        target: None,
+        build: Some(id),
+        from: None,
+    }
+}

@@ -1,0 +1,248 @@
+//! `kiln apply`: a bundle received into a staging directory, every byte checked, and the
+//! layout switched in one rename, or left unchanged on any failure.
+
+use super::bundle::{BUNDLE_MANIFEST, BundleManifest, parse_manifest};
+use super::{held, images, reachable, refuse, release};
+use crate::error::BuildError;
+use crate::walk::{self, blob_path};
+use serde::Serialize;
+use std::collections::BTreeSet;
+use std::io::Read;
+use std::path::Path;
+
+/// What applying a bundle did.
+#[derive(Debug, Clone, Serialize)]
+pub struct ApplySummary {
+    /// Blobs the bundle brought, each checked against its digest.
+    pub added: usize,
+    /// Blobs the new index no longer reaches, removed (unless kept).
+    pub pruned: usize,
+    pub pruned_bytes: u64,
+}
+
+/// What a bundle's tar held, every blob already checked and in the staging directory.
+struct Received {
+    manifest: BundleManifest,
+    index_json: Vec<u8>,
+    blobs: BTreeSet<String>,
+}
+
+/// A JSON member of a bundle, refused unread when it is over [`walk::MAX_JSON`].
+fn json_member(bundle: &Path, name: &str, entry: &mut impl Read, declared: u64) -> Result<Vec<u8>, BuildError> {
+    if declared > walk::MAX_JSON {
+        return Err(refuse(
+            bundle,
+            format!("{name} is {declared} bytes, more than the {} bytes kiln reads of a JSON document", walk::MAX_JSON),
+        ));
+    }
+    let bytes = walk::read_capped(entry).map_err(|e| refuse(bundle, format!("{name}: {e}")))?.unwrap_or_default();
+    if bytes.len() as u64 != declared {
+        return Err(refuse(bundle, format!("{name} is truncated")));
+    }
+    Ok(bytes)
+}
+
+/// Refuses a bundle made for another release than the one `layout` holds.
+fn check_base(bundle: &Path, m: &BundleManifest, layout: (&str, Option<&str>)) -> Result<(), BuildError> {
+    let (digest, held) = layout;
+    let holds = match held {
+        Some(d) => format!("release {d}"),
+        None => "no image".to_string(),
+    };
+    let reason = match &m.base {
+        Some(b) if held == Some(b.as_str()) => return Ok(()),
+        None if held.is_none() => return Ok(()),
+        // Applied again (a device that lost power after the switch and retries): the release
+        // is already in place; the apply checks it again and changes nothing.
+        _ if digest == m.index_json => return Ok(()),
+        _ => format!("it builds on {}, and the layout holds {holds}", built_on(m)),
+    };
+    Err(refuse(bundle, reason))
+}
+
+fn built_on(m: &BundleManifest) -> String {
+    match &m.base {
+        Some(b) => format!("release {b}"),
+        None => "a layout that holds no image (a first install)".into(),
+    }
+}
+
+/// Reads the bundle member by member: every blob is streamed into the staging directory and
+/// checked against its name, and no member may appear twice.
+fn receive(
+    bundle: &Path,
+    layout: (&str, Option<&str>),
+    staging: &crate::layout::Staging,
+) -> Result<Received, BuildError> {
+    let file = std::fs::File::open(bundle).map_err(BuildError::io("open", bundle))?;
+    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let (mut manifest, mut index_json, mut blobs) = (None, None, BTreeSet::new());
+    let mut seen = BTreeSet::new();
+    for entry in archive.entries().map_err(|e| refuse(bundle, e.to_string()))? {
+        let mut entry = entry.map_err(|e| refuse(bundle, format!("unreadable: {e}")))?;
+        let name = entry.path().map_err(|e| refuse(bundle, e.to_string()))?.to_string_lossy().into_owned();
+        if !seen.insert(name.clone()) {
+            return Err(refuse(bundle, format!("it holds {} twice", walk::shown(&name))));
+        }
+        if !entry.header().entry_type().is_file() {
+            return Err(refuse(bundle, format!("{} is not a regular file", walk::shown(&name))));
+        }
+        let declared = entry.header().size().map_err(|e| refuse(bundle, format!("{name}: {e}")))?;
+        match name.as_str() {
+            BUNDLE_MANIFEST => {
+                let m = parse_manifest(bundle, &json_member(bundle, &name, &mut entry, declared)?)?;
+                check_base(bundle, &m, layout)?;
+                manifest = Some(m);
+            }
+            "index.json" => index_json = Some(json_member(bundle, &name, &mut entry, declared)?),
+            "oci-layout" => {}
+            n if n.starts_with("blobs/sha256/") => {
+                let expected = format!("sha256:{}", &n["blobs/sha256/".len()..]);
+                if walk::sha256_hex(&expected).is_none() {
+                    return Err(refuse(bundle, format!("bad blob name {}", walk::shown(n))));
+                }
+                receive_blob(bundle, staging, &expected, &mut entry, declared)?;
+                blobs.insert(expected);
+            }
+            other => return Err(refuse(bundle, format!("unexpected member {}", walk::shown(other)))),
+        }
+    }
+    let manifest = manifest.ok_or_else(|| refuse(bundle, format!("no {BUNDLE_MANIFEST}")))?;
+    let index_json = index_json.ok_or_else(|| refuse(bundle, "no index.json"))?;
+    Ok(Received { manifest, index_json, blobs })
+}
+
+fn receive_blob(
+    bundle: &Path,
+    staging: &crate::layout::Staging,
+    expected: &str,
+    entry: &mut impl Read,
+    declared: u64,
+) -> Result<(), BuildError> {
+    let blob = staging.write_blob(|w| {
+        let n = std::io::copy(entry, w).map_err(|e| refuse(bundle, format!("{expected}: {e}")))?;
+        if n != declared {
+            return Err(refuse(bundle, format!("{expected} is truncated")));
+        }
+        Ok(())
+    })?;
+    if blob.digest != expected {
+        return Err(refuse(bundle, format!("blob {expected} holds bytes with digest {}", blob.digest)));
+    }
+    Ok(())
+}
+
+/// Checks that the parts of a bundle agree: its index.json is the one its manifest records and
+/// lists an image, and it carries exactly the blobs its manifest lists.
+fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), BuildError> {
+    if crate::digest::sha256_digest(&r.index_json) != r.manifest.index_json {
+        return Err(refuse(bundle, "index.json does not match the bundle's manifest"));
+    }
+    let index: oci_spec::image::ImageIndex = walk::parse_json(layout, "the bundle's index.json", &r.index_json)
+        .map_err(|e| refuse(bundle, format!("its index.json cannot be read: {e}")))?;
+    if index.manifests().is_empty() {
+        return Err(refuse(bundle, "its index.json lists no image: applying it would empty the layout"));
+    }
+    let listed: BTreeSet<&String> = r.manifest.provides.iter().collect();
+    if listed.len() != r.manifest.provides.len() || r.manifest.provides.len() != r.blobs.len() {
+        return Err(refuse(
+            bundle,
+            format!("it should carry {} blobs and carries {}", r.manifest.provides.len(), r.blobs.len()),
+        ));
+    }
+    if let Some(extra) = r.blobs.iter().find(|b| !listed.contains(b)) {
+        return Err(refuse(bundle, format!("it carries {extra}, which {BUNDLE_MANIFEST} does not list")));
+    }
+    Ok(())
+}
+
+/// Applies a bundle to `layout`: the bundle must build on the release the layout holds, every
+/// blob is checked against its digest, everything the new index needs must then be present,
+/// and only then does the layout change, in one rename. Blobs the new index does not reach
+/// (the previous release's) are left out, unless `keep_unused`: devices have small disks.
+pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
+    // A crash between the two renames of a fallback swap parks the layout beside it.
+    crate::layout::recover(layout)?;
+    let (digest, held_release) = release(layout)?;
+    let staging = crate::layout::Staging::new(layout)?;
+    let received = receive(bundle_file, (&digest, held_release.as_deref()), &staging)?;
+    check_received(bundle_file, layout, &received)?;
+    let Received { manifest, index_json, blobs } = received;
+    // The layout's own blobs, linked (or copied) into the staging directory: those the new
+    // index reaches, or all of them with `keep_unused`. The new index's image indexes and
+    // manifests may be the layout's, so they are linked first, and the walk follows.
+    let staged = staging.path().to_path_buf();
+    // The staging directory is walked as a layout, so it gets the files that make one.
+    for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", crate::layout::OCI_LAYOUT)] {
+        let p = staged.join(name);
+        std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
+    }
+    let own = link_own(layout, &staging)?;
+    check_needed(bundle_file, &staged, &manifest, &blobs)?;
+    let (mut pruned, mut pruned_bytes) = (0, 0);
+    if !keep_unused {
+        // Image indexes of images the bundle does not update still name other platforms'
+        // manifests: a blob is kept when anything in the new layout refers to it.
+        let referenced = reachable(&held(&staged, &[])?);
+        for (name, size) in &own {
+            let digest = format!("sha256:{}", name.to_string_lossy());
+            if !referenced.contains_key(&digest) {
+                let p = staging.blob_dir().join(name);
+                std::fs::remove_file(&p).map_err(BuildError::io("remove", &p))?;
+                pruned += 1;
+                pruned_bytes += size;
+            }
+        }
+    }
+    staging.commit(&index_json)?;
+    Ok(ApplySummary { added: blobs.len(), pruned, pruned_bytes })
+}
+
+/// Links (or copies) the layout's blobs into the staging directory; returns their names and
+/// sizes.
+fn link_own(layout: &Path, staging: &crate::layout::Staging) -> Result<Vec<(std::ffi::OsString, u64)>, BuildError> {
+    let blob_dir = layout.join("blobs/sha256");
+    let mut own = Vec::new();
+    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
+        let (name, from) = (e.file_name(), e.path());
+        own.push((name.clone(), e.metadata().map(|m| m.len()).unwrap_or(0)));
+        let dest = staging.blob_dir().join(&name);
+        if dest.exists() {
+            continue;
+        }
+        if std::fs::hard_link(&from, &dest).is_err() {
+            std::fs::copy(&from, &dest).map_err(BuildError::io("copy", &from))?;
+        }
+    }
+    Ok(own)
+}
+
+/// Everything the new index reaches must be present in the staging directory and intact.
+fn check_needed(
+    bundle: &Path,
+    staged: &Path,
+    manifest: &BundleManifest,
+    carried: &BTreeSet<String>,
+) -> Result<(), BuildError> {
+    let needed = reachable(
+        &images(staged, &manifest.platforms)
+            .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
+    );
+    for digest in needed.keys() {
+        let p = blob_path(staged, digest)?;
+        let Ok(f) = std::fs::File::open(&p) else {
+            return Err(refuse(
+                bundle,
+                format!("the layout lacks {digest}, which the bundle builds on (is this the right base?)"),
+            ));
+        };
+        // What the bundle does not carry, the device must hold intact.
+        if !carried.contains(digest) {
+            let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
+            if format!("sha256:{hex}") != *digest {
+                return Err(refuse(bundle, format!("the layout's {digest} is damaged")));
+            }
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,169 @@
+//! `kiln diff`: what a device holding OLD downloads to hold NEW, image by image and platform by
+//! platform, and the text report of it.
+
+use super::{PlatformBlobs, held, images, reachable};
+use crate::error::BuildError;
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Blob {
+    pub digest: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformDiff {
+    pub platform: String,
+    pub added: Vec<Blob>,
+    pub removed: Vec<Blob>,
+    pub kept: Vec<Blob>,
+    /// What a device running OLD's image on this platform downloads: new layers, config,
+    /// manifest and image index.
+    pub download_bytes: u64,
+    /// The part of `download_bytes` that is metadata: manifest, config and image index.
+    pub metadata_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ImageDiff {
+    pub name: String,
+    /// The image is new: OLD has no image of that name.
+    pub new_image: bool,
+    pub platforms: Vec<PlatformDiff>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DiffReport {
+    pub images: Vec<ImageDiff>,
+    /// Bytes of every blob NEW references (for the chosen platforms) that OLD lacks: what a
+    /// device holding all of OLD downloads to hold all of NEW.
+    pub total_bytes: u64,
+    /// Bytes of every blob NEW references (for the chosen platforms).
+    pub new_bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub budget: Option<u64>,
+    pub over_budget: bool,
+}
+
+fn blobs(list: &[&(String, u64)]) -> Vec<Blob> {
+    list.iter().map(|(d, s)| Blob { digest: d.clone(), size: *s }).collect()
+}
+
+/// Compares two layouts; `platforms` limits the comparison (empty: all).
+pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, BuildError> {
+    let (old_images, new_images) = (held(old, platforms)?, images(new, platforms)?);
+    let old_all = reachable(&old_images);
+    let mut report = Vec::new();
+    let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+    for img in &new_images {
+        let before = old_images.iter().find(|o| o.name == img.name);
+        let mut diffs = Vec::new();
+        for p in &img.platforms {
+            let had: Option<&PlatformBlobs> =
+                before.and_then(|b| b.platforms.iter().find(|o| o.platform == p.platform));
+            let had_blobs: BTreeSet<&str> = had
+                .map(|h| {
+                    std::iter::once(&h.manifest)
+                        .chain(std::iter::once(&h.config))
+                        .chain(h.layers.iter())
+                        .map(|(d, _)| d.as_str())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let old_layers: Vec<&(String, u64)> = had.map(|h| h.layers.iter().collect()).unwrap_or_default();
+            let added: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| !had_blobs.contains(d.as_str())).collect();
+            let kept: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| had_blobs.contains(d.as_str())).collect();
+            let removed: Vec<&(String, u64)> =
+                old_layers.into_iter().filter(|(d, _)| !p.layers.iter().any(|(n, _)| n == d)).collect();
+            let mut metadata = 0;
+            for (d, s) in [&p.config, &p.manifest] {
+                if !had_blobs.contains(d.as_str()) {
+                    metadata += s;
+                }
+            }
+            if let Some((d, s)) = &img.index
+                && before.and_then(|b| b.index.as_ref()).is_none_or(|(o, _)| o != d)
+            {
+                metadata += s;
+            }
+            let download = metadata + added.iter().map(|(_, s)| s).sum::<u64>();
+            for (d, s) in std::iter::once(&p.manifest).chain(std::iter::once(&p.config)).chain(p.layers.iter()) {
+                wanted.insert(d.clone(), *s);
+            }
+            diffs.push(PlatformDiff {
+                platform: p.platform.clone(),
+                added: blobs(&added),
+                removed: blobs(&removed),
+                kept: blobs(&kept),
+                download_bytes: download,
+                metadata_bytes: metadata,
+            });
+        }
+        if let Some((d, s)) = &img.index {
+            wanted.insert(d.clone(), *s);
+        }
+        report.push(ImageDiff { name: img.name.clone(), new_image: before.is_none(), platforms: diffs });
+    }
+    let total_bytes = wanted.iter().filter(|(d, _)| !old_all.contains_key(*d)).map(|(_, s)| s).sum();
+    let new_bytes = wanted.values().sum();
+    Ok(DiffReport {
+        images: report,
+        total_bytes,
+        new_bytes,
+        budget,
+        over_budget: budget.is_some_and(|b| total_bytes > b),
+    })
+}
+
+/// `2MiB`, `500kB`, `1.5MB`, `123` → bytes.
+pub fn parse_size(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let mult: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kb" | "k" => 1e3,
+        "kib" => 1024.0,
+        "mb" | "m" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "gb" | "g" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some((n * mult).round() as u64)
+}
+
+pub fn render_diff(r: &DiffReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    for i in &r.images {
+        for p in &i.platforms {
+            let _ = writeln!(
+                s,
+                "{}{}  {:<13} layers: {} added, {} removed, {} kept   download {} bytes ({} of manifest, config and index)",
+                i.name,
+                if i.new_image { " (new)" } else { "" },
+                p.platform,
+                p.added.len(),
+                p.removed.len(),
+                p.kept.len(),
+                p.download_bytes,
+                p.metadata_bytes
+            );
+            for b in &p.added {
+                let _ = writeln!(s, "    + {} {:>10} bytes", b.digest, b.size);
+            }
+            for b in &p.removed {
+                let _ = writeln!(s, "    - {} {:>10} bytes", b.digest, b.size);
+            }
+        }
+    }
+    let _ = writeln!(s, "total: {} bytes of {} are new to OLD", r.total_bytes, r.new_bytes);
+    if let Some(b) = r.budget {
+        let _ = writeln!(s, "budget: {b} bytes: {}", if r.over_budget { "OVER" } else { "within" });
+    }
+    s
+}

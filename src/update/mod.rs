@@ -1,0 +1,98 @@
+//! Updates between two releases: what a device holding OLD must download to get NEW
+//! (`kiln diff`), a bundle of exactly that (`kiln bundle`), and applying it on the device
+//! (`kiln apply`), which checks every byte and leaves the layout unchanged on any failure.
+
+mod apply;
+mod bundle;
+mod diff;
+
+pub use apply::{ApplySummary, apply};
+pub use bundle::{BundleSummary, bundle};
+pub use diff::{Blob, DiffReport, ImageDiff, PlatformDiff, diff, parse_size, render_diff};
+
+use crate::error::BuildError;
+use crate::walk::{self, read_index};
+use oci_spec::image::Descriptor;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// One platform's image: its manifest, config and layers as (digest, size).
+#[derive(Debug, Clone)]
+pub struct PlatformBlobs {
+    pub platform: String,
+    pub manifest: (String, u64),
+    pub config: (String, u64),
+    pub layers: Vec<(String, u64)>,
+}
+
+/// One named image of a layout.
+#[derive(Debug, Clone)]
+pub struct ImageBlobs {
+    pub name: String,
+    /// The image index, when the image is multi-platform.
+    pub index: Option<(String, u64)>,
+    pub platforms: Vec<PlatformBlobs>,
+}
+
+/// Every image of a layout with the blobs it references, for `platforms` (empty: all). The
+/// manifests of other platforms are not read: a device may hold only its own.
+pub fn images(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+    images_of(walk::images_for(dir, None, platforms)?)
+}
+
+/// What a device's layout holds: platforms whose manifests it lacks are left out, as if the
+/// image did not have them.
+fn held(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+    images_of(walk::images_present(dir, None, platforms)?)
+}
+
+fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, BuildError> {
+    let pair = |d: &Descriptor| (d.digest().to_string(), d.size());
+    Ok(walked
+        .into_iter()
+        .map(|i| ImageBlobs {
+            index: i.index.as_ref().map(|_| pair(&i.desc)),
+            platforms: i
+                .platforms
+                .iter()
+                .map(|p| PlatformBlobs {
+                    platform: p.platform.clone(),
+                    manifest: pair(&p.desc),
+                    config: pair(p.manifest.config()),
+                    layers: p.manifest.layers().iter().map(pair).collect(),
+                })
+                .collect(),
+            name: i.name,
+        })
+        .collect())
+}
+
+/// Every blob a layout references, with its size.
+pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<String, u64> {
+    let mut all = BTreeMap::new();
+    for i in images {
+        if let Some((d, s)) = &i.index {
+            all.insert(d.clone(), *s);
+        }
+        for p in &i.platforms {
+            for (d, s) in std::iter::once(&p.manifest).chain(std::iter::once(&p.config)).chain(p.layers.iter()) {
+                all.insert(d.clone(), *s);
+            }
+        }
+    }
+    all
+}
+
+/// The release a layout holds, as a bundle names it: the sha256 of its index.json, or `None`
+/// when that lists no image (a device's first install starts from such a layout).
+fn release(dir: &Path) -> Result<(String, Option<String>), BuildError> {
+    let (bytes, index) = read_index(dir)?;
+    let digest = crate::digest::sha256_digest(&bytes);
+    let base = (!index.manifests().is_empty()).then(|| digest.clone());
+    Ok((digest, base))
+}
+
+/// A bundle refused, for `reason`: the layout is left as it was.
+fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
+    BuildError::BundleRefused { bundle: bundle.to_path_buf(), reason: reason.into() }
+}
