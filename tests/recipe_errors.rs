@@ -147,3 +147,28 @@ fn mode_written_in_decimal() {
     let err = fails(&f, "kiln::recipe::mode", "4:27");
     assert!(err.contains("mode=0o755"), "the help shows the octal form:\n{err}");
 }
+
+/// Like [`fails`], for hostile recipes: kiln must also finish quickly and say little.
+fn refused(f: &Fixture, code: &str, at: &str, max_stderr: usize) -> String {
+    let started = std::time::Instant::now();
+    let err = fails(f, code, at);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(20), "kiln took {took:?}");
+    assert!(err.len() <= max_stderr, "{} bytes of errors:\n{}", err.len(), &err[..err.len().min(4000)]);
+    err
+}
+
+#[test]
+fn many_problems_render_quickly_and_briefly() {
+    // 40,000 problems used to render as 13 MB, in minutes; now the first 50 are shown.
+    let f = fixture(&format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n{}}}\n", "x\n".repeat(40_000)));
+    let err = refused(&f, "kiln::recipe::unknown_node", "4:1", 40_000);
+    assert!(err.contains("has 40000 problems") && err.contains("kiln.kdl:53:1]"), "{err}");
+    assert!(!err.contains("kiln.kdl:54:1]"), "{err}");
+    assert!(err.trim_end().ends_with("39950 more problems not shown: fix the ones above and run kiln again"), "{err}");
+    // Thirty unclosed blocks: each of the parser's errors spans the rest of the file, and is
+    // shown on its first line only (a 447-byte file used to give 53 KB of errors).
+    let f = fixture(&format!("kiln 1\n{}{}", "a {\n".repeat(30), "b 1\n".repeat(80)));
+    let err = refused(&f, "kiln::recipe::syntax", "2:3", 12_000);
+    assert!(err.contains("No closing '}' for child block"), "{err}");
+}
