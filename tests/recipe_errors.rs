@@ -159,6 +159,36 @@ fn refused(f: &Fixture, code: &str, at: &str, max_stderr: usize) -> String {
 }
 
 #[test]
+fn nesting_deeper_than_32_levels_is_refused_at_its_brace() {
+    // 1,300 levels (a 3.9 KB file) used to overflow the KDL parser's stack: SIGABRT, exit 134.
+    let f = fixture(&format!("kiln 1\n{}{}\n", "a{".repeat(1300), "}".repeat(1300)));
+    let err = refused(&f, "kiln::recipe::too_deep", "2:66", 8_000);
+    assert!(err.contains("the recipe is nested more than 32 levels deep"), "{err}");
+    assert!(err.contains("level 33 starts here"), "{err}");
+    // Braces in strings and comments are text, however many there are.
+    let braces = "{".repeat(2000);
+    let f = fixture(&format!(
+        "kiln 1\nimage \"a\" {{\n    base \"scratch\" // {braces}\n    file \"/a\" \"{braces}\"\n    file \"/b\" #\"{braces}\"#\n    file \"/c\" \"\"\"\n    {braces}\n    \"\"\"\n}}\n"
+    ));
+    summary(&f.build());
+}
+
+#[test]
+fn lines_and_recipes_too_long_to_render_are_refused() {
+    // An error past column 65,535 used to panic inside miette: exit 101.
+    let f = fixture(&format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n{}coppy \"app.txt\" \"/app\"\n}}\n", " ".repeat(70_000)));
+    let err = refused(&f, "kiln::recipe::too_long", "4:1", 4_000);
+    assert!(err.contains("line 4 is 70022 bytes long"), "{err}");
+    assert!(err.contains("kiln reads lines of up to 16000 bytes"), "{err}");
+    let filler = format!("/- file \"/x\" \"{}\"\n", "y".repeat(1_000));
+    let text = format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n}}\n{}", filler.repeat(1_100));
+    let f = fixture(&text);
+    let err = refused(&f, "kiln::recipe::too_long", "1037:1", 4_000);
+    assert!(err.contains(&format!("the recipe is {} bytes long", text.len())), "{err}");
+    assert!(err.contains("kiln reads recipes of up to 1048576 bytes (1 MiB)"), "{err}");
+}
+
+#[test]
 fn many_problems_render_quickly_and_briefly() {
     // 40,000 problems used to render as 13 MB, in minutes; now the first 50 are shown.
     let f = fixture(&format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n{}}}\n", "x\n".repeat(40_000)));
@@ -171,4 +201,18 @@ fn many_problems_render_quickly_and_briefly() {
     let f = fixture(&format!("kiln 1\n{}{}", "a {\n".repeat(30), "b 1\n".repeat(80)));
     let err = refused(&f, "kiln::recipe::syntax", "2:3", 12_000);
     assert!(err.contains("No closing '}' for child block"), "{err}");
+}
+
+#[test]
+fn a_malformed_number_is_explained_at_the_value() {
+    // Used to be "invalid KDL: Expected property value", highlighting the file from its start.
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\" mode=0o999\n}\n");
+    let err = fails(&f, "kiln::recipe::syntax", "4:32");
+    assert!(err.contains("`0o999` is not an octal number"), "{err}");
+    assert!(err.contains("`9` is not an octal digit"), "{err}");
+    assert!(err.contains("the digits 0-7"), "{err}");
+    assert!(!err.contains("kiln.kdl:1:1]"), "{err}");
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    expose 8080 0x1f90g\n}\n");
+    let err = fails(&f, "kiln::recipe::syntax", "4:17");
+    assert!(err.contains("`0x1f90g` is not a hexadecimal number"), "{err}");
 }

@@ -5,9 +5,13 @@
 //! destinations after expanding directories) is checked when the plan is resolved, with the
 //! same spans, so all problems are still reported together.
 
+mod grammar;
+mod multiline;
+mod number;
 mod parse;
+mod scan;
 
-pub use parse::{parse, parse_partial};
+pub use parse::{document, parse, parse_partial};
 
 use crate::platform::Platform;
 use miette::SourceSpan;

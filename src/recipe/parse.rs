@@ -1,12 +1,13 @@
 //! KDL text to [`Recipe`], collecting every problem instead of stopping at the first.
 
+use super::multiline;
 use super::{Base, Compression, Content, Defaults, ImageSpec, LayerRules, Perms, Recipe, RustSpec, Spanned};
 use crate::debian::Flavour;
-use crate::diag::{Problem, RecipeErrors};
+use crate::diag::{Problem, RecipeErrors, shown};
 use crate::plan::layering::{NamedLayer, Volatility};
 use crate::platform::Platform;
 use kdl::{KdlDocument, KdlEntry, KdlNode, KdlValue};
-use miette::{Diagnostic, SourceSpan};
+use miette::SourceSpan;
 use std::collections::BTreeMap;
 
 const TOP_NODES: &str = "kiln, defaults, layers, image";
@@ -26,41 +27,107 @@ pub fn parse(name: &str, text: &str) -> Result<Recipe, RecipeErrors> {
 }
 
 /// Parses as much as can be parsed: the recipe without its faulty nodes (none when the text
-/// is not KDL at all) and every problem found. Lets later checks report their problems in
-/// the same run.
+/// is not KDL at all, or is refused before parsing: too long, nested too deep) and every
+/// problem found. Lets later checks report their problems in the same run.
 pub fn parse_partial(text: &str) -> (Option<Recipe>, Vec<Problem>) {
-    match KdlDocument::parse_v2(text) {
+    match document(text) {
         Ok(doc) => {
             let mut p = Parser::default();
             let recipe = p.recipe(&doc);
             (Some(recipe), p.problems)
         }
-        Err(err) => (None, syntax_problems(&err)),
+        Err(problems) => (None, problems),
     }
 }
 
-/// Turns the KDL parser's own diagnostics into recipe problems.
-fn syntax_problems(err: &kdl::KdlError) -> Vec<Problem> {
+/// The recipe as a KDL document, read behind the scan's guard, with multi-line strings read
+/// by kiln (see `multiline.rs`); or the problems that make it unreadable.
+pub fn document(text: &str) -> Result<KdlDocument, Vec<Problem>> {
+    let found = super::scan::scan(text).map_err(|refused| vec![*refused])?;
+    let mut values = Vec::new();
+    let mut problems = Vec::new();
+    for m in &found.multiline {
+        match multiline::decode(text, m) {
+            Ok(v) => values.push(v),
+            Err(p) => problems.push(*p),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let masked = if found.multiline.is_empty() { None } else { Some(multiline::mask(text, &found.multiline)) };
+    match KdlDocument::parse_v2(masked.as_deref().unwrap_or(text)) {
+        Ok(mut doc) => {
+            multiline::patch(&mut doc, &found.multiline, &values);
+            Ok(doc)
+        }
+        Err(err) => Err(syntax_problems(text, &err, found.values)),
+    }
+}
+
+/// Turns the KDL parser's own diagnostics into recipe problems. Where one falls on a value the
+/// scan found malformed (a number such as `0o999`, a keyword without `#`), the scan's
+/// explanation replaces the parser's words, and the parser's other complaints, often echoes of
+/// the same value, are dropped.
+fn syntax_problems(text: &str, err: &kdl::KdlError, values: Vec<Problem>) -> Vec<Problem> {
     let mut out = Vec::new();
-    let mut push = |d: &dyn Diagnostic| {
-        let span = d.labels().and_then(|mut l| l.next()).map(|l| *l.inner()).unwrap_or_else(|| (0, 0).into());
-        let mut problem = Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: {d}"));
-        if let Some(label) = d.labels().and_then(|mut l| l.next()).and_then(|l| l.label().map(str::to_string)) {
-            problem = problem.label(label);
+    let mut explained = vec![false; values.len()];
+    for d in &err.diagnostics {
+        let (start, end) = (d.span.offset(), d.span.offset() + d.span.len());
+        // For a property's value the parser's span starts at the top of the file and ends
+        // where the value went wrong.
+        let words = [d.message.as_deref(), d.label.as_deref()];
+        let property = words.iter().flatten().any(|w| w.contains("property value"));
+        let hit = values.iter().position(|v| {
+            let (vs, ve) = (v.span.offset(), v.span.offset() + v.span.len());
+            if property { vs <= end && end <= ve } else { start < ve && end > vs }
+        });
+        match hit {
+            Some(i) => explained[i] = true,
+            None => out.push(kdl_problem(text, d, property)),
         }
-        if let Some(help) = d.help() {
-            problem = problem.help(help.to_string());
-        }
-        out.push(problem);
-    };
-    match err.related() {
-        Some(related) => related.for_each(&mut push),
-        None => push(err),
+    }
+    if explained.contains(&true) {
+        return values.into_iter().zip(explained).filter(|(_, e)| *e).map(|(v, _)| v).collect();
     }
     if out.is_empty() {
         out.push(Problem::new("kiln::recipe::syntax", (0, 0).into(), format!("invalid KDL: {err}")));
     }
     out
+}
+
+fn kdl_problem(text: &str, d: &kdl::KdlDiagnostic, property: bool) -> Problem {
+    let span = if property { value_at(text, d.span.offset() + d.span.len()) } else { d.span };
+    if property && text.get(span.offset()..span.offset() + span.len()) == Some("=") {
+        let key = text[..span.offset()].rsplit(|c: char| c.is_whitespace()).next().unwrap_or_default();
+        return Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: property `{}` has no value", shown(key)))
+            .label("a value must follow `=`")
+            .help("write the value right after `=`, such as mode=0o644 or name=\"text\"");
+    }
+    let message = d.message.clone().unwrap_or_else(|| "syntax error".into());
+    let mut problem = Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: {message}"));
+    if let Some(label) = &d.label {
+        problem = problem.label(label.clone());
+    }
+    if let Some(help) = &d.help {
+        problem = problem.help(help.clone());
+    }
+    problem
+}
+
+/// The value around byte `at`, or the `=` before it when there is none.
+fn value_at(text: &str, at: usize) -> SourceSpan {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let part = |c: char| !(c.is_whitespace() || "\\/(){};[]\"#=".contains(c));
+    let start = text[..at].rfind(|c| !part(c)).map_or(0, |i| i + text[i..].chars().next().map_or(1, char::len_utf8));
+    let end = text[at..].find(|c| !part(c)).map_or(text.len(), |i| at + i);
+    if start == end && text[..at].ends_with('=') {
+        return (at - 1, 1).into();
+    }
+    (start, end - start).into()
 }
 
 #[derive(Default)]
@@ -151,7 +218,7 @@ impl Parser {
                     format!("`{}` accepts: {}", node.name().value(), allowed.join(", "))
                 };
                 self.problem(
-                    Problem::new("kiln::recipe::property", e.span(), format!("unknown property `{name}`"))
+                    Problem::new("kiln::recipe::property", e.span(), format!("unknown property `{}`", shown(name)))
                         .label("unknown property")
                         .help(help),
                 );
@@ -190,14 +257,11 @@ impl Parser {
     }
 
     fn unknown(&mut self, node: &KdlNode, within: &str, valid: &str) {
+        let name = node.name().value();
         self.problem(
-            Problem::new(
-                "kiln::recipe::unknown_node",
-                name_span(node),
-                format!("unknown node `{}` in {within}", node.name().value()),
-            )
-            .label("not a recipe node here")
-            .help(format!("valid nodes in {within}: {valid}")),
+            Problem::new("kiln::recipe::unknown_node", name_span(node), format!("unknown node `{}` in {within}", shown(name)))
+                .label("not a recipe node here")
+                .help(format!("valid nodes in {within}: {valid}")),
         );
     }
 
@@ -766,27 +830,7 @@ impl Parser {
                     }
                 }
                 "platforms" => platforms = self.platforms(child),
-                "copy" => {
-                    self.no_children(child);
-                    self.no_props(child, &["mode", "uid", "gid"]);
-                    let perms = self.perms(child);
-                    if let Some(a) = self.arity(child, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]") {
-                        let src = self.string(a[0]);
-                        let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
-                        let src = src.filter(|s| self.printable(s, "source"));
-                        if let Some(src) = &src
-                            && src.value.is_empty()
-                        {
-                            self.problem(
-                                Problem::new("kiln::recipe::source", src.span, "empty source path")
-                                    .label("names no file"),
-                            );
-                        }
-                        if let (Some(src), Some(dest)) = (src, dest) {
-                            contents.push(Content::Copy { src, dest, perms, span: child.span() });
-                        }
-                    }
-                }
+                "copy" => contents.extend(self.copy(child)),
                 "file" => {
                     self.no_children(child);
                     self.no_props(child, &["mode", "uid", "gid"]);
@@ -913,6 +957,22 @@ impl Parser {
             annotations,
             span: node.span(),
         })
+    }
+
+    fn copy(&mut self, node: &KdlNode) -> Option<Content> {
+        self.no_props(node, &["mode", "uid", "gid"]);
+        let perms = self.perms(node);
+        self.no_children(node);
+        let a = self.arity(node, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]")?;
+        let src = self.string(a[0]);
+        let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
+        let src = src.filter(|s| self.printable(s, "source"));
+        if let Some(src) = &src
+            && src.value.is_empty()
+        {
+            self.problem(Problem::new("kiln::recipe::source", src.span, "empty source path").label("names no file"));
+        }
+        Some(Content::Copy { src: src?, dest: dest?, perms, span: node.span() })
     }
 
     fn single_string(&mut self, node: &KdlNode, usage: &str) -> Option<Spanned<String>> {
@@ -1139,5 +1199,168 @@ mod tests {
             Content::Copy { dest, .. } => assert_eq!(dest.value, "/usr/bin/"),
             other => panic!("unexpected {other:?}"),
         }
+    }
+
+    fn first(text: &str) -> Problem {
+        match parse("kiln.kdl", text) {
+            Ok(_) => panic!("parses: {text:?}"),
+            Err(e) => e.problems[0].clone(),
+        }
+    }
+
+    const OK: &str = "kiln 1\nimage \"a\" { base \"scratch\"; }\n";
+
+    #[test]
+    fn nesting_is_refused_past_32_levels_at_the_brace() {
+        let blocks = |n: usize| format!("{}{}", "x{".repeat(n), "}".repeat(n));
+        assert!(parse("k", &format!("{OK}{}", blocks(32))).unwrap_err().codes().iter().all(|c| *c == "kiln::recipe::unknown_node"));
+        // A `/-` in front of a node counts with its block: 32 blocks under it make 33 levels.
+        let text = format!("{OK}/-{}", blocks(32));
+        let p = first(&text);
+        assert_eq!((p.code, &text[p.span.offset()..p.span.offset() + 2]), ("kiln::recipe::too_deep", "{}"));
+        let p = first(&format!("{OK}{}", "a{".repeat(5000)));
+        assert_eq!((p.code, p.span.offset()), ("kiln::recipe::too_deep", OK.len() + 65));
+        assert_eq!(first(&format!("{OK}{}", "/*".repeat(40))).code, "kiln::recipe::too_deep");
+        assert_eq!(first(&format!("{OK}a {}b", "/- ".repeat(40))).code, "kiln::recipe::too_deep");
+    }
+
+    #[test]
+    fn braces_in_strings_and_comments_do_not_nest() {
+        let braces = "{".repeat(100);
+        for value in [
+            format!("\"{braces}\\\"\""),
+            format!("#\"{braces}\"#"),
+            format!("##\"\"#{braces}\"##"),
+            format!("\"\"\"\n  {braces}\n  \"\"\""),
+            format!("#\"\"\"\n\"\"\"{braces}\n\"\"\"#"),
+        ] {
+            let text = format!("kiln 1\nimage \"a\" {{ base \"scratch\"; file \"/x\" {value} /* {braces} /* */ */ }} // {braces}\n");
+            let r = parse("k", &text).unwrap_or_else(|e| panic!("{value}: {:?}", e.problems));
+            assert!(matches!(&r.images[0].contents[0], Content::File { content, .. } if content.contains(&braces)));
+        }
+    }
+
+    #[test]
+    fn malformed_strings_and_comments_are_refused_before_the_parser() {
+        let braces = "{".repeat(400);
+        // Each of these once let the KDL parser read the braces as blocks and overflow its stack.
+        for (text, at) in [
+            (format!("a \"x\n{braces}\"\n"), 2),
+            (format!("a \"x\\\n{braces}\"\n"), 2),
+            (format!("a \"\"\"x {braces} \"\"\"\n"), 2),
+            (format!("a \"\"\" \n{braces}\n\"\"\"\n"), 2),
+            (format!("a #\"x\n{braces}\"#\n"), 2),
+            (format!("a #\"\"\"\n{braces}\"\"\"#\n"), 407),
+            (format!("foo\"bar {braces} \"\n"), 3),
+            (format!("a \"unclosed {braces}"), 2),
+            (format!("a /* unclosed\n{braces}"), 2),
+        ] {
+            let p = first(&text);
+            assert_eq!((p.code, p.span.offset()), ("kiln::recipe::syntax", at), "{text:.20}: {}", p.message);
+        }
+    }
+
+    #[test]
+    fn many_syntax_errors_stop_at_the_first() {
+        for text in ["}\n".repeat(5000), "a =\n".repeat(5000), "(t)\n".repeat(5000), "a \\ ".repeat(3000)] {
+            let p = first(&text);
+            assert_eq!(p.code, "kiln::recipe::syntax");
+            assert!(p.help.unwrap().contains("more than 32 syntax errors"), "{text:.10}");
+        }
+        // A few go to the KDL parser, which explains them.
+        assert_eq!(first("kiln 1\n}\n").message, "invalid KDL: Expected end of document");
+        // After an error, a string holding a brace on the same line is not read.
+        assert!(first("a = \"{\"\n").message.contains("a property is written key=value"));
+    }
+
+    #[test]
+    fn long_lines_and_files_are_refused() {
+        let p = first(&format!("kiln 1\n{}\n", "x".repeat(20_000)));
+        assert_eq!((p.code, p.message.as_str(), p.span.offset()), ("kiln::recipe::too_long", "line 2 is 20000 bytes long", 7));
+        let line = format!("/- x \"{}\"\n", "y".repeat(1000));
+        let p = first(&line.repeat(2000));
+        assert_eq!(p.code, "kiln::recipe::too_long");
+        assert!(p.message.starts_with("the recipe is 2016000 bytes long"), "{}", p.message);
+        assert_eq!(p.span.offset() % line.len(), 0);
+        assert!(parse("k", &format!("{OK}/- x \"{}\"\n", "y".repeat(15_980))).is_ok());
+    }
+
+    #[test]
+    fn unusual_line_breaks_and_control_characters_are_refused() {
+        assert_eq!(first("kiln 1\rimage").code, "kiln::recipe::line_break");
+        assert_eq!(first("kiln 1\nimage \"a\u{2028}\"").code, "kiln::recipe::line_break");
+        let p = first("kiln 1\nimage \"a\u{1}\"");
+        assert_eq!((p.code, p.span.offset()), ("kiln::recipe::syntax", 15));
+        assert!(parse("k", &OK.replace('\n', "\r\n")).is_ok());
+        assert!(parse("k", &format!("\u{FEFF}{OK}")).is_ok());
+    }
+
+    #[test]
+    fn malformed_numbers_are_explained_where_they_are() {
+        let text = "kiln 1\nimage \"a\" {\n base \"scratch\"\n copy \"a\" \"/a\" mode=0o999\n}\n";
+        let p = first(text);
+        assert_eq!(p.message, "invalid KDL: `0o999` is not an octal number");
+        assert_eq!(&text[p.span.offset()..p.span.offset() + p.span.len()], "0o999");
+        let p = first("kiln 1\nimage \"a\" { base \"scratch\"; expose 0x1g; }");
+        assert_eq!(p.message, "invalid KDL: `0x1g` is not a hexadecimal number");
+        let p = first("kiln 1\nimage \"a\" { base \"scratch\"; copy \"a\" \"/a\" mode=\n}");
+        assert_eq!((p.message.as_str(), p.span.len()), ("invalid KDL: property `mode` has no value", 1));
+        assert!(first("kiln 1\nimage \"a\" { user true; }").message.contains("needs a `#`"));
+    }
+
+    /// The same values as the KDL parser reads from the same text, or an error where it has one.
+    #[test]
+    fn multi_line_strings_read_as_kdl_reads_them() {
+        let cases = [
+            "\"\"\"\n  foo \\\nbar\n  baz\n  \\   \"\"\"",
+            "\"\"\"\n  foo\n \n\n  bar\n  \"\"\"",
+            "\"\"\"\n\tfoo\n  \"\"\"",
+            "\"\"\"\r\n  foo\r\n  bar\r\n  \"\"\"",
+            "\"\"\"\n  bar\\\n  \"\"\"",
+            "\"\"\"\n  foo\n bar\n  \"\"\"",
+            "\"\"\"\n\"\"\"",
+            "\"\"\"\n\n\"\"\"",
+            "\"\"\"\n  \\n\\t\\u{1F600}\\s\\\"\\\\\n  \"\"\"",
+            "\"\"\"\n  \\q\n  \"\"\"",
+            "\"\"\"\n  \\u{D800}\n  \"\"\"",
+            "\"\"\"\n  a\\   b\n  \"\"\"",
+            "\"\"\"\n  a\\\n\n  b\n  \"\"\"",
+            "\"\"\"\n  a \"\" b \"\n  \"\"\"",
+            "\"\"\"\n  x\n  \\\n  \"\"\"",
+            "\"\"\"\n   \n  x\n  \"\"\"",
+            "\"\"\"\n  x \"\"\" y\n  \"\"\"",
+            "\"\"\"\n\u{3000}x\n\u{3000}\"\"\"",
+            "#\"\"\"\n  x\n  \"\"\"#",
+            "#\"\"\"\n  x\\n \"\"\" y\n  \"\"\"#",
+            "#\"\"\"\n  x \"\"\"# y\n  \"\"\"#",
+            "##\"\"\"\n  \"\"\"#\n  \"\"\"##",
+        ];
+        let value = |d: &KdlDocument| d.nodes()[0].entries()[0].value().clone();
+        for case in cases {
+            let text = format!("a {case} k=1\n");
+            match (document(&text), KdlDocument::parse_v2(&text)) {
+                (Ok(ours), Ok(theirs)) => assert_eq!(value(&ours), value(&theirs), "{case}"),
+                (Err(_), Err(_)) => {}
+                (ours, theirs) => panic!("{case}: kiln {:?}, kdl {:?}", ours.map(|d| value(&d)), theirs.map(|d| value(&d))),
+            }
+        }
+        // As a node's name, a property's key and a type.
+        let d = document("\"\"\"\n  n\n  \"\"\" (\"\"\"\nt\n\"\"\")1 \"\"\"\nk\n\"\"\"=\"\"\"\n  v\n \"\"\" { c; }").unwrap();
+        let n = &d.nodes()[0];
+        assert_eq!(n.name().value(), "n");
+        assert_eq!((n.entries()[0].ty().unwrap().value(), n.entries()[1].name().unwrap().value()), ("t", "k"));
+        assert_eq!(n.entries()[1].value(), &KdlValue::String(" v".into()));
+        assert_eq!(n.children().unwrap().nodes()[0].name().value(), "c");
+    }
+
+    #[test]
+    fn multi_line_strings_with_many_braces_stay_text() {
+        // The KDL parser alone overflows its stack on these.
+        let json = "{\"a\": [{\"b\": {}}]}\n".repeat(2000);
+        let text = format!("kiln 1\nimage \"a\" {{\n base \"scratch\"\n file \"/x.json\" \"\"\"\n{json}\"\"\"\n}}\n");
+        let r = parse("k", &text).unwrap();
+        assert!(matches!(&r.images[0].contents[0], Content::File { content, .. } if content.len() == json.len() - 1));
+        let p = first("kiln 1\na \"\"\"\n  ok\n x\n  \"\"\"\n");
+        assert_eq!((p.message.as_str(), p.span.offset()), ("invalid KDL: a line of this multi-line string is indented less than its closing `\"\"\"`", 18));
     }
 }
