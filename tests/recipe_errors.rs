@@ -204,6 +204,22 @@ fn many_problems_render_quickly_and_briefly() {
 }
 
 #[test]
+fn unknown_nodes_suggest_the_closest_valid_one() {
+    let f = fixture(
+        "kiln 1\ndefaults {\n    platfroms \"linux/amd64\"\n}\nlayers {\n    buget 3\n    layer \"l\" {\n        paht \"/a/\"\n        path \"/b/\"\n    }\n}\nimage \"a\" {\n    base \"scratch\"\n    coppy \"app.txt\" \"/app\"\n    rust \"x\" {\n        featurs \"a\"\n    }\n    colour \"blue\"\n}\nimgae \"b\" {\n}\n",
+    );
+    let err = fails(&f, "kiln::recipe::unknown_node", "3:5");
+    for (at, close) in
+        [("3:5", "platforms"), ("6:5", "budget"), ("8:9", "path"), ("14:5", "copy"), ("16:9", "features"), ("20:1", "image")]
+    {
+        let shown = err.split("Error: ").find(|e| e.contains(&format!("kiln.kdl:{at}]"))).unwrap_or_else(|| panic!("{at}:\n{err}"));
+        assert!(shown.contains(&format!("did you mean `{close}`?")), "{at}:\n{shown}");
+    }
+    let colour = err.split("Error: ").find(|e| e.contains("`colour`")).unwrap();
+    assert!(colour.contains("not a recipe node here") && !colour.contains("did you mean"), "{colour}");
+}
+
+#[test]
 fn a_malformed_number_is_explained_at_the_value() {
     // Used to be "invalid KDL: Expected property value", highlighting the file from its start.
     let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \"app.txt\" \"/app\" mode=0o999\n}\n");

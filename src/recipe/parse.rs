@@ -130,6 +130,22 @@ fn value_at(text: &str, at: usize) -> SourceSpan {
     (start, end - start).into()
 }
 
+/// The valid name closest to `name`, if it is close enough to be a slip.
+fn closest<'a>(name: &str, valid: &'a str) -> Option<&'a str> {
+    let n = name.chars().count();
+    if n > 40 {
+        return None;
+    }
+    let limit = (n / 3).max(1);
+    valid
+        .split(", ")
+        .filter(|v| v.len().abs_diff(name.len()) <= limit)
+        .map(|v| (strsim::osa_distance(&name.to_lowercase(), v), v))
+        .filter(|(d, _)| *d <= limit)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, v)| v)
+}
+
 #[derive(Default)]
 struct Parser {
     problems: Vec<Problem>,
@@ -217,9 +233,13 @@ impl Parser {
                 } else {
                     format!("`{}` accepts: {}", node.name().value(), allowed.join(", "))
                 };
+                let label = match closest(name, &allowed.join(", ")) {
+                    Some(close) if !allowed.is_empty() => format!("did you mean `{close}`?"),
+                    _ => "unknown property".into(),
+                };
                 self.problem(
                     Problem::new("kiln::recipe::property", e.span(), format!("unknown property `{}`", shown(name)))
-                        .label("unknown property")
+                        .label(label)
                         .help(help),
                 );
             }
@@ -258,9 +278,13 @@ impl Parser {
 
     fn unknown(&mut self, node: &KdlNode, within: &str, valid: &str) {
         let name = node.name().value();
+        let label = match closest(name, valid) {
+            Some(close) => format!("did you mean `{close}`?"),
+            None => "not a recipe node here".into(),
+        };
         self.problem(
             Problem::new("kiln::recipe::unknown_node", name_span(node), format!("unknown node `{}` in {within}", shown(name)))
-                .label("not a recipe node here")
+                .label(label)
                 .help(format!("valid nodes in {within}: {valid}")),
         );
     }
@@ -1306,6 +1330,22 @@ mod tests {
         let p = first("kiln 1\nimage \"a\" { base \"scratch\"; copy \"a\" \"/a\" mode=\n}");
         assert_eq!((p.message.as_str(), p.span.len()), ("invalid KDL: property `mode` has no value", 1));
         assert!(first("kiln 1\nimage \"a\" { user true; }").message.contains("needs a `#`"));
+    }
+
+    #[test]
+    fn unknown_nodes_suggest_the_closest_valid_one() {
+        let label = |text: &str| {
+            let e = parse("k", text).unwrap_err();
+            e.problems.iter().find(|p| p.code != "kiln::recipe::missing_node").unwrap().label.clone()
+        };
+        assert_eq!(label("kiln 1\ndefualts {}\nimage \"a\" { base \"scratch\"; }"), "did you mean `defaults`?");
+        assert_eq!(label(&format!("kiln 1\ndefaults {{ platfroms \"linux/amd64\"; }}\n{OK}")), "did you mean `platforms`?");
+        assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; coppy \"a\" \"/a\"; }"), "did you mean `copy`?");
+        assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; rust \"x\" { featurs \"a\"; }; }"), "did you mean `features`?");
+        assert_eq!(label("kiln 1\nlayers { buget 3; }\nimage \"a\" { base \"scratch\"; }"), "did you mean `budget`?");
+        assert_eq!(label("kiln 1\nlayers { layer \"x\" { paht \"/a\"; }; }\nimage \"a\" { base \"scratch\"; }"), "did you mean `path`?");
+        assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; colour \"blue\"; }"), "not a recipe node here");
+        assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; copy \"a\" \"/a\" mdoe=0o644; }"), "did you mean `mode`?");
     }
 
     /// The same values as the KDL parser reads from the same text, or an error where it has one.
