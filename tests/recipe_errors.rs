@@ -232,3 +232,17 @@ fn a_malformed_number_is_explained_at_the_value() {
     let err = fails(&f, "kiln::recipe::syntax", "4:17");
     assert!(err.contains("`0x1f90g` is not a hexadecimal number"), "{err}");
 }
+
+#[test]
+fn copy_takes_exclude_patterns() {
+    let f = fixture(
+        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \".\" \"/app/\" {\n        exclude \"target/\" \"*.log\" \"docs/**/*.tmp\"\n        exclude \"!keep.log\"\n    }\n}\n",
+    );
+    let o = kiln().current_dir(f.path()).args(["plan", "-f", "kiln.kdl"]).output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \".\" \"/app/\" {\n        exclude \"target/\" \"\"\n        exclude \"a\\tb\"\n        exclude\n    }\n}\n");
+    let err = fails(&f, "kiln::recipe::exclude_pattern", "5:27");
+    assert!(err.contains("empty exclude pattern") && err.contains("has 3 problems"), "{err}");
+    assert!(err.contains("kiln::recipe::control_character") && err.contains("kiln.kdl:6:17]"), "{err}");
+    assert!(err.contains("`exclude` needs at least one pattern") && err.contains("kiln.kdl:7:9]"), "{err}");
+}

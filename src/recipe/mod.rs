@@ -89,8 +89,9 @@ pub struct Perms {
 /// One node that puts files into an image.
 #[derive(Debug, Clone)]
 pub enum Content {
-    /// `copy SRC DEST`: a file or a directory tree; SRC may hold `{arch}` and friends.
-    Copy { src: Spanned<String>, dest: Spanned<String>, perms: Perms, span: SourceSpan },
+    /// `copy SRC DEST { exclude … }`: a file or a directory tree; SRC may hold `{arch}` and
+    /// friends. `exclude` holds dockerignore patterns, relative to SRC, applied when planning.
+    Copy { src: Spanned<String>, dest: Spanned<String>, perms: Perms, exclude: Vec<Spanned<String>>, span: SourceSpan },
     /// `file DEST "content"`: a file written from the recipe itself.
     File { dest: Spanned<String>, content: String, perms: Perms, span: SourceSpan },
     /// `rust "PACKAGE" { … }`: a binary cross-compiled from a cargo package.

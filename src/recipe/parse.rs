@@ -986,8 +986,8 @@ impl Parser {
     fn copy(&mut self, node: &KdlNode) -> Option<Content> {
         self.no_props(node, &["mode", "uid", "gid"]);
         let perms = self.perms(node);
-        self.no_children(node);
-        let a = self.arity(node, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0]")?;
+        let exclude = self.excludes(node);
+        let a = self.arity(node, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0] [{ exclude \"PATTERN\" … }]")?;
         let src = self.string(a[0]);
         let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
         let src = src.filter(|s| self.printable(s, "source"));
@@ -996,7 +996,47 @@ impl Parser {
         {
             self.problem(Problem::new("kiln::recipe::source", src.span, "empty source path").label("names no file"));
         }
-        Some(Content::Copy { src: src?, dest: dest?, perms, span: node.span() })
+        Some(Content::Copy { src: src?, dest: dest?, perms, exclude: exclude?, span: node.span() })
+    }
+
+    /// A `copy` node's block: `exclude "PATTERN" …`, any number of times. `None` when one of
+    /// them is refused.
+    fn excludes(&mut self, node: &KdlNode) -> Option<Vec<Spanned<String>>> {
+        let mut out = Vec::new();
+        let mut ok = true;
+        for child in node.children().map(|c| c.nodes()).unwrap_or_default() {
+            if child.name().value() != "exclude" {
+                self.unknown(child, "`copy`", "exclude");
+                ok = false;
+                continue;
+            }
+            self.no_props(child, &[]);
+            self.no_children(child);
+            let a = args(child);
+            if a.is_empty() {
+                self.problem(
+                    Problem::new("kiln::recipe::arguments", child.span(), "`exclude` needs at least one pattern")
+                        .label("no pattern given")
+                        .help("for example: exclude \"target/\" \"*.log\""),
+                );
+                ok = false;
+            }
+            for e in a {
+                match self.string(e).filter(|p| self.printable(p, "exclude pattern")) {
+                    Some(p) if p.value.trim().trim_start_matches('!').trim().is_empty() => {
+                        self.problem(
+                            Problem::new("kiln::recipe::exclude_pattern", p.span, "empty exclude pattern")
+                                .label("matches nothing")
+                                .help("write a path pattern such as \"target/\" or \"*.log\"; `!` before one re-includes what it matches"),
+                        );
+                        ok = false;
+                    }
+                    Some(p) => out.push(p),
+                    None => ok = false,
+                }
+            }
+        }
+        ok.then_some(out)
     }
 
     fn single_string(&mut self, node: &KdlNode, usage: &str) -> Option<Spanned<String>> {
@@ -1346,6 +1386,25 @@ mod tests {
         assert_eq!(label("kiln 1\nlayers { layer \"x\" { paht \"/a\"; }; }\nimage \"a\" { base \"scratch\"; }"), "did you mean `path`?");
         assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; colour \"blue\"; }"), "not a recipe node here");
         assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; copy \"a\" \"/a\" mdoe=0o644; }"), "did you mean `mode`?");
+    }
+
+    #[test]
+    fn copy_takes_exclude_patterns() {
+        let r = parse("k", "kiln 1\nimage \"a\" { base \"scratch\"; copy \".\" \"/app/\" { exclude \"target/\" \"*.log\"; exclude \"!keep.log\"; }; }").unwrap();
+        let Content::Copy { exclude, .. } = &r.images[0].contents[0] else { panic!("not a copy") };
+        let patterns: Vec<&str> = exclude.iter().map(|p| p.value.as_str()).collect();
+        assert_eq!(patterns, ["target/", "*.log", "!keep.log"]);
+        assert_eq!(
+            codes("kiln 1\nimage \"a\" { base \"scratch\"; copy \".\" \"/app/\" { exclude \"\" \"!\" \"a\\nb\"; exclude; exclude 1; skip \"x\"; }; }"),
+            vec![
+                "kiln::recipe::exclude_pattern",
+                "kiln::recipe::exclude_pattern",
+                "kiln::recipe::control_character",
+                "kiln::recipe::arguments",
+                "kiln::recipe::type",
+                "kiln::recipe::unknown_node"
+            ]
+        );
     }
 
     /// The same values as the KDL parser reads from the same text, or an error where it has one.
