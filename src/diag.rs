@@ -233,7 +233,10 @@ mod tests {
     use super::*;
 
     fn render(e: &RecipeErrors) -> String {
-        let theme = miette::GraphicalTheme { characters: miette::ThemeCharacters::ascii(), styles: miette::ThemeStyles::none() };
+        let theme = miette::GraphicalTheme {
+            characters: miette::ThemeCharacters::ascii(),
+            styles: miette::ThemeStyles::none(),
+        };
         let mut out = String::new();
         miette::GraphicalReportHandler::new_themed(theme).with_width(100).render_report(&mut out, e).unwrap();
         out
@@ -242,7 +245,8 @@ mod tests {
     #[test]
     fn reports_show_the_first_50_problems_then_count_the_rest() {
         let text = "x\n".repeat(60);
-        let problems = (0..60).rev().map(|i| Problem::new("kiln::test", (i * 2, 1).into(), format!("problem {i}"))).collect();
+        let problems =
+            (0..60).rev().map(|i| Problem::new("kiln::test", (i * 2, 1).into(), format!("problem {i}"))).collect();
         let out = render(&RecipeErrors::new("k", &text, problems));
         assert!(out.contains("problem 0") && out.contains("problem 49") && !out.contains("problem 50"), "{out}");
         assert!(out.trim_end().ends_with("10 more problems not shown: fix the ones above and run kiln again"), "{out}");
@@ -251,11 +255,15 @@ mod tests {
     #[test]
     fn spans_are_fitted_to_one_line_and_to_characters() {
         let text = "a é\nb\nc\n";
-        let e = RecipeErrors::new("k", text, vec![
-            Problem::new("kiln::test", (0, text.len()).into(), "whole file"),
-            Problem::new("kiln::test", (3, 1).into(), "inside é"),
-            Problem::new("kiln::test", (100, 5).into(), "past the end"),
-        ]);
+        let e = RecipeErrors::new(
+            "k",
+            text,
+            vec![
+                Problem::new("kiln::test", (0, text.len()).into(), "whole file"),
+                Problem::new("kiln::test", (3, 1).into(), "inside é"),
+                Problem::new("kiln::test", (100, 5).into(), "past the end"),
+            ],
+        );
         let spans: Vec<(usize, usize)> = e.problems.iter().map(|p| (p.span.offset(), p.span.len())).collect();
         assert_eq!(spans, [(0, 4), (2, 2), (text.len(), 0)]);
         render(&e);

@@ -176,7 +176,10 @@ fn nesting_deeper_than_32_levels_is_refused_at_its_brace() {
 #[test]
 fn lines_and_recipes_too_long_to_render_are_refused() {
     // An error past column 65,535 used to panic inside miette: exit 101.
-    let f = fixture(&format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n{}coppy \"app.txt\" \"/app\"\n}}\n", " ".repeat(70_000)));
+    let f = fixture(&format!(
+        "kiln 1\nimage \"a\" {{\n    base \"scratch\"\n{}coppy \"app.txt\" \"/app\"\n}}\n",
+        " ".repeat(70_000)
+    ));
     let err = refused(&f, "kiln::recipe::too_long", "4:1", 4_000);
     assert!(err.contains("line 4 is 70022 bytes long"), "{err}");
     assert!(err.contains("kiln reads lines of up to 16000 bytes"), "{err}");
@@ -209,10 +212,18 @@ fn unknown_nodes_suggest_the_closest_valid_one() {
         "kiln 1\ndefaults {\n    platfroms \"linux/amd64\"\n}\nlayers {\n    buget 3\n    layer \"l\" {\n        paht \"/a/\"\n        path \"/b/\"\n    }\n}\nimage \"a\" {\n    base \"scratch\"\n    coppy \"app.txt\" \"/app\"\n    rust \"x\" {\n        featurs \"a\"\n    }\n    colour \"blue\"\n}\nimgae \"b\" {\n}\n",
     );
     let err = fails(&f, "kiln::recipe::unknown_node", "3:5");
-    for (at, close) in
-        [("3:5", "platforms"), ("6:5", "budget"), ("8:9", "path"), ("14:5", "copy"), ("16:9", "features"), ("20:1", "image")]
-    {
-        let shown = err.split("Error: ").find(|e| e.contains(&format!("kiln.kdl:{at}]"))).unwrap_or_else(|| panic!("{at}:\n{err}"));
+    for (at, close) in [
+        ("3:5", "platforms"),
+        ("6:5", "budget"),
+        ("8:9", "path"),
+        ("14:5", "copy"),
+        ("16:9", "features"),
+        ("20:1", "image"),
+    ] {
+        let shown = err
+            .split("Error: ")
+            .find(|e| e.contains(&format!("kiln.kdl:{at}]")))
+            .unwrap_or_else(|| panic!("{at}:\n{err}"));
         assert!(shown.contains(&format!("did you mean `{close}`?")), "{at}:\n{shown}");
     }
     let colour = err.split("Error: ").find(|e| e.contains("`colour`")).unwrap();
@@ -240,7 +251,9 @@ fn copy_takes_exclude_patterns() {
     );
     let o = kiln().current_dir(f.path()).args(["plan", "-f", "kiln.kdl"]).output().unwrap();
     assert!(o.status.success(), "{}", stderr(&o));
-    let f = fixture("kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \".\" \"/app/\" {\n        exclude \"target/\" \"\"\n        exclude \"a\\tb\"\n        exclude\n    }\n}\n");
+    let f = fixture(
+        "kiln 1\nimage \"a\" {\n    base \"scratch\"\n    copy \".\" \"/app/\" {\n        exclude \"target/\" \"\"\n        exclude \"a\\tb\"\n        exclude\n    }\n}\n",
+    );
     let err = fails(&f, "kiln::recipe::exclude_pattern", "5:27");
     assert!(err.contains("empty exclude pattern") && err.contains("has 3 problems"), "{err}");
     assert!(err.contains("kiln::recipe::control_character") && err.contains("kiln.kdl:6:17]"), "{err}");

@@ -388,3 +388,26 @@ fn a_rust_workspace_outside_the_recipe_directory_is_refused() {
     assert!(err.contains("kiln::recipe::source_outside") && err.contains("workspace"), "{err}");
     assert!(!f.path().join("svc/out").exists());
 }
+
+#[test]
+fn exclude_patterns_and_kilnignore_leave_files_out_and_bad_patterns_are_named() {
+    let f = Fixture::new();
+    f.recipe(&recipe_with("    copy \"site\" \"/srv/\" {\n        exclude \"*.tmp\" \"drafts/\"\n        exclude \"!drafts/keep.md\"\n    }\n"))
+        .write("site/index.html", "<p>hi</p>\n")
+        .write("site/x.tmp", "tmp\n")
+        .write("site/deep/y.tmp", "deeper, kept: * stays in one component\n")
+        .write("site/drafts/a.md", "draft\n")
+        .write("site/drafts/keep.md", "kept\n");
+    let paths = entry_paths(&f);
+    for kept in ["/srv/index.html", "/srv/deep/y.tmp", "/srv/drafts/keep.md"] {
+        assert!(paths.iter().any(|p| p == kept), "{kept} missing from {paths:?}");
+    }
+    for gone in ["/srv/x.tmp", "/srv/drafts/a.md"] {
+        assert!(!paths.iter().any(|p| p == gone), "{gone} copied: {paths:?}");
+    }
+    f.recipe(&recipe_with("    copy \"site\" \"/srv/\" {\n        exclude \"[z-\"\n    }\n"));
+    plan_fails(&f, "kiln::recipe::exclude_pattern", "kiln.kdl:8:17");
+    f.recipe(&recipe_with("    copy \"site\" \"/srv/\"\n")).write(".kilnignore", "*.tmp\n[oops\n");
+    let err = plan_fails(&f, "kiln::plan::kilnignore", "kiln.kdl:7:10");
+    assert!(err.contains(".kilnignore:2"), "the bad line is named: {err}");
+}

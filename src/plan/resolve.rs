@@ -254,8 +254,8 @@ impl Resolver<'_> {
                     from: None,
                 }]))
             }
-            Content::Copy { src, dest, perms, .. } => {
-                let node = copy::CopyNode { src, dest, perms: *perms, exclude: &[] };
+            Content::Copy { src, dest, perms, exclude, .. } => {
+                let node = copy::CopyNode { src, dest, perms: *perms, exclude };
                 self.place_copy(&node, platform)
             }
         }

@@ -33,14 +33,23 @@ enum State {
     /// Between nodes.
     Line,
     /// After a node's name or an entry; `key` when that entry may be a property's key.
-    Entries { spaced: bool, key: bool },
+    Entries {
+        spaced: bool,
+        key: bool,
+    },
     /// After `=`: the property's value.
     Value,
     /// Inside `(…)`: the type's name, then `)`; `node` when it annotates a node.
-    TypeName { node: bool },
-    TypeClose { node: bool },
+    TypeName {
+        node: bool,
+    },
+    TypeClose {
+        node: bool,
+    },
     /// After `(type)`: what it annotates.
-    Typed { node: bool },
+    Typed {
+        node: bool,
+    },
     /// After a node's `{ … }`.
     AfterBlock,
 }
@@ -166,7 +175,9 @@ impl Grammar {
             (Typed { node: false }, Tok::Str | Tok::Value) | (Typed { node: true }, Tok::Str) => {
                 self.state = Entries { spaced: false, key: false }
             }
-            (Typed { .. }, _) => self.recover(tok, at, len, "a type annotation must be followed by what it annotates")?,
+            (Typed { .. }, _) => {
+                self.recover(tok, at, len, "a type annotation must be followed by what it annotates")?
+            }
             (AfterBlock, Tok::Space) => {}
             (AfterBlock, _) => self.error(at, len, "a node's block comes after its arguments and properties"),
         }

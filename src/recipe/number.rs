@@ -124,7 +124,10 @@ mod tests {
 
     #[test]
     fn malformed_numbers_are_explained() {
-        assert_eq!(message("0o999").unwrap(), "invalid KDL: `0o999` is not an octal number / `9` is not an octal digit");
+        assert_eq!(
+            message("0o999").unwrap(),
+            "invalid KDL: `0o999` is not an octal number / `9` is not an octal digit"
+        );
         assert!(message("0x1g").unwrap().contains("not a hexadecimal digit"));
         assert!(message("0x").unwrap().contains("no digit after `0x`"));
         assert!(message("0x_1").unwrap().contains("no digit after `0x`"));

@@ -100,9 +100,13 @@ fn kdl_problem(text: &str, d: &kdl::KdlDiagnostic, property: bool) -> Problem {
     let span = if property { value_at(text, d.span.offset() + d.span.len()) } else { d.span };
     if property && text.get(span.offset()..span.offset() + span.len()) == Some("=") {
         let key = text[..span.offset()].rsplit(|c: char| c.is_whitespace()).next().unwrap_or_default();
-        return Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: property `{}` has no value", shown(key)))
-            .label("a value must follow `=`")
-            .help("write the value right after `=`, such as mode=0o644 or name=\"text\"");
+        return Problem::new(
+            "kiln::recipe::syntax",
+            span,
+            format!("invalid KDL: property `{}` has no value", shown(key)),
+        )
+        .label("a value must follow `=`")
+        .help("write the value right after `=`, such as mode=0o644 or name=\"text\"");
     }
     let message = d.message.clone().unwrap_or_else(|| "syntax error".into());
     let mut problem = Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: {message}"));
@@ -283,9 +287,13 @@ impl Parser {
             None => "not a recipe node here".into(),
         };
         self.problem(
-            Problem::new("kiln::recipe::unknown_node", name_span(node), format!("unknown node `{}` in {within}", shown(name)))
-                .label(label)
-                .help(format!("valid nodes in {within}: {valid}")),
+            Problem::new(
+                "kiln::recipe::unknown_node",
+                name_span(node),
+                format!("unknown node `{}` in {within}", shown(name)),
+            )
+            .label(label)
+            .help(format!("valid nodes in {within}: {valid}")),
         );
     }
 
@@ -987,7 +995,8 @@ impl Parser {
         self.no_props(node, &["mode", "uid", "gid"]);
         let perms = self.perms(node);
         let exclude = self.excludes(node);
-        let a = self.arity(node, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0] [{ exclude \"PATTERN\" … }]")?;
+        let a =
+            self.arity(node, 2, "copy \"SRC\" \"/DEST\" [mode=0o644] [uid=0] [gid=0] [{ exclude \"PATTERN\" … }]")?;
         let src = self.string(a[0]);
         let dest = self.string(a[1]).and_then(|d| self.image_path(&d, "destination"));
         let src = src.filter(|s| self.printable(s, "source"));
@@ -1277,7 +1286,13 @@ mod tests {
     #[test]
     fn nesting_is_refused_past_32_levels_at_the_brace() {
         let blocks = |n: usize| format!("{}{}", "x{".repeat(n), "}".repeat(n));
-        assert!(parse("k", &format!("{OK}{}", blocks(32))).unwrap_err().codes().iter().all(|c| *c == "kiln::recipe::unknown_node"));
+        assert!(
+            parse("k", &format!("{OK}{}", blocks(32)))
+                .unwrap_err()
+                .codes()
+                .iter()
+                .all(|c| *c == "kiln::recipe::unknown_node")
+        );
         // A `/-` in front of a node counts with its block: 32 blocks under it make 33 levels.
         let text = format!("{OK}/-{}", blocks(32));
         let p = first(&text);
@@ -1298,7 +1313,9 @@ mod tests {
             format!("\"\"\"\n  {braces}\n  \"\"\""),
             format!("#\"\"\"\n\"\"\"{braces}\n\"\"\"#"),
         ] {
-            let text = format!("kiln 1\nimage \"a\" {{ base \"scratch\"; file \"/x\" {value} /* {braces} /* */ */ }} // {braces}\n");
+            let text = format!(
+                "kiln 1\nimage \"a\" {{ base \"scratch\"; file \"/x\" {value} /* {braces} /* */ */ }} // {braces}\n"
+            );
             let r = parse("k", &text).unwrap_or_else(|e| panic!("{value}: {:?}", e.problems));
             assert!(matches!(&r.images[0].contents[0], Content::File { content, .. } if content.contains(&braces)));
         }
@@ -1340,7 +1357,10 @@ mod tests {
     #[test]
     fn long_lines_and_files_are_refused() {
         let p = first(&format!("kiln 1\n{}\n", "x".repeat(20_000)));
-        assert_eq!((p.code, p.message.as_str(), p.span.offset()), ("kiln::recipe::too_long", "line 2 is 20000 bytes long", 7));
+        assert_eq!(
+            (p.code, p.message.as_str(), p.span.offset()),
+            ("kiln::recipe::too_long", "line 2 is 20000 bytes long", 7)
+        );
         let line = format!("/- x \"{}\"\n", "y".repeat(1000));
         let p = first(&line.repeat(2000));
         assert_eq!(p.code, "kiln::recipe::too_long");
@@ -1379,13 +1399,25 @@ mod tests {
             e.problems.iter().find(|p| p.code != "kiln::recipe::missing_node").unwrap().label.clone()
         };
         assert_eq!(label("kiln 1\ndefualts {}\nimage \"a\" { base \"scratch\"; }"), "did you mean `defaults`?");
-        assert_eq!(label(&format!("kiln 1\ndefaults {{ platfroms \"linux/amd64\"; }}\n{OK}")), "did you mean `platforms`?");
+        assert_eq!(
+            label(&format!("kiln 1\ndefaults {{ platfroms \"linux/amd64\"; }}\n{OK}")),
+            "did you mean `platforms`?"
+        );
         assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; coppy \"a\" \"/a\"; }"), "did you mean `copy`?");
-        assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; rust \"x\" { featurs \"a\"; }; }"), "did you mean `features`?");
+        assert_eq!(
+            label("kiln 1\nimage \"a\" { base \"scratch\"; rust \"x\" { featurs \"a\"; }; }"),
+            "did you mean `features`?"
+        );
         assert_eq!(label("kiln 1\nlayers { buget 3; }\nimage \"a\" { base \"scratch\"; }"), "did you mean `budget`?");
-        assert_eq!(label("kiln 1\nlayers { layer \"x\" { paht \"/a\"; }; }\nimage \"a\" { base \"scratch\"; }"), "did you mean `path`?");
+        assert_eq!(
+            label("kiln 1\nlayers { layer \"x\" { paht \"/a\"; }; }\nimage \"a\" { base \"scratch\"; }"),
+            "did you mean `path`?"
+        );
         assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; colour \"blue\"; }"), "not a recipe node here");
-        assert_eq!(label("kiln 1\nimage \"a\" { base \"scratch\"; copy \"a\" \"/a\" mdoe=0o644; }"), "did you mean `mode`?");
+        assert_eq!(
+            label("kiln 1\nimage \"a\" { base \"scratch\"; copy \"a\" \"/a\" mdoe=0o644; }"),
+            "did you mean `mode`?"
+        );
     }
 
     #[test]
@@ -1395,7 +1427,9 @@ mod tests {
         let patterns: Vec<&str> = exclude.iter().map(|p| p.value.as_str()).collect();
         assert_eq!(patterns, ["target/", "*.log", "!keep.log"]);
         assert_eq!(
-            codes("kiln 1\nimage \"a\" { base \"scratch\"; copy \".\" \"/app/\" { exclude \"\" \"!\" \"a\\nb\"; exclude; exclude 1; skip \"x\"; }; }"),
+            codes(
+                "kiln 1\nimage \"a\" { base \"scratch\"; copy \".\" \"/app/\" { exclude \"\" \"!\" \"a\\nb\"; exclude; exclude 1; skip \"x\"; }; }"
+            ),
             vec![
                 "kiln::recipe::exclude_pattern",
                 "kiln::recipe::exclude_pattern",
@@ -1440,11 +1474,14 @@ mod tests {
             match (document(&text), KdlDocument::parse_v2(&text)) {
                 (Ok(ours), Ok(theirs)) => assert_eq!(value(&ours), value(&theirs), "{case}"),
                 (Err(_), Err(_)) => {}
-                (ours, theirs) => panic!("{case}: kiln {:?}, kdl {:?}", ours.map(|d| value(&d)), theirs.map(|d| value(&d))),
+                (ours, theirs) => {
+                    panic!("{case}: kiln {:?}, kdl {:?}", ours.map(|d| value(&d)), theirs.map(|d| value(&d)))
+                }
             }
         }
         // As a node's name, a property's key and a type.
-        let d = document("\"\"\"\n  n\n  \"\"\" (\"\"\"\nt\n\"\"\")1 \"\"\"\nk\n\"\"\"=\"\"\"\n  v\n \"\"\" { c; }").unwrap();
+        let d = document("\"\"\"\n  n\n  \"\"\" (\"\"\"\nt\n\"\"\")1 \"\"\"\nk\n\"\"\"=\"\"\"\n  v\n \"\"\" { c; }")
+            .unwrap();
         let n = &d.nodes()[0];
         assert_eq!(n.name().value(), "n");
         assert_eq!((n.entries()[0].ty().unwrap().value(), n.entries()[1].name().unwrap().value()), ("t", "k"));
@@ -1460,6 +1497,9 @@ mod tests {
         let r = parse("k", &text).unwrap();
         assert!(matches!(&r.images[0].contents[0], Content::File { content, .. } if content.len() == json.len() - 1));
         let p = first("kiln 1\na \"\"\"\n  ok\n x\n  \"\"\"\n");
-        assert_eq!((p.message.as_str(), p.span.offset()), ("invalid KDL: a line of this multi-line string is indented less than its closing `\"\"\"`", 18));
+        assert_eq!(
+            (p.message.as_str(), p.span.offset()),
+            ("invalid KDL: a line of this multi-line string is indented less than its closing `\"\"\"`", 18)
+        );
     }
 }

@@ -42,11 +42,9 @@ pub(crate) fn scan(text: &str) -> Result<Findings, Box<Problem>> {
     s.run()?;
     if s.g.count > MAX_SYNTAX_ERRORS {
         let (at, len, what) = s.g.errors[0];
-        return Err(Box::new(
-            syntax((at, len), what).label("the first of many syntax errors").help(format!(
-                "kiln stops reading a recipe with more than {MAX_SYNTAX_ERRORS} syntax errors; is this file a KDL recipe?"
-            )),
-        ));
+        return Err(Box::new(syntax((at, len), what).label("the first of many syntax errors").help(format!(
+            "kiln stops reading a recipe with more than {MAX_SYNTAX_ERRORS} syntax errors; is this file a KDL recipe?"
+        ))));
     }
     Ok(Findings { values: s.values, multiline: s.multiline })
 }
@@ -110,18 +108,26 @@ impl<'t> Scanner<'t> {
             }
             '\r' if self.at(start + 1) == b'\n' => {}
             '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
-                return Err(Box::new(Problem::new("kiln::recipe::line_break", (start, c.len_utf8()).into(), format!(
-                    "the recipe has a line break kiln does not read ({})",
-                    crate::diag::shown(&c.to_string())
-                ))
-                .label("unsupported line break")
-                .help("kiln reads recipes whose lines end with LF or CRLF; save the file with those")));
+                return Err(Box::new(
+                    Problem::new(
+                        "kiln::recipe::line_break",
+                        (start, c.len_utf8()).into(),
+                        format!(
+                            "the recipe has a line break kiln does not read ({})",
+                            crate::diag::shown(&c.to_string())
+                        ),
+                    )
+                    .label("unsupported line break")
+                    .help("kiln reads recipes whose lines end with LF or CRLF; save the file with those"),
+                ));
             }
             '\u{FEFF}' if start == 0 => {}
             c if disallowed(c) => {
-                return Err(Box::new(syntax((start, c.len_utf8()), &format!("the character U+{:04X} is not allowed in KDL", c as u32))
-                    .label("not allowed")
-                    .help("remove it; write it in a quoted string as an escape such as \\u{1b} if it is meant")));
+                return Err(Box::new(
+                    syntax((start, c.len_utf8()), &format!("the character U+{:04X} is not allowed in KDL", c as u32))
+                        .label("not allowed")
+                        .help("remove it; write it in a quoted string as an escape such as \\u{1b} if it is meant"),
+                ));
             }
             _ => {}
         }
@@ -253,9 +259,11 @@ impl<'t> Scanner<'t> {
             }
             self.bump()?;
         }
-        Err(Box::new(syntax((open, 2), "this comment is never closed").label("`/*` without its `*/`").help(
-            "close the comment with `*/`; comments nest, so each `/*` inside it needs its own `*/`",
-        )))
+        Err(Box::new(
+            syntax((open, 2), "this comment is never closed")
+                .label("`/*` without its `*/`")
+                .help("close the comment with `*/`; comments nest, so each `/*` inside it needs its own `*/`"),
+        ))
     }
 
     /// A string or comment that the parser might read as code, after a syntax error on its line.
@@ -263,9 +271,11 @@ impl<'t> Scanner<'t> {
         match self.g.suspect {
             true if risky => {
                 let (at, len, what) = self.g.errors[self.g.errors.len() - 1];
-                Err(Box::new(syntax((at, len), what)
-                    .label("here")
-                    .help("fix this error first: kiln reads no further on a line with a syntax error")))
+                Err(Box::new(
+                    syntax((at, len), what)
+                        .label("here")
+                        .help("fix this error first: kiln reads no further on a line with a syntax error"),
+                ))
             }
             _ => Ok(()),
         }
@@ -326,12 +336,21 @@ impl<'t> Scanner<'t> {
         }
         let safe = matches!(
             self.g.prev,
-            Tok::Space | Tok::Newline | Tok::Semi | Tok::Open | Tok::Paren | Tok::Unparen | Tok::Equals | Tok::Slashdash
+            Tok::Space
+                | Tok::Newline
+                | Tok::Semi
+                | Tok::Open
+                | Tok::Paren
+                | Tok::Unparen
+                | Tok::Equals
+                | Tok::Slashdash
         ) && !self.g.prev_bad;
         if !safe {
-            return Err(Box::new(syntax((open, hashes + 1), "a string must be separated from what comes before it")
-                .label("no space before this string")
-                .help("put a space before the string, or quote the whole value")));
+            return Err(Box::new(
+                syntax((open, hashes + 1), "a string must be separated from what comes before it")
+                    .label("no space before this string")
+                    .help("put a space before the string, or quote the whole value"),
+            ));
         }
         let line = self.line;
         let multi = self.b[open + hashes..].starts_with(b"\"\"\"")
@@ -406,9 +425,11 @@ impl<'t> Scanner<'t> {
             self.bump()?;
         }
         if !self.at_newline() {
-            return Err(Box::new(syntax((open, 3), "a multi-line string starts with `\"\"\"` and a line break")
-                .label("text after the opening `\"\"\"`")
-                .help("start the text on the next line, or use a single-line string: \"…\"")));
+            return Err(Box::new(
+                syntax((open, 3), "a multi-line string starts with `\"\"\"` and a line break")
+                    .label("text after the opening `\"\"\"`")
+                    .help("start the text on the next line, or use a single-line string: \"…\""),
+            ));
         }
         let mut brace = false;
         while self.pos < self.b.len() {
@@ -446,7 +467,12 @@ impl<'t> Scanner<'t> {
         let mut brace = false;
         loop {
             if self.pos >= self.b.len() || self.at_newline() {
-                return Err(Box::new(self.unclosed(open, n + 1, "this raw string is not closed on its line", RAW_HELP)));
+                return Err(Box::new(self.unclosed(
+                    open,
+                    n + 1,
+                    "this raw string is not closed on its line",
+                    RAW_HELP,
+                )));
             }
             let c = self.at(self.pos);
             if c == b'"' && self.closes(self.pos + 1, n) {
