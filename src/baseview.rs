@@ -74,7 +74,7 @@ impl BaseView {
     fn stack(&mut self, layout: &Path, p: &Prebuilt) -> Result<(), String> {
         let path = crate::walk::blob_path(layout, &p.digest).map_err(|e| e.to_string())?;
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut hashed = Hashing { inner: io::BufReader::new(file), hasher: sha2::Sha256::default(), len: 0 };
+        let mut hashed = crate::digest::HashingReader::new(io::BufReader::new(file));
         let mut layer: BTreeMap<String, Node> = BTreeMap::new();
         {
             let reader: Box<dyn Read + '_> = match p.media_type.as_str() {
@@ -94,10 +94,9 @@ impl BaseView {
             io::copy(&mut rest, &mut io::sink()).map_err(|e| e.to_string())?;
         }
         io::copy(&mut hashed, &mut io::sink()).map_err(|e| e.to_string())?;
-        use sha2::Digest as _;
-        let actual = format!("sha256:{}", crate::digest::hex(&hashed.hasher.finalize_reset()));
-        if actual != p.digest || hashed.len != p.size {
-            return Err(format!("the blob has digest {actual} and {} bytes, not what the manifest says", hashed.len));
+        let (_, actual, len) = hashed.finish();
+        if actual != p.digest || len != p.size {
+            return Err(format!("the blob has digest {actual} and {len} bytes, not what the manifest says"));
         }
         self.paths.extend(layer);
         Ok(())
@@ -210,23 +209,6 @@ impl BaseView {
     /// Whether the base's `/etc/passwd` (`group`: `/etc/group`) names `name`.
     pub fn knows(text: Option<&str>, name: &str) -> bool {
         text.is_some_and(|t| t.lines().any(|l| l.split(':').next() == Some(name)))
-    }
-}
-
-/// Hashes and counts what is read through it.
-struct Hashing<R> {
-    inner: R,
-    hasher: sha2::Sha256,
-    len: u64,
-}
-
-impl<R: Read> Read for Hashing<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use sha2::Digest as _;
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
     }
 }
 

@@ -1,8 +1,9 @@
 //! Reads an OCI image layout back: images, platforms, layers, and which images and platforms
 //! share each layer. Works on any OCI layout, not only kiln's.
 
+use crate::digest::HashingReader;
 use crate::error::BuildError;
-use crate::walk::{self, HashingReader, Image, PlatformImage, blob_path};
+use crate::walk::{self, Image, PlatformImage, blob_path};
 use oci_spec::image::Descriptor;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -69,7 +70,7 @@ fn contents(dir: &Path, layer: &Descriptor) -> Result<(u64, Vec<(String, u64)>),
     let listed = count_files(&mut hashed, layer.media_type().as_ref(), &p);
     // The decompressor and tar stop at the end of the archive; the blob may go on.
     std::io::copy(&mut hashed, &mut std::io::sink()).map_err(BuildError::io("read", &p))?;
-    let (actual, len) = hashed.finish();
+    let (_, actual, len) = hashed.finish();
     walk::check_read(dir, digest, layer.size(), (&actual, len))?;
     listed
 }

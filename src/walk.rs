@@ -8,7 +8,6 @@ use crate::error::BuildError;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
@@ -45,33 +44,6 @@ pub(crate) fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
 /// indexes, manifests, configs, a bundle's manifest): 4 MiB, as registries limit manifests.
 /// A larger one is refused before it is read.
 pub const MAX_JSON: u64 = 4 << 20;
-
-/// A reader that hashes and counts what passes through it, to check a blob while it is used.
-pub(crate) struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl<R: Read> HashingReader<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        HashingReader { inner, hasher: Sha256::new(), len: 0 }
-    }
-
-    /// The `sha256:<hex>` digest and the byte count of what was read.
-    pub(crate) fn finish(self) -> (String, u64) {
-        (format!("sha256:{}", crate::digest::hex(&self.hasher.finalize())), self.len)
-    }
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.len += n as u64;
-        Ok(n)
-    }
-}
 
 /// The hex of a `sha256:<64 lowercase hex>` digest, the only digests kiln reads.
 pub(crate) fn sha256_hex(digest: &str) -> Option<&str> {

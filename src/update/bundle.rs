@@ -117,10 +117,10 @@ fn append_blob<W: std::io::Write>(
     let hex = walk::sha256_hex(digest).unwrap_or_default();
     walk::check_size(want, digest, size)?;
     let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
-    let mut r = walk::HashingReader::new(f.take(size));
+    let mut r = crate::digest::HashingReader::new(f.take(size));
     tar.append_data(&mut tar_header(size), format!("blobs/sha256/{hex}"), &mut r)
         .map_err(BuildError::io("write", file))?;
-    let (actual, len) = r.finish();
+    let (_, actual, len) = r.finish();
     walk::check_read(want, digest, size, (&actual, len))
 }
 
