@@ -11,7 +11,7 @@ mod number;
 mod parse;
 mod scan;
 
-pub use parse::{document, parse, parse_partial};
+pub use parse::{document, parse, parse_partial, refusal};
 
 use crate::platform::Platform;
 use miette::SourceSpan;

@@ -40,6 +40,13 @@ pub fn parse_partial(text: &str) -> (Option<Recipe>, Vec<Problem>) {
     }
 }
 
+/// What kiln refuses before the KDL parser sees the text: a recipe or line too long, nesting
+/// too deep, a malformed string or comment, too many syntax errors. `parse_partial` reports it
+/// as its only problem.
+pub fn refusal(text: &str) -> Option<Problem> {
+    super::scan::scan(text).err().map(|p| *p)
+}
+
 /// The recipe as a KDL document, read behind the scan's guard, with multi-line strings read
 /// by kiln (see `multiline.rs`); or the problems that make it unreadable.
 pub fn document(text: &str) -> Result<KdlDocument, Vec<Problem>> {
