@@ -1315,6 +1315,7 @@ mod tests {
         let braces = "{".repeat(100);
         for value in [
             format!("\"{braces}\\\"\""),
+            format!("\"x\\\n   {braces}\""),
             format!("#\"{braces}\"#"),
             format!("##\"\"#{braces}\"##"),
             format!("\"\"\"\n  {braces}\n  \"\"\""),
@@ -1334,7 +1335,7 @@ mod tests {
         // Each of these once let the KDL parser read the braces as blocks and overflow its stack.
         for (text, at) in [
             (format!("a \"x\n{braces}\"\n"), 2),
-            (format!("a \"x\\\n{braces}\"\n"), 2),
+            (format!("a \"x\\\\\n{braces}\"\n"), 2),
             (format!("a \"\"\"x {braces} \"\"\"\n"), 2),
             (format!("a \"\"\" \n{braces}\n\"\"\"\n"), 2),
             (format!("a #\"x\n{braces}\"#\n"), 2),

@@ -405,10 +405,7 @@ impl<'t> Scanner<'t> {
                 }
                 b'\\' => {
                     self.bump()?;
-                    // An escape; a line break is never part of a single-line string.
-                    if self.pos < self.b.len() && !self.at_newline() {
-                        self.bump()?;
-                    }
+                    self.escape()?;
                 }
                 c => {
                     brace |= c == b'{';
@@ -416,6 +413,21 @@ impl<'t> Scanner<'t> {
                 }
             }
         }
+    }
+
+    /// After a `\` in a quoted string: the escaped character, or all the spaces and line breaks
+    /// of a whitespace escape (the only way a single-line string crosses a line).
+    fn escape(&mut self) -> Step {
+        if self.pos >= self.b.len() {
+            return Ok(());
+        }
+        if !self.at_newline() && !space(self.char_at(self.pos)) {
+            return self.bump();
+        }
+        while self.pos < self.b.len() && (self.at_newline() || space(self.char_at(self.pos))) {
+            if self.at_newline() { self.newline()? } else { self.bump()? }
+        }
+        Ok(())
     }
 
     /// `"""` and a line break, up to the first `"""` not escaped; `multiline.rs` checks the
@@ -443,11 +455,7 @@ impl<'t> Scanner<'t> {
                 }
                 b'\\' => {
                     self.bump()?;
-                    if self.at_newline() {
-                        self.newline()?;
-                    } else if self.pos < self.b.len() {
-                        self.bump()?;
-                    }
+                    self.escape()?;
                 }
                 b'\r' | b'\n' => self.newline()?,
                 c => {
