@@ -1381,6 +1381,7 @@ mod tests {
     fn unusual_line_breaks_and_control_characters_are_refused() {
         assert_eq!(first("kiln 1\rimage").code, "kiln::recipe::line_break");
         assert_eq!(first("kiln 1\nimage \"a\u{2028}\"").code, "kiln::recipe::line_break");
+        assert_eq!(first("\"\"\"\r\"\"\"").code, "kiln::recipe::line_break");
         let p = first("kiln 1\nimage \"a\u{1}\"");
         assert_eq!((p.code, p.span.offset()), ("kiln::recipe::syntax", 15));
         assert!(parse("k", &OK.replace('\n', "\r\n")).is_ok());
