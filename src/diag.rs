@@ -62,8 +62,9 @@ impl Diagnostic for Problem {
     }
 }
 
-/// The largest recipe kiln reads, in bytes (1 MiB).
-pub const MAX_RECIPE_BYTES: usize = 1 << 20;
+/// The largest recipe kiln reads, in bytes (256 KiB): a recipe is a few kilobytes, and the KDL
+/// parser takes about 3 µs a byte.
+pub const MAX_RECIPE_BYTES: usize = 1 << 18;
 /// The longest line kiln reads, in bytes. miette cannot draw a label past column 65,535, and
 /// draws a tab four columns wide.
 pub const MAX_LINE_BYTES: usize = 16_000;

@@ -174,6 +174,27 @@ fn nesting_deeper_than_32_levels_is_refused_at_its_brace() {
 }
 
 #[test]
+fn commented_out_blocks_nest_three_deep_at_most() {
+    // The KDL parser reads a commented-out block twice: each one inside another doubled its
+    // time, and a 735-byte recipe found by the fuzzer took 2 s (twenty more `/- b {` lines, an
+    // hour).
+    let recipe =
+        |inner: &str| format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n    file \"/a\" \"a\"\n{inner}}}\n");
+    let nested = |n: usize| format!("{}{}", "/- b {x\n".repeat(n), "}\n".repeat(n));
+    summary(&fixture(&recipe(&nested(3))).build());
+    summary(&fixture(&recipe(&format!("file \"/b\" \"b\" /- {{\n{}}}\n", nested(2)))).build());
+    let f = fixture(&recipe(&nested(4)));
+    let err = refused(&f, "kiln::recipe::too_deep", "8:6", 4_000);
+    assert!(err.contains("commented-out blocks nested more than 3 levels deep"), "{err}");
+    assert!(err.contains("commented-out block 4 starts here"), "{err}");
+    // `node /- { … }` comments out a block too; unclosed ones count as well.
+    let f = fixture(&recipe(&"a /- {\n".repeat(30)));
+    refused(&f, "kiln::recipe::too_deep", "8:6", 4_000);
+    let f = fixture(include_str!("data/fuzz-slashdash-timeout.kdl"));
+    refused(&f, "kiln::recipe::too_deep", "18:6", 4_000);
+}
+
+#[test]
 fn lines_and_recipes_too_long_to_render_are_refused() {
     // An error past column 65,535 used to panic inside miette: exit 101.
     let f = fixture(&format!(
@@ -184,11 +205,11 @@ fn lines_and_recipes_too_long_to_render_are_refused() {
     assert!(err.contains("line 4 is 70022 bytes long"), "{err}");
     assert!(err.contains("kiln reads lines of up to 16000 bytes"), "{err}");
     let filler = format!("/- file \"/x\" \"{}\"\n", "y".repeat(1_000));
-    let text = format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n}}\n{}", filler.repeat(1_100));
+    let text = format!("kiln 1\nimage \"a\" {{\n    base \"scratch\"\n}}\n{}", filler.repeat(300));
     let f = fixture(&text);
-    let err = refused(&f, "kiln::recipe::too_long", "1037:1", 4_000);
+    let err = refused(&f, "kiln::recipe::too_long", "262:1", 4_000);
     assert!(err.contains(&format!("the recipe is {} bytes long", text.len())), "{err}");
-    assert!(err.contains("kiln reads recipes of up to 1048576 bytes (1 MiB)"), "{err}");
+    assert!(err.contains("kiln reads recipes of up to 262144 bytes (256 KiB)"), "{err}");
 }
 
 #[test]

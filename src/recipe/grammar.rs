@@ -4,7 +4,7 @@
 //! It is not a parser: it keeps no values, only where it is within the current node, and after
 //! an error it carries on as the parser would, one node later.
 
-use super::scan::{MAX_DEPTH, too_deep};
+use super::scan::{MAX_COMMENTED_DEPTH, MAX_DEPTH, too_deep, too_deep_commented};
 use crate::diag::Problem;
 
 /// The kind of token the lexer hands over.
@@ -54,16 +54,21 @@ enum State {
     AfterBlock,
 }
 
-/// An open block: the nesting it adds and the `/-` in front of its node.
+/// An open block: the nesting it adds, the `/-` in front of its node, and whether it is
+/// commented out (its node or the block itself follows a `/-`).
 struct Block {
     weight: usize,
     node_chain: usize,
+    commented: bool,
 }
 
 pub(crate) struct Grammar {
     state: State,
     blocks: Vec<Block>,
     nesting: usize,
+    /// Open blocks that are commented out. The parser reads a commented-out block twice, so
+    /// each one inside another doubles the time it takes over what they hold.
+    commented: usize,
     /// `/-` in a row, and those in front of the current node (held while its block is open).
     chain: usize,
     node_chain: usize,
@@ -85,6 +90,7 @@ impl Grammar {
             state: State::Line,
             blocks: Vec::new(),
             nesting: 0,
+            commented: 0,
             chain: 0,
             node_chain: 0,
             slashdash: false,
@@ -224,8 +230,15 @@ impl Grammar {
         if self.nesting + weight > MAX_DEPTH {
             return Err(Box::new(too_deep(at, 1)));
         }
+        let is_commented = commented || chain > 0 || self.node_chain > 0;
+        if is_commented {
+            if self.commented + 1 > MAX_COMMENTED_DEPTH {
+                return Err(Box::new(too_deep_commented(at)));
+            }
+            self.commented += 1;
+        }
         self.nesting += weight;
-        self.blocks.push(Block { weight, node_chain: self.node_chain });
+        self.blocks.push(Block { weight, node_chain: self.node_chain, commented: is_commented });
         self.state = State::Line;
         self.node_chain = 0;
         Ok(())
@@ -243,6 +256,7 @@ impl Grammar {
         match self.blocks.pop() {
             Some(b) => {
                 self.nesting -= b.weight;
+                self.commented -= usize::from(b.commented);
                 self.node_chain = b.node_chain;
                 self.state = State::AfterBlock;
             }

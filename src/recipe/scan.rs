@@ -24,6 +24,10 @@ use crate::diag::{MAX_LINE_BYTES, MAX_RECIPE_BYTES, Problem};
 
 /// Levels of nesting read: blocks, `/-` in a row and `/* */` comments inside each other.
 pub(crate) const MAX_DEPTH: usize = 32;
+/// Commented-out blocks (`/- node { … }`, `node /- { … }`) inside each other. The parser's
+/// time doubles with each one inside another: the limit keeps the worst recipe within a few
+/// times the time of a plain one.
+pub(crate) const MAX_COMMENTED_DEPTH: usize = 3;
 /// Syntax errors tolerated before the KDL parser (which recovers from each recursively).
 pub(crate) const MAX_SYNTAX_ERRORS: usize = 32;
 
@@ -158,7 +162,7 @@ impl<'t> Scanner<'t> {
             format!("the recipe is {} bytes long", self.text.len()),
         )
         .label(format!("the limit of {MAX_RECIPE_BYTES} bytes is reached on this line"))
-        .help(format!("kiln reads recipes of up to {MAX_RECIPE_BYTES} bytes (1 MiB)"))
+        .help(format!("kiln reads recipes of up to {MAX_RECIPE_BYTES} bytes (256 KiB)"))
     }
 
     fn run(&mut self) -> Step {
@@ -547,6 +551,18 @@ fn ident_char(c: char) -> bool {
         || disallowed(c)
         || matches!(c, '\\' | '/' | '(' | ')' | '{' | '}' | ';' | '[' | ']' | '"' | '#' | '=' | '\n' | '\r')
         || matches!(c, '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}'))
+}
+
+pub(crate) fn too_deep_commented(at: usize) -> Problem {
+    Problem::new(
+        "kiln::recipe::too_deep",
+        (at, 1).into(),
+        format!("the recipe has commented-out blocks nested more than {MAX_COMMENTED_DEPTH} levels deep"),
+    )
+    .label(format!("commented-out block {} starts here", MAX_COMMENTED_DEPTH + 1))
+    .help(format!(
+        "kiln reads up to {MAX_COMMENTED_DEPTH} commented-out (`/-`) blocks inside each other; delete the inner ones, or comment out only the outermost"
+    ))
 }
 
 /// Words KDL reads as numbers: a digit first, after an optional sign and dot.
