@@ -6,7 +6,7 @@
 use serde::Serialize;
 
 /// A layer taken as it is from a base image in an OCI layout.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Prebuilt {
     /// The layout, relative to the recipe's directory.
     pub layout: String,

@@ -4,11 +4,11 @@
 //! list closed lets the recipe reject a typo (`linux/amd46`) with a precise error instead of
 //! producing an image nobody can run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// One OCI platform: `os/architecture[/variant]`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Platform {
     #[serde(rename = "linux/amd64")]
     LinuxAmd64,

@@ -12,7 +12,7 @@ use super::Entry;
 use serde::Serialize;
 
 /// How often a layer is expected to change; the stacking order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Volatility {
     Base,

@@ -14,14 +14,14 @@ pub use resolve::{DEFAULT_PATH, PlanOptions, resolve};
 
 use crate::platform::Platform;
 use crate::recipe::Compression;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Version of the plan's JSON form; bumped on any incompatible change.
 pub const PLAN_FORMAT: u32 = 1;
 
 /// Where the build epoch came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum EpochSource {
     SourceDateEpoch,
@@ -29,7 +29,7 @@ pub enum EpochSource {
     Default,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Plan {
     pub plan_format: u32,
     pub epoch: u64,
@@ -44,7 +44,7 @@ pub struct Plan {
 }
 
 /// The Debian release distroless bases are built from, as `kiln.lock` pins it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DebianPlan {
     pub mirror: String,
     pub suite: String,
@@ -53,7 +53,7 @@ pub struct DebianPlan {
 
 /// One hermetic cargo build of one binary for one target. Its `id` hashes every input
 /// (toolchain, flags, lockfile, sources), so a cached result with that id is reused as is.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RustBuild {
     pub id: String,
     pub package: String,
@@ -91,7 +91,7 @@ pub struct RustBuild {
 }
 
 /// This machine's paths for running a [`RustBuild`]; not part of the plan's identity.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RustExec {
     pub workspace: std::path::PathBuf,
     pub manifest: std::path::PathBuf,
@@ -103,7 +103,7 @@ pub struct RustExec {
     pub strip: std::path::PathBuf,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ImagePlan {
     pub name: String,
     pub base: String,
@@ -112,7 +112,7 @@ pub struct ImagePlan {
     pub platforms: Vec<PlatformPlan>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PlatformPlan {
     pub platform: Platform,
     pub config: ConfigPlan,
@@ -120,7 +120,7 @@ pub struct PlatformPlan {
 }
 
 /// The runtime configuration written to the image config.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConfigPlan {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
@@ -138,7 +138,7 @@ pub struct ConfigPlan {
 }
 
 /// Who decided the user an image runs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum UserSource {
     /// The recipe's `user`.
@@ -163,7 +163,7 @@ impl UserSource {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LayerPlan {
     /// sha256 of the layer's entries and compression: equal ids mean byte-identical blobs.
     pub id: String,

@@ -34,7 +34,7 @@ impl<T> Spanned<T> {
 }
 
 /// Layer compression, recorded in every image so its digests stay explainable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "algorithm")]
 pub enum Compression {
     Gzip { level: u32 },

@@ -23,7 +23,7 @@ pub(crate) fn which(name: &str) -> Option<PathBuf> {
 }
 
 /// How a compile is cut off from the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Isolation {
     /// A private network namespace (`unshare --net`): no network at all.
