@@ -8,7 +8,8 @@ use crate::layer::{self, Inputs, LayerBlob};
 use crate::layout::Staging;
 use crate::plan::{LayerPlan, Plan};
 use crate::progress::Progress;
-use crate::toolchain::rust::{self, Compiled};
+use crate::toolchain::Toolchain;
+use crate::toolchain::rust::Compiled;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -61,27 +62,30 @@ pub struct BuildOptions<'a> {
     pub out: &'a Path,
     /// kiln's cache (compiled binaries, cargo's target directory, compressed layers).
     pub cache: &'a Path,
+    /// What runs the plan's build steps.
+    pub toolchain: &'a dyn Toolchain,
 }
 
 /// Compiles what the plan asks for, each binary once, from the cache where it can.
 pub fn compile_all(
     plan: &Plan,
     cache: &Path,
+    toolchain: &dyn Toolchain,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, Compiled>, BuildError> {
     let mut done = BTreeMap::new();
     let mut fetched = std::collections::BTreeSet::new();
     for b in &plan.rust {
-        if let Some(c) = rust::cached(cache, b) {
+        if let Some(c) = toolchain.cached(b, cache) {
             done.insert(b.id.clone(), c);
             continue;
         }
-        if fetched.insert(b.exec.manifest.clone()) {
+        if fetched.insert(b.manifest.clone()) {
             progress.note(&format!("fetching dependencies of {}", b.package));
-            rust::fetch(b)?;
+            toolchain.fetch(b)?;
         }
         progress.note(&format!("compiling {} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple));
-        done.insert(b.id.clone(), rust::compile(b, cache, plan.epoch)?);
+        done.insert(b.id.clone(), toolchain.compile(b, cache, plan.epoch)?);
     }
     Ok(done)
 }
@@ -89,7 +93,7 @@ pub fn compile_all(
 /// Builds `plan` into the OCI layout at `opts.out`.
 pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
     let _cache_lock = crate::lock::CacheLock::open(opts.cache);
-    let compiled = compile_all(plan, opts.cache, progress)?;
+    let compiled = compile_all(plan, opts.cache, opts.toolchain, progress)?;
     let out = opts.out;
     let staging = Staging::new_with(out, progress)?;
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();

@@ -27,6 +27,14 @@ pub enum BuildError {
         help("fetching needs the network once; later builds run offline from the cache")
     )]
     Fetch { manifest: PathBuf, output: String },
+    #[error("cannot build {what}: {message}")]
+    #[diagnostic(code(kiln::toolchain::missing))]
+    Toolchain {
+        what: String,
+        message: String,
+        #[help]
+        help: String,
+    },
     #[error("the binary {what} failed its check: {reason}")]
     #[diagnostic(code(kiln::toolchain::binary))]
     BadBinary { what: String, reason: String },

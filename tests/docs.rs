@@ -88,7 +88,8 @@ fn every_template_parses_and_every_example_plans() {
         let text = std::fs::read_to_string(r).unwrap();
         let recipe = kiln::recipe::parse(&r.display().to_string(), &text)
             .unwrap_or_else(|e| panic!("{}: {:?}", r.display(), e.problems));
-        let opts = kiln::plan::PlanOptions { root: r.parent().unwrap().to_path_buf(), ..Default::default() };
+        let mut opts = kiln::plan::PlanOptions { root: r.parent().unwrap().to_path_buf(), ..Default::default() };
+        opts.facts = kiln::toolchain::facts::gather(&opts.root, &kiln::plan::rust_needs(&recipe, &opts));
         let plan = kiln::plan::resolve(&recipe, &opts).unwrap_or_else(|p| panic!("{}: {:?}", r.display(), p));
         assert!(!plan.images.is_empty());
     }

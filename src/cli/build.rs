@@ -1,7 +1,7 @@
 //! `kiln build`: plans, then builds into the OCI layout `--out`, and says what it wrote.
 
 use super::env::{cache_dir, recipe_root};
-use super::load::load_plan;
+use super::load::{load_plan, load_saved};
 use super::{Failure, Layering, Select, progress};
 use kiln::build::BuildSummary;
 use std::path::Path;
@@ -10,16 +10,21 @@ use std::process::ExitCode;
 pub(crate) fn run(
     select: &Select,
     layering: &Layering,
+    saved: Option<&Path>,
     out: &Path,
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
     // --json owns stdout; progress stays on stderr.
     let progress = progress::for_terminal(quiet);
-    let plan = load_plan(select, layering.previous.as_deref(), progress.as_ref())?;
     let (root, cache) = (recipe_root(&select.file), cache_dir());
-    let opts = kiln::build::BuildOptions { root: &root, out, cache: &cache };
-    let summary = kiln::build::build(&plan, &opts, progress.as_ref())?;
+    let loaded = match saved {
+        Some(file) => load_saved(file, &root, &cache, progress.as_ref())?,
+        None => load_plan(select, layering.previous.as_deref(), progress.as_ref())?,
+    };
+    let toolchain = kiln::toolchain::Host { root: root.clone(), facts: &loaded.facts };
+    let opts = kiln::build::BuildOptions { root: &root, out, cache: &cache, toolchain: &toolchain };
+    let summary = kiln::build::build(&loaded.plan, &opts, progress.as_ref())?;
     if json {
         print!("{}", kiln::canonical::to_pretty(&summary));
     } else if !quiet {

@@ -1,18 +1,21 @@
 //! `kiln fetch`: the dependencies of every Rust build, fetched once per cargo manifest.
 
+use super::env::recipe_root;
 use super::load::load_plan;
 use super::{Failure, Select, progress};
+use kiln::toolchain::{Host, Toolchain};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
 
 pub(crate) fn run(select: &Select, quiet: bool) -> Result<ExitCode, Failure> {
     let progress = progress::for_terminal(quiet);
-    let plan = load_plan(select, None, progress.as_ref())?;
+    let loaded = load_plan(select, None, progress.as_ref())?;
+    let toolchain = Host { root: recipe_root(&select.file), facts: &loaded.facts };
     let mut seen = BTreeSet::new();
-    for b in &plan.rust {
-        if seen.insert(b.exec.manifest.clone()) {
+    for b in &loaded.plan.rust {
+        if seen.insert(b.manifest.clone()) {
             progress.note(&format!("fetching dependencies of {}", b.package));
-            kiln::toolchain::rust::fetch(b)?;
+            toolchain.fetch(b)?;
         }
     }
     Ok(ExitCode::SUCCESS)

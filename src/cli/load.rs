@@ -8,6 +8,7 @@ use kiln::plan::{Plan, PlanOptions};
 use kiln::platform::Platform;
 use kiln::progress::Progress;
 use kiln::recipe::Recipe;
+use kiln::toolchain::facts::Facts;
 use std::path::Path;
 
 /// The lock and unpacked packages distroless bases need, or the problems that stop them.
@@ -77,8 +78,15 @@ fn selection(recipe: &Recipe, select: &Select, clean: bool) -> Result<Vec<Platfo
     Ok(platforms)
 }
 
-/// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given).
-pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn Progress) -> Result<Plan, Failure> {
+/// A plan and the toolchain facts it was made with (building needs their host paths).
+pub(crate) struct Loaded {
+    pub plan: Plan,
+    pub facts: Facts,
+}
+
+/// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given):
+/// gathers the inputs (Debian packages, toolchain facts) first, then plans.
+pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn Progress) -> Result<Loaded, Failure> {
     let text = read_recipe(&select.file)?;
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
@@ -99,7 +107,7 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         Some(dir) => Some(kiln::inspect::layer_keys(dir)?),
         None => None,
     };
-    let opts = PlanOptions {
+    let mut opts = PlanOptions {
         previous,
         debian,
         root: recipe_root(&select.file),
@@ -107,10 +115,12 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         platforms,
         images: select.images.clone(),
         cache_dir: Some(cache_dir()),
+        facts: Facts::default(),
     };
+    opts.facts = kiln::toolchain::facts::gather(&opts.root, &kiln::plan::rust_needs(&recipe, &opts));
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
     match kiln::plan::resolve(&recipe, &opts) {
-        Ok(plan) if problems.is_empty() => Ok(plan),
+        Ok(plan) if problems.is_empty() => Ok(Loaded { plan, facts: opts.facts }),
         Ok(_) => Err(fail(problems)),
         Err(more) => {
             // A stale lock was reported already; planning sees no lock and would say so too.
@@ -119,4 +129,48 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
             Err(fail(problems))
         }
     }
+}
+
+/// A plan saved by `kiln plan --json`, read back and checked against the recipe's directory
+/// `root`: the Debian packages it was made with are unpacked again (from `kiln.lock`, which
+/// must pin the same release), the toolchain facts gathered again, and every recorded input
+/// compared with what is there now.
+pub(crate) fn load_saved(file: &Path, root: &Path, cache: &Path, progress: &dyn Progress) -> Result<Loaded, Failure> {
+    let bad = |reason: String| CliError::PlanFile { path: file.to_path_buf(), reason };
+    let size = std::fs::metadata(file).map_err(|e| bad(e.to_string()))?.len();
+    if size > kiln::plan::MAX_PLAN_BYTES {
+        return Err(bad(format!("it is {size} bytes, more than the {} kiln reads", kiln::plan::MAX_PLAN_BYTES)).into());
+    }
+    let text = std::fs::read_to_string(file).map_err(|e| bad(e.to_string()))?;
+    let plan = Plan::from_json(&text).map_err(bad)?;
+    let mut changes = Vec::new();
+    if let Some(d) = &plan.debian {
+        let lock_path = root.join("kiln.lock");
+        match kiln::debian::lock::Lock::read(&lock_path) {
+            Ok(Some(lock)) if lock.mirror == d.mirror && lock.suite == d.suite && lock.release == d.release => {
+                let packages: Vec<_> = lock.packages.iter().collect();
+                kiln::debian::store::ensure(cache, &packages, progress)?;
+            }
+            Ok(Some(lock)) => changes.push(format!(
+                "kiln.lock pins {} {} {} ({}), the plan {} {} {} ({})",
+                lock.mirror,
+                lock.suite,
+                lock.release.version,
+                lock.release.date,
+                d.mirror,
+                d.suite,
+                d.release.version,
+                d.release.date
+            )),
+            Ok(None) => changes
+                .push(format!("the plan's Debian packages are pinned by {}, which is missing", lock_path.display())),
+            Err(source) => return Err(kiln::error::BuildError::Io { action: "read", path: lock_path, source }.into()),
+        }
+    }
+    let facts = kiln::toolchain::facts::gather(root, &kiln::plan::plan_needs(&plan, root));
+    changes.extend(kiln::plan::changes(&plan, root, &facts, Some(cache)));
+    if !changes.is_empty() {
+        return Err(CliError::StalePlan { path: file.to_path_buf(), changes }.into());
+    }
+    Ok(Loaded { plan, facts })
 }

@@ -78,6 +78,10 @@ enum Command {
         /// Print a JSON summary of the digests written.
         #[arg(long)]
         json: bool,
+        /// Build this saved plan (`kiln plan --json > FILE`) instead of planning the recipe;
+        /// its files are read from the recipe's directory and must still match the plan.
+        #[arg(long, value_name = "FILE", conflicts_with_all = ["platforms", "images", "previous"])]
+        plan: Option<PathBuf>,
     },
     /// Resolve the Debian packages of the recipe's distroless bases and pin them in kiln.lock.
     Lock {
@@ -186,6 +190,15 @@ pub(crate) enum CliError {
     #[error("`{0}` is not a size")]
     #[diagnostic(code(kiln::cli::size), help("write bytes, or a number with kB, MB, GB, KiB, MiB or GiB"))]
     Size(String),
+    #[error("cannot build the plan {}: {reason}", path.display())]
+    #[diagnostic(code(kiln::cli::plan_file), help("write a plan with `kiln plan --json > FILE`"))]
+    PlanFile { path: PathBuf, reason: String },
+    #[error("the plan {} no longer matches its inputs:\n  {}", path.display(), changes.join("\n  "))]
+    #[diagnostic(
+        code(kiln::plan::stale),
+        help("make the plan again with `kiln plan --json`, or restore the inputs it was made from")
+    )]
+    StalePlan { path: PathBuf, changes: Vec<String> },
     #[error("SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, found `{0}`")]
     #[diagnostic(code(kiln::cli::source_date_epoch))]
     Epoch(String),
@@ -216,7 +229,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Plan { select, layering, json } => plan::run(&select, &layering, json, quiet),
-        Command::Build { select, layering, out, json } => build::run(&select, &layering, &out, json, quiet),
+        Command::Build { select, layering, out, json, plan } => {
+            build::run(&select, &layering, plan.as_deref(), &out, json, quiet)
+        }
         Command::Lock { file } => lock::run(&file, quiet),
         Command::Fetch { select } => fetch::run(&select, quiet),
         Command::Doctor => doctor::run(),

@@ -4,13 +4,15 @@
 //! epoch. `kiln plan` prints it (text or JSON); the later stages only execute it. Two plans that
 //! are equal produce byte-identical images, so diffing plans explains any digest change.
 
+mod check;
 pub mod layering;
 mod render;
 mod resolve;
 
 pub use crate::entry::{Entry, EntryKind, Prebuilt};
+pub use check::{changes, plan_needs};
 pub use render::render_text;
-pub use resolve::{DEFAULT_PATH, PlanOptions, resolve};
+pub use resolve::{DEFAULT_PATH, PlanOptions, resolve, rust_needs};
 
 use crate::platform::Platform;
 use crate::recipe::Compression;
@@ -86,21 +88,6 @@ pub struct RustBuild {
     pub network: crate::toolchain::Isolation,
     /// The base has no libc, so the binary must be statically linked.
     pub require_static: bool,
-    #[serde(skip)]
-    pub exec: RustExec,
-}
-
-/// This machine's paths for running a [`RustBuild`]; not part of the plan's identity.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RustExec {
-    pub workspace: std::path::PathBuf,
-    pub manifest: std::path::PathBuf,
-    pub cargo: std::path::PathBuf,
-    pub rustc: std::path::PathBuf,
-    pub sysroot: std::path::PathBuf,
-    pub cargo_home: std::path::PathBuf,
-    pub linker: std::path::PathBuf,
-    pub strip: std::path::PathBuf,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -186,9 +173,29 @@ pub fn rfc3339(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
 }
 
+/// The largest saved plan kiln reads, in bytes.
+pub const MAX_PLAN_BYTES: u64 = 64 << 20;
+
 impl Plan {
     /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
     pub fn to_json(&self) -> String {
         crate::canonical::to_pretty(self)
+    }
+
+    /// A plan read back from its JSON, or why it cannot be: not JSON, not a plan, or a plan
+    /// of another format version.
+    pub fn from_json(text: &str) -> Result<Plan, String> {
+        #[derive(Deserialize)]
+        struct Format {
+            plan_format: u32,
+        }
+        let format: Format = serde_json::from_str(text).map_err(|e| format!("not a kiln plan: {e}"))?;
+        if format.plan_format != PLAN_FORMAT {
+            return Err(format!(
+                "plan_format {} is not {PLAN_FORMAT}, the one this kiln reads; make the plan again with this kiln",
+                format.plan_format
+            ));
+        }
+        serde_json::from_str(text).map_err(|e| format!("not a kiln plan: {e}"))
     }
 }

@@ -5,7 +5,7 @@
 mod base;
 mod copy;
 mod layers;
-mod rust;
+pub(super) mod rust;
 mod user;
 
 use self::layers::{layer_over, unit};
@@ -13,8 +13,9 @@ use super::layering::{NamedLayer, Unit, assign};
 use super::*;
 use crate::diag::Problem;
 use crate::platform::has_placeholder;
+use crate::recipe::RustSpec;
 use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe};
-use crate::toolchain::rust::{Missing, Package, Probe};
+use crate::toolchain::facts::{Facts, RustNeed};
 use miette::SourceSpan;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -37,6 +38,8 @@ pub struct PlanOptions {
     pub debian: Option<crate::base::DebianInputs>,
     /// Layer keys of a previous release by (image, platform), whose order is kept.
     pub previous: Option<BTreeMap<(String, Platform), Vec<String>>>,
+    /// The toolchain facts gathered for [`rust_needs`].
+    pub facts: Facts,
 }
 
 /// Layers an image may have unless the recipe says otherwise (containerd's limit is 127).
@@ -44,7 +47,53 @@ pub const DEFAULT_LAYER_BUDGET: usize = 64;
 
 pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Resolves a parsed recipe into a plan, or every problem found.
+/// The images to plan and the platforms of each, as the options select them.
+fn selected<'r>(recipe: &'r Recipe, opts: &PlanOptions) -> Vec<(&'r ImageSpec, Vec<Platform>)> {
+    let mut out = Vec::new();
+    for spec in &recipe.images {
+        if !opts.images.is_empty() && !opts.images.contains(&spec.name.value) {
+            continue;
+        }
+        let wanted = spec.platforms.as_ref().or(recipe.defaults.platforms.as_ref());
+        let mut platforms: Vec<Platform> = match wanted {
+            Some(list) => list.iter().map(|p| p.value).collect(),
+            None => Platform::ALL.to_vec(),
+        };
+        if !opts.platforms.is_empty() {
+            platforms.retain(|p| opts.platforms.contains(p));
+        }
+        out.push((spec, platforms));
+    }
+    out
+}
+
+/// The toolchain facts planning will read: one need per `rust` node and platform, for
+/// [`crate::toolchain::facts::gather`] to look up before [`resolve`].
+pub fn rust_needs(recipe: &Recipe, opts: &PlanOptions) -> Vec<RustNeed> {
+    let mut needs = BTreeSet::new();
+    for (spec, platforms) in selected(recipe, opts) {
+        for c in &spec.contents {
+            let Content::Rust(r) = c else { continue };
+            for &platform in &platforms {
+                needs.insert(rust_need(&opts.root, r, platform));
+            }
+        }
+    }
+    needs.into_iter().collect()
+}
+
+fn rust_need(root: &Path, r: &RustSpec, platform: Platform) -> RustNeed {
+    let manifest = r.manifest.as_ref().map_or("Cargo.toml", |m| m.value.as_str());
+    RustNeed {
+        manifest: root.join(manifest),
+        package: r.package.value.clone(),
+        platform,
+        triple: r.targets.iter().find(|(p, _)| *p == platform).map(|(_, t)| t.value.clone()),
+    }
+}
+
+/// Resolves a parsed recipe into a plan, or every problem found. Reads the files the recipe
+/// names; spawns no process and touches no network (toolchain facts come in `opts.facts`).
 pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>> {
     let (epoch, epoch_source) = match (opts.source_date_epoch, &recipe.defaults.epoch) {
         (Some(e), _) => (e, EpochSource::SourceDateEpoch),
@@ -64,8 +113,7 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         problems: Vec::new(),
         hashes: BTreeMap::new(),
         reported: BTreeSet::new(),
-        probe: None,
-        packages: BTreeMap::new(),
+        facts: &opts.facts,
         sources: BTreeMap::new(),
         rust: Vec::new(),
         epoch,
@@ -75,18 +123,7 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         budget: recipe.layers.budget.unwrap_or(DEFAULT_LAYER_BUDGET),
     };
     let mut images = Vec::new();
-    for spec in &recipe.images {
-        if !opts.images.is_empty() && !opts.images.contains(&spec.name.value) {
-            continue;
-        }
-        let wanted = spec.platforms.as_ref().or(recipe.defaults.platforms.as_ref());
-        let mut platforms: Vec<Platform> = match wanted {
-            Some(list) => list.iter().map(|p| p.value).collect(),
-            None => Platform::ALL.to_vec(),
-        };
-        if !opts.platforms.is_empty() {
-            platforms.retain(|p| opts.platforms.contains(p));
-        }
+    for (spec, platforms) in selected(recipe, opts) {
         images.push(r.image(spec, &platforms, epoch, compression));
     }
     if r.problems.is_empty() {
@@ -133,10 +170,8 @@ struct Resolver<'a> {
     named: &'a [NamedLayer],
     budget: usize,
     problems: Vec<Problem>,
-    /// The Rust toolchain, probed when the first `rust` node needs it.
-    probe: Option<Result<Probe, Missing>>,
-    /// cargo_metadata results by (manifest, package).
-    packages: BTreeMap<(PathBuf, String), Result<Package, Missing>>,
+    /// The toolchain facts gathered before planning.
+    facts: &'a Facts,
     /// Source hashes by workspace root.
     sources: BTreeMap<PathBuf, (usize, String)>,
     rust: Vec<RustBuild>,

@@ -2,6 +2,7 @@
 //! strip, cargo). Planning asks it what is installed; building asks it to compile.
 
 pub mod elf;
+pub mod facts;
 pub mod rust;
 
 use std::path::{Path, PathBuf};
@@ -62,5 +63,57 @@ impl Isolation {
                 c
             }
         }
+    }
+}
+
+/// Runs a plan's build steps. [`Host`] is the real one, the only code that spawns compilers;
+/// tests use a fake that writes stand-in binaries.
+pub trait Toolchain: Sync {
+    /// The step's binary from kiln's cache, when an intact one is there.
+    fn cached(&self, step: &crate::plan::RustBuild, cache: &Path) -> Option<rust::Compiled>;
+    /// Fetches the step's dependencies: the one part of a build that may use the network.
+    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::BuildError>;
+    /// Compiles, strips, checks and caches the step's binary.
+    fn compile(
+        &self,
+        step: &crate::plan::RustBuild,
+        cache: &Path,
+        epoch: u64,
+    ) -> Result<rust::Compiled, crate::error::BuildError>;
+}
+
+/// This machine's toolchains, as the facts gathered before planning found them.
+pub struct Host<'f> {
+    /// The recipe's directory: the plan's manifests are relative to it.
+    pub root: PathBuf,
+    pub facts: &'f facts::Facts,
+}
+
+impl Host<'_> {
+    fn exec(&self, step: &crate::plan::RustBuild) -> Result<rust::Exec, crate::error::BuildError> {
+        rust::Exec::new(step, &self.root, self.facts).map_err(|m| crate::error::BuildError::Toolchain {
+            what: format!("{} (bin {}) for {}", step.package, step.bin, step.platform),
+            message: m.message,
+            help: m.help,
+        })
+    }
+}
+
+impl Toolchain for Host<'_> {
+    fn cached(&self, step: &crate::plan::RustBuild, cache: &Path) -> Option<rust::Compiled> {
+        rust::cached(cache, step)
+    }
+
+    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::BuildError> {
+        rust::fetch(&self.exec(step)?)
+    }
+
+    fn compile(
+        &self,
+        step: &crate::plan::RustBuild,
+        cache: &Path,
+        epoch: u64,
+    ) -> Result<rust::Compiled, crate::error::BuildError> {
+        rust::compile(step, &self.exec(step)?, cache, epoch)
     }
 }

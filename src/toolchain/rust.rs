@@ -317,13 +317,48 @@ struct CacheInfo {
     unstripped: u64,
 }
 
+/// This machine's paths for running a [`RustBuild`], from the gathered facts: the plan holds
+/// none of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exec {
+    pub workspace: PathBuf,
+    pub manifest: PathBuf,
+    pub cargo: PathBuf,
+    pub rustc: PathBuf,
+    pub sysroot: PathBuf,
+    pub cargo_home: PathBuf,
+    pub linker: PathBuf,
+    pub strip: PathBuf,
+}
+
+impl Exec {
+    /// Where `b` runs here: its manifest joined to the recipe's directory `root`, the
+    /// toolchain, linker and strip program the facts found for its platform and triple.
+    pub fn new(b: &RustBuild, root: &Path, facts: &super::facts::Facts) -> Result<Exec, Missing> {
+        let manifest = root.join(&b.manifest);
+        let probe = facts.probe()?;
+        let pkg = facts.package(&manifest, &b.package)?;
+        let target = facts.target(b.platform, Some(&b.triple)).or_else(|_| facts.target(b.platform, None))?;
+        Ok(Exec {
+            workspace: pkg.workspace_root.clone(),
+            manifest: std::fs::canonicalize(&manifest).unwrap_or(manifest),
+            cargo: probe.cargo.clone(),
+            rustc: probe.rustc.clone(),
+            sysroot: probe.sysroot.clone(),
+            cargo_home: probe.cargo_home.clone(),
+            linker: target.linker.clone(),
+            strip: target.strip.clone(),
+        })
+    }
+}
+
 /// `${name}` placeholders of the plan's rustflags, filled with this machine's paths.
-fn fill(flag: &str, b: &RustBuild, target_dir: &Path) -> String {
-    flag.replace("${workspace}", &b.exec.workspace.to_string_lossy())
-        .replace("${cargo_home}", &b.exec.cargo_home.to_string_lossy())
-        .replace("${sysroot}", &b.exec.sysroot.to_string_lossy())
+fn fill(flag: &str, x: &Exec, target_dir: &Path) -> String {
+    flag.replace("${workspace}", &x.workspace.to_string_lossy())
+        .replace("${cargo_home}", &x.cargo_home.to_string_lossy())
+        .replace("${sysroot}", &x.sysroot.to_string_lossy())
         .replace("${target_dir}", &target_dir.to_string_lossy())
-        .replace("${linker}", &b.exec.linker.to_string_lossy())
+        .replace("${linker}", &x.linker.to_string_lossy())
 }
 
 fn cache_dir(cache: &Path, b: &RustBuild) -> PathBuf {
@@ -347,17 +382,17 @@ pub fn cached(cache: &Path, b: &RustBuild) -> Option<Compiled> {
 
 /// `cargo fetch --locked` for a workspace, for every target at once: the one step that may
 /// use the network.
-pub fn fetch(b: &RustBuild) -> Result<(), BuildError> {
-    let out = Command::new(&b.exec.cargo)
+pub fn fetch(x: &Exec) -> Result<(), BuildError> {
+    let out = Command::new(&x.cargo)
         .args(["fetch", "--locked", "--manifest-path"])
-        .arg(&b.exec.manifest)
-        .env("CARGO_HOME", &b.exec.cargo_home)
-        .env("RUSTC", &b.exec.rustc)
+        .arg(&x.manifest)
+        .env("CARGO_HOME", &x.cargo_home)
+        .env("RUSTC", &x.rustc)
         .output()
-        .map_err(BuildError::io("run", &b.exec.cargo))?;
+        .map_err(BuildError::io("run", &x.cargo))?;
     if !out.status.success() {
         return Err(BuildError::Fetch {
-            manifest: b.exec.manifest.clone(),
+            manifest: x.manifest.clone(),
             output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }
@@ -365,19 +400,19 @@ pub fn fetch(b: &RustBuild) -> Result<(), BuildError> {
 }
 
 /// Compiles, strips, checks and caches one binary.
-pub fn compile(b: &RustBuild, cache: &Path, epoch: u64) -> Result<Compiled, BuildError> {
+pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Compiled, BuildError> {
     // cargo runs in the workspace: every path it gets must be absolute.
     let cache = &std::path::absolute(cache).map_err(BuildError::io("resolve", cache))?;
     let target_dir = cache.join("rust/target");
     std::fs::create_dir_all(&target_dir).map_err(BuildError::io("create", &target_dir))?;
-    let flags: Vec<String> = b.rustflags.iter().map(|f| fill(f, b, &target_dir)).collect();
-    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", b.exec.sysroot.join("bin").display());
-    let mut cmd = b.network.command(&b.exec.cargo);
+    let flags: Vec<String> = b.rustflags.iter().map(|f| fill(f, x, &target_dir)).collect();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", x.sysroot.join("bin").display());
+    let mut cmd = b.network.command(&x.cargo);
     cmd.env_clear()
-        .current_dir(&b.exec.workspace)
+        .current_dir(&x.workspace)
         .env("PATH", path)
-        .env("CARGO_HOME", &b.exec.cargo_home)
-        .env("RUSTC", &b.exec.rustc)
+        .env("CARGO_HOME", &x.cargo_home)
+        .env("RUSTC", &x.rustc)
         .env("CARGO_TARGET_DIR", &target_dir)
         .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
         .env("SOURCE_DATE_EPOCH", epoch.to_string())
@@ -387,7 +422,7 @@ pub fn compile(b: &RustBuild, cache: &Path, epoch: u64) -> Result<Compiled, Buil
         .env("TZ", "UTC")
         .env("LC_ALL", "C")
         .args(["build", "--locked", "--offline", "--manifest-path"])
-        .arg(&b.exec.manifest)
+        .arg(&x.manifest)
         .args(["--package", &b.package, "--bin", &b.bin, "--target", &b.triple, "--profile", &b.profile]);
     if !b.features.is_empty() {
         cmd.args(["--features", &b.features.join(",")]);
@@ -395,7 +430,7 @@ pub fn compile(b: &RustBuild, cache: &Path, epoch: u64) -> Result<Compiled, Buil
     if b.no_default_features {
         cmd.arg("--no-default-features");
     }
-    let out = cmd.output().map_err(BuildError::io("run", &b.exec.cargo))?;
+    let out = cmd.output().map_err(BuildError::io("run", &x.cargo))?;
     let what = format!("{} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple);
     if !out.status.success() {
         return Err(BuildError::Compile { what, output: String::from_utf8_lossy(&out.stderr).trim().to_string() });
@@ -416,13 +451,13 @@ pub fn compile(b: &RustBuild, cache: &Path, epoch: u64) -> Result<Compiled, Buil
         .tempdir_in(&parent)
         .map_err(BuildError::io("create a directory in", &parent))?;
     let stripped = staging.path().join(&b.bin);
-    let s = Command::new(&b.exec.strip)
+    let s = Command::new(&x.strip)
         .arg("--strip-all")
         .arg("-o")
         .arg(&stripped)
         .arg(&linked)
         .output()
-        .map_err(BuildError::io("run", &b.exec.strip))?;
+        .map_err(BuildError::io("run", &x.strip))?;
     if !s.status.success() {
         return Err(BuildError::Compile {
             what: format!("stripping {what}"),

@@ -182,3 +182,24 @@ pub fn runc_run(bundle: &Path, id: &str) -> String {
     assert!(o.status.success(), "runc failed: {}\n{}", stdout(&o), stderr(&o));
     stdout(&o)
 }
+
+/// Copies a project tree, leaving out hidden entries, `target` and `out`.
+pub fn copy_project(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().filter_map(Result::ok) {
+        let name = e.file_name();
+        if name.to_string_lossy().starts_with('.') || name == "target" || name == "out" {
+            continue;
+        }
+        if e.path().is_dir() {
+            copy_project(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+/// The repository's own directory (examples, templates, book).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}

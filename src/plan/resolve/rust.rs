@@ -3,9 +3,10 @@
 
 use super::{Placed, Resolver};
 use crate::diag::Problem;
-use crate::plan::{Entry, EntryKind, RustBuild, RustExec};
+use crate::plan::{Entry, EntryKind, RustBuild};
 use crate::platform::Platform;
 use crate::recipe::RustSpec;
+use crate::toolchain::facts::Facts;
 use crate::toolchain::rust::{self as cargo, Missing, Package, Probe, Target};
 use miette::SourceSpan;
 use std::path::{Path, PathBuf};
@@ -17,12 +18,7 @@ struct Manifest {
     span: SourceSpan,
 }
 
-impl Resolver<'_> {
-    fn probe(&mut self) -> Result<Probe, Missing> {
-        let root = self.root;
-        self.probe.get_or_insert_with(|| Probe::detect(root)).clone()
-    }
-
+impl<'a> Resolver<'a> {
     fn missing(&mut self, span: SourceSpan, m: Missing) {
         let p = Problem::new(m.code, span, m.message.clone()).label("needed here").help(m.help);
         self.once(format!("{}:{}", m.code, m.message), span, p);
@@ -32,42 +28,43 @@ impl Resolver<'_> {
     /// hashes the inputs and records the build.
     pub(super) fn rust(&mut self, spec: &RustSpec, platform: Platform) -> Option<Placed> {
         let pkg_span = spec.package.span;
-        let probe = self.probe().map_err(|m| self.missing(pkg_span, m)).ok()?;
+        let facts: &Facts = self.facts;
+        let probe = facts.probe().map_err(|m| self.missing(pkg_span, m)).ok()?;
         let manifest = self.manifest(spec)?;
-        let pkg = self.package(spec, &probe, &manifest)?;
-        let bin = self.bin(spec, &pkg)?;
-        let lockfile_sha256 = self.lockfile(pkg_span, &pkg)?;
+        let pkg = self.package(spec, &manifest)?;
+        let bin = self.bin(spec, pkg)?;
+        let lockfile_sha256 = self.lockfile(pkg_span, pkg)?;
         let triple_override = spec.targets.iter().find(|(p, _)| *p == platform).map(|(_, t)| t);
         let target_span = triple_override.map(|t| t.span).unwrap_or(pkg_span);
-        let target = cargo::target(platform, triple_override.map(|t| t.value.as_str()), &probe)
+        let target = facts
+            .target(platform, triple_override.map(|t| t.value.as_str()))
             .map_err(|m| self.missing(target_span, m))
             .ok()?;
-        let (source_files, sources_sha256) = self.sources(pkg_span, &pkg)?;
+        let (source_files, sources_sha256) = self.sources(pkg_span, pkg)?;
         let mut build = RustBuild {
             id: String::new(),
             package: spec.package.value.clone(),
             bin: bin.clone(),
             manifest: manifest.rel.clone(),
-            workspace: self.relative(&pkg.workspace_root),
+            workspace: relative(self.root, &pkg.workspace_root),
             platform,
             triple: target.triple.clone(),
             profile: spec.profile.clone(),
             features: spec.features.clone(),
             no_default_features: spec.no_default_features,
-            rustflags: rustflags(&target),
-            linker: target.linker_desc.clone(),
-            strip: target.strip_desc.clone(),
-            rustc: probe.rustc_version.clone(),
-            cargo: probe.cargo_version.clone(),
+            rustflags: Vec::new(),
+            linker: String::new(),
+            strip: String::new(),
+            rustc: String::new(),
+            cargo: String::new(),
             lockfile_sha256,
             source_files,
             sources_sha256,
             network: probe.isolation,
             require_static: true,
-            exec: exec(&pkg, manifest.path, &probe, &target),
         };
-        let identity = (env!("CARGO_PKG_VERSION"), self.epoch, &build);
-        build.id = crate::digest::sha256_hex(&crate::canonical::to_vec(&identity));
+        machine(&mut build, probe, target);
+        seal(&mut build, self.epoch);
         let dest = spec.dest.as_ref().map(|d| d.value.clone()).unwrap_or_else(|| format!("/usr/local/bin/{bin}"));
         let entry = binary_entry(dest, build.id.clone());
         let layer = (
@@ -102,15 +99,12 @@ impl Resolver<'_> {
         Some(Manifest { rel, path, span })
     }
 
-    /// The package the node names (cargo_metadata, asked once per manifest and package), whose
-    /// workspace must be inside the recipe's directory.
-    fn package(&mut self, spec: &RustSpec, probe: &Probe, manifest: &Manifest) -> Option<Package> {
-        let key = (manifest.path.clone(), spec.package.value.clone());
-        if !self.packages.contains_key(&key) {
-            let found = cargo::find_package(probe, &manifest.path, &spec.package.value);
-            self.packages.insert(key.clone(), found);
-        }
-        let pkg = self.packages[&key].clone().map_err(|m| self.missing(spec.package.span, m)).ok()?;
+    /// The package the node names (from the facts' cargo_metadata), whose workspace must be
+    /// inside the recipe's directory.
+    fn package(&mut self, spec: &RustSpec, manifest: &Manifest) -> Option<&'a Package> {
+        let facts: &'a Facts = self.facts;
+        let pkg =
+            facts.package(&manifest.path, &spec.package.value).map_err(|m| self.missing(spec.package.span, m)).ok()?;
         // The binary is made from the workspace's sources: they must all be the project's.
         let workspace = std::fs::canonicalize(&pkg.workspace_root).unwrap_or_else(|_| pkg.workspace_root.clone());
         if !workspace.starts_with(&self.real_root) {
@@ -163,8 +157,7 @@ impl Resolver<'_> {
 
     /// The sha256 of the workspace's Cargo.lock, which must exist: kiln builds with --locked.
     fn lockfile(&mut self, span: SourceSpan, pkg: &Package) -> Option<String> {
-        let lockfile = pkg.workspace_root.join("Cargo.lock");
-        let Ok((lock_sha, _)) = std::fs::File::open(&lockfile).and_then(crate::digest::sha256_reader) else {
+        let Ok(lock_sha) = lockfile_sha256(pkg) else {
             let m = Missing {
                 code: "kiln::plan::missing_lockfile",
                 message: format!("`{}` has no Cargo.lock", pkg.workspace_root.display()),
@@ -182,9 +175,7 @@ impl Resolver<'_> {
     /// The number and hash of the workspace's source files, hashed once per workspace.
     fn sources(&mut self, span: SourceSpan, pkg: &Package) -> Option<(usize, String)> {
         if !self.sources.contains_key(&pkg.workspace_root) {
-            let mut skip = vec![pkg.target_directory.clone()];
-            skip.extend(self.cache_dir.clone());
-            match cargo::hash_sources(&pkg.workspace_root, &skip) {
+            match hash_workspace(pkg, self.cache_dir.as_deref()) {
                 Ok(h) => {
                     self.sources.insert(pkg.workspace_root.clone(), h);
                 }
@@ -201,17 +192,47 @@ impl Resolver<'_> {
         }
         Some(self.sources[&pkg.workspace_root].clone())
     }
+}
 
-    /// `path` relative to the recipe's directory (`.` for the directory itself), as the plan
-    /// records it: no host paths.
-    fn relative(&self, path: &Path) -> String {
-        let root = std::fs::canonicalize(self.root).unwrap_or_else(|_| self.root.to_path_buf());
-        let rel = path
-            .strip_prefix(&root)
-            .map(|r| r.to_string_lossy().into_owned())
-            .unwrap_or_else(|_| path.to_string_lossy().into_owned());
-        if rel.is_empty() { ".".into() } else { rel }
-    }
+/// `path` relative to the recipe's directory (`.` for the directory itself), as the plan
+/// records it: no host paths.
+pub(crate) fn relative(root: &Path, path: &Path) -> String {
+    let root = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+    let rel = path
+        .strip_prefix(&root)
+        .map(|r| r.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| path.to_string_lossy().into_owned());
+    if rel.is_empty() { ".".into() } else { rel }
+}
+
+/// The sha256 of the workspace's Cargo.lock.
+pub(crate) fn lockfile_sha256(pkg: &Package) -> std::io::Result<String> {
+    std::fs::File::open(pkg.workspace_root.join("Cargo.lock")).and_then(crate::digest::sha256_reader).map(|(s, _)| s)
+}
+
+/// The number and hash of the workspace's source files, cargo's target directory and kiln's
+/// cache left out.
+pub(crate) fn hash_workspace(pkg: &Package, cache_dir: Option<&Path>) -> std::io::Result<(usize, String)> {
+    let mut skip = vec![pkg.target_directory.clone()];
+    skip.extend(cache_dir.map(Path::to_path_buf));
+    cargo::hash_sources(&pkg.workspace_root, &skip)
+}
+
+/// The fields of a build that describe this machine's toolchain for its target.
+pub(crate) fn machine(build: &mut RustBuild, probe: &Probe, target: &Target) {
+    build.rustflags = rustflags(target);
+    build.linker = target.linker_desc.clone();
+    build.strip = target.strip_desc.clone();
+    build.rustc = probe.rustc_version.clone();
+    build.cargo = probe.cargo_version.clone();
+    build.network = probe.isolation;
+}
+
+/// Sets the build's id: the hash of kiln's version, the epoch and every other field.
+pub(crate) fn seal(build: &mut RustBuild, epoch: u64) {
+    build.id = String::new();
+    let identity = (env!("CARGO_PKG_VERSION"), epoch, &*build);
+    build.id = crate::digest::sha256_hex(&crate::canonical::to_vec(&identity));
 }
 
 /// The target's link flags, and the host paths remapped to fixed ones.
@@ -226,20 +247,6 @@ fn rustflags(target: &Target) -> Vec<String> {
         rustflags.push(format!("--remap-path-prefix=${{{var}}}={to}"));
     }
     rustflags
-}
-
-/// Where the build runs on this host: not part of the plan's identity.
-fn exec(pkg: &Package, manifest: PathBuf, probe: &Probe, target: &Target) -> RustExec {
-    RustExec {
-        workspace: pkg.workspace_root.clone(),
-        manifest: std::fs::canonicalize(&manifest).unwrap_or(manifest),
-        cargo: probe.cargo.clone(),
-        rustc: probe.rustc.clone(),
-        sysroot: probe.sysroot.clone(),
-        cargo_home: probe.cargo_home.clone(),
-        linker: target.linker.clone(),
-        strip: target.strip.clone(),
-    }
 }
 
 /// The binary's entry: its bytes come from the build `id`.

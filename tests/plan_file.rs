@@ -1,0 +1,149 @@
+//! Saved plans: `kiln plan --json` reads back to the same bytes, `kiln build --plan` writes the
+//! digests a build from the recipe writes, a plan whose inputs changed is refused, a plan
+//! holds no host path, and planning needs no network once the inputs are fetched.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn kiln_in(dir: &Path, cache: &Path) -> Command {
+    let mut c = kiln();
+    c.current_dir(dir).env("KILN_CACHE_DIR", cache);
+    c
+}
+
+fn plan_json(dir: &Path, cache: &Path) -> String {
+    run(kiln_in(dir, cache).args(["plan", "-q", "--json"]))
+}
+
+fn index_digest(o: &Output) -> String {
+    summary(o)["index_digest"].as_str().unwrap().to_string()
+}
+
+/// Every example, and a project made from every template.
+fn projects(cache: &Path) -> Vec<(String, tempfile::TempDir)> {
+    let mut out = Vec::new();
+    for example in ["hello", "hello-rust"] {
+        let dir = tempfile::tempdir().unwrap();
+        copy_project(&repo_root().join("examples").join(example), dir.path());
+        out.push((format!("examples/{example}"), dir));
+    }
+    let prebuilt = tempfile::tempdir().unwrap();
+    for arch in ["amd64", "arm64", "arm"] {
+        let bin = prebuilt.path().join("dist").join(arch);
+        std::fs::create_dir_all(&bin).unwrap();
+        std::fs::write(bin.join("app"), format!("#!/bin/sh\necho {arch}\n")).unwrap();
+    }
+    run(kiln_in(prebuilt.path(), cache).args(["init", "--template", "prebuilt"]));
+    out.push(("templates/prebuilt".into(), prebuilt));
+    let rust = tempfile::tempdir().unwrap();
+    copy_project(&repo_root().join("examples/hello-rust"), rust.path());
+    std::fs::remove_file(rust.path().join("kiln.kdl")).unwrap();
+    run(kiln_in(rust.path(), cache).args(["init", "--template", "rust-scratch"]));
+    out.push(("templates/rust-scratch".into(), rust));
+    out
+}
+
+#[test]
+fn saved_plans_read_back_to_the_same_bytes_and_build_to_the_same_digests() {
+    let cache = tempfile::tempdir().unwrap();
+    for (name, dir) in projects(cache.path()) {
+        let json = plan_json(dir.path(), cache.path());
+        let plan = kiln::plan::Plan::from_json(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
+        assert_eq!(plan.to_json(), json, "{name}: the plan read back serialises to other bytes");
+        assert_eq!(kiln::plan::Plan::from_json(&plan.to_json()).unwrap(), plan, "{name}");
+        // Outside the project: in a Rust workspace, a new file changes the sources' hash.
+        let saved = tempfile::tempdir().unwrap();
+        let plan_file = saved.path().join("plan.json");
+        std::fs::write(&plan_file, &json).unwrap();
+        let plan_file = plan_file.to_str().unwrap();
+        let built = index_digest(
+            &kiln_in(dir.path(), cache.path()).args(["build", "-q", "--json", "-o", "a"]).output().unwrap(),
+        );
+        let args = ["build", "-q", "--json", "--plan", plan_file, "-o", "b"];
+        let from_plan = summary(&kiln_in(dir.path(), cache.path()).args(args).output().unwrap());
+        assert_eq!(from_plan["index_digest"], built.as_str(), "{name}: build --plan wrote another index");
+        for image in from_plan["images"].as_array().unwrap() {
+            oci_validate(&dir.path().join("b"), image["name"].as_str().unwrap());
+        }
+        if !name.starts_with("examples/") {
+            continue;
+        }
+        // An empty cache: the plan alone, with the project's files, makes the same image.
+        let empty = tempfile::tempdir().unwrap();
+        let args = ["build", "-q", "--json", "--plan", plan_file, "-o", "c"];
+        assert_eq!(index_digest(&kiln_in(dir.path(), empty.path()).args(args).output().unwrap()), built, "{name}");
+    }
+}
+
+/// `kiln build --plan` refused: exit 2, the error code and words, and no layout written.
+fn refused(dir: &Path, cache: &Path, code: &str, words: &str) {
+    let o = kiln_in(dir, cache).args(["build", "-q", "--plan", "plan.json", "-o", "refused"]).output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains(code) && err.contains(words), "expected {code} and `{words}` in:\n{err}");
+    assert!(!dir.join("refused").exists(), "a refused plan wrote a layout");
+}
+
+#[test]
+fn a_plan_whose_inputs_changed_or_that_is_not_a_plan_is_refused() {
+    let f = Fixture::new();
+    copy_project(&repo_root().join("examples/hello"), f.path());
+    let json = plan_json(f.path(), f.cache_path());
+    f.write("plan.json", &json);
+    let source = "site/index.html";
+    assert!(json.contains(&format!("\"source\": \"{source}\"")), "the example copies {source}");
+    let original = std::fs::read(f.path().join(source)).unwrap();
+    f.write(source, "changed\n");
+    refused(f.path(), f.cache_path(), "kiln::plan::stale", &format!("source `{source}`: recorded"));
+    f.write(source, &original);
+    // A plan may name only files of the recipe's directory, as a recipe may.
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("secret"), &original).unwrap();
+    let rel = format!("../{}/secret", outside.path().file_name().unwrap().to_string_lossy());
+    assert_eq!(outside.path().parent(), f.path().parent(), "both in the temporary directory");
+    f.write("plan.json", json.replace(&format!("\"source\": \"{source}\""), &format!("\"source\": \"{rel}\"")));
+    refused(f.path(), f.cache_path(), "kiln::plan::stale", "outside the recipe's directory");
+    f.write("plan.json", json.replace("\"plan_format\": 1", "\"plan_format\": 99"));
+    refused(f.path(), f.cache_path(), "kiln::cli::plan_file", "plan_format 99 is not 1");
+    f.write("plan.json", "{\"images\": ");
+    refused(f.path(), f.cache_path(), "kiln::cli::plan_file", "not a kiln plan");
+    f.write("plan.json", &json);
+    assert!(kiln_in(f.path(), f.cache_path()).args(["build", "-q", "--plan", "plan.json"]).status().unwrap().success());
+}
+
+#[test]
+fn a_rust_plan_holds_no_host_path() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let rustup_home = std::env::var_os("RUSTUP_HOME")
+        .unwrap_or_else(|| Path::new(&std::env::var_os("HOME").unwrap()).join(".rustup").into_os_string());
+    let mut plans = Vec::new();
+    for dir in [&a, &b] {
+        let project = dir.path().join("some/where/hello-rust");
+        copy_project(&repo_root().join("examples/hello-rust"), &project);
+        let home = dir.path().join("home");
+        std::fs::create_dir_all(&home).unwrap();
+        let mut c = kiln_in(&project, &dir.path().join("cache"));
+        c.env("HOME", &home).env("CARGO_HOME", home.join("cargo")).env("RUSTUP_HOME", &rustup_home);
+        plans.push(run(c.args(["plan", "-q", "--json"])));
+    }
+    assert!(!plans[0].contains(&*a.path().to_string_lossy()), "the plan names its directory:\n{}", plans[0]);
+    assert_eq!(plans[0], plans[1], "plans made in two places differ");
+}
+
+#[test]
+fn planning_a_distroless_rust_image_needs_no_network_once_fetched() {
+    let unshare = require("unshare");
+    let f = Fixture::new();
+    copy_project(&repo_root().join("examples/hello-rust"), f.path());
+    let recipe = std::fs::read_to_string(f.recipe_path()).unwrap();
+    f.recipe(&recipe.replace("base \"scratch\"", "base \"distroless/static\""));
+    assert!(std::fs::read_to_string(f.recipe_path()).unwrap().contains("distroless/static"));
+    run(kiln_in(f.path(), f.cache_path()).args(["lock", "-q"]));
+    let online = plan_json(f.path(), f.cache_path());
+    let mut offline = Command::new(unshare);
+    offline.arg("--net").arg(env!("CARGO_BIN_EXE_kiln")).args(["plan", "-q", "--json"]);
+    offline.current_dir(f.path()).env("KILN_CACHE_DIR", f.cache_path()).env_remove("SOURCE_DATE_EPOCH");
+    assert_eq!(run(&mut offline), online, "planning without a network gave another plan");
+}
