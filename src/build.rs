@@ -6,7 +6,7 @@ use crate::error::BuildError;
 use crate::image::{self, BuiltImage};
 use crate::layer::{self, Inputs, LayerBlob};
 use crate::layout::Staging;
-use crate::plan::{LayerPlan, Plan};
+use crate::plan::{BuildStep, LayerPlan, Plan};
 use crate::progress::Progress;
 use crate::toolchain::Toolchain;
 use crate::toolchain::rust::Compiled;
@@ -84,7 +84,7 @@ pub fn compile_all(
             progress.note(&format!("fetching dependencies of {}", b.package));
             toolchain.fetch(b)?;
         }
-        progress.note(&format!("compiling {} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple));
+        progress.note(&format!("compiling {}", b.describe()));
         done.insert(b.id.clone(), toolchain.compile(b, cache, plan.epoch)?);
     }
     Ok(done)

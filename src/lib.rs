@@ -32,3 +32,6 @@ pub mod recipe;
 pub mod toolchain;
 pub mod update;
 pub mod walk;
+
+#[cfg(test)]
+mod pipeline_tests;

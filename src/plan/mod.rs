@@ -173,6 +173,29 @@ pub fn rfc3339(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
 }
 
+/// A compiled artifact the plan asks for (a Rust binary today): what a [`crate::toolchain::Toolchain`]
+/// runs. Its id hashes every input, so two steps with one id make the same bytes.
+pub trait BuildStep {
+    fn id(&self) -> &str;
+    fn platform(&self) -> Platform;
+    /// How progress and errors name the step: `demo (bin demo) for linux/amd64 (x86_64-…)`.
+    fn describe(&self) -> String;
+}
+
+impl BuildStep for RustBuild {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn platform(&self) -> Platform {
+        self.platform
+    }
+
+    fn describe(&self) -> String {
+        format!("{} (bin {}) for {} ({})", self.package, self.bin, self.platform, self.triple)
+    }
+}
+
 /// The largest saved plan kiln reads, in bytes.
 pub const MAX_PLAN_BYTES: u64 = 64 << 20;
 
@@ -180,6 +203,11 @@ impl Plan {
     /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
     pub fn to_json(&self) -> String {
         crate::canonical::to_pretty(self)
+    }
+
+    /// Every build step, in plan order.
+    pub fn steps(&self) -> impl Iterator<Item = &dyn BuildStep> {
+        self.rust.iter().map(|r| r as &dyn BuildStep)
     }
 
     /// A plan read back from its JSON, or why it cannot be: not JSON, not a plan, or a plan

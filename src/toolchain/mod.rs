@@ -3,6 +3,8 @@
 
 pub mod elf;
 pub mod facts;
+#[cfg(test)]
+pub(crate) mod fake;
 pub mod rust;
 
 use std::path::{Path, PathBuf};

@@ -1,0 +1,121 @@
+//! The pipeline on the fake toolchain (`toolchain::fake`): recipe → plan → layers → images →
+//! diff, bundle and apply, with a Rust build step, without cargo, in well under a second.
+
+use crate::build::{BuildOptions, BuildSummary, build};
+use crate::plan::{Plan, PlanOptions, resolve};
+use crate::progress::Quiet;
+use crate::toolchain::facts::Facts;
+use crate::toolchain::fake::{self, Fake};
+use std::path::{Path, PathBuf};
+
+const RECIPE: &str = r#"kiln 1
+defaults {
+    platforms "linux/amd64" "linux/arm64" "linux/arm/v7"
+}
+image "demo" {
+    base "scratch"
+    copy "site/" "/srv/www/"
+    file "/etc/demo.conf" "verbose = true\n"
+    rust "demo"
+    entrypoint "/usr/local/bin/demo"
+}
+"#;
+
+struct Project {
+    dir: tempfile::TempDir,
+    cache: tempfile::TempDir,
+    facts: Facts,
+}
+
+impl Project {
+    fn new() -> Project {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |rel: &str, text: &str| {
+            let p = dir.path().join(rel);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, text).unwrap();
+        };
+        write("kiln.kdl", RECIPE);
+        write("Cargo.toml", "[package]\nname = \"demo\"\nversion = \"0.1.0\"\n");
+        write("Cargo.lock", "version = 4\n");
+        write("src/main.rs", "fn main() {}\n");
+        write("site/index.html", "<h1>demo</h1>\n");
+        let facts = fake::facts(dir.path(), "demo", &["demo"]);
+        Project { dir, cache: tempfile::tempdir().unwrap(), facts }
+    }
+
+    fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn write(&self, rel: &str, text: &str) {
+        std::fs::write(self.root().join(rel), text).unwrap();
+    }
+
+    fn plan(&self) -> Plan {
+        let recipe = crate::recipe::parse("kiln.kdl", RECIPE).unwrap();
+        let opts = PlanOptions {
+            root: self.root().to_path_buf(),
+            cache_dir: Some(self.cache.path().to_path_buf()),
+            facts: self.facts.clone(),
+            ..Default::default()
+        };
+        resolve(&recipe, &opts).unwrap()
+    }
+
+    /// Builds `plan` into `out` (beside the project) on the fake toolchain.
+    fn build(&self, plan: &Plan, out: &str) -> (BuildSummary, PathBuf) {
+        let out = self.cache.path().join(out);
+        let toolchain = Fake { dir: self.cache.path().join("fake-bin") };
+        let opts = BuildOptions { root: self.root(), out: &out, cache: self.cache.path(), toolchain: &toolchain };
+        (build(plan, &opts, &Quiet).unwrap(), out)
+    }
+}
+
+#[test]
+fn a_plan_with_a_rust_step_builds_on_the_fake_toolchain_and_reads_back() {
+    let p = Project::new();
+    let plan = p.plan();
+    assert_eq!(plan.steps().count(), 3, "one build step per platform");
+    assert!(plan.steps().all(|s| s.describe().starts_with("demo (bin demo) for ")));
+    let json = plan.to_json();
+    assert!(!json.contains(&*p.root().to_string_lossy()), "the plan holds a host path:\n{json}");
+    assert_eq!(Plan::from_json(&json).unwrap(), plan);
+    assert!(crate::plan::changes(&plan, p.root(), &p.facts, Some(p.cache.path())).is_empty());
+    let (summary, out) = p.build(&plan, "a");
+    assert_eq!(summary.images.len(), 1);
+    assert_eq!(summary.images[0].platforms.len(), 3);
+    for (step, binary) in plan.rust.iter().zip(&summary.binaries) {
+        assert_eq!(binary.sha256, crate::digest::sha256_hex(&Fake::bytes(step)), "{}", step.platform);
+    }
+    let index = std::fs::read(out.join("index.json")).unwrap();
+    assert_eq!(crate::digest::sha256_digest(&index), summary.index_digest);
+    // The same plan, again and from its JSON, writes the same bytes.
+    let (again, _) = p.build(&Plan::from_json(&json).unwrap(), "b");
+    assert_eq!(again.index_digest, summary.index_digest);
+    assert_eq!(again.cached_layers, summary.layers, "the second build takes every layer from the cache");
+}
+
+#[test]
+fn a_changed_input_is_named_and_moves_only_its_layers() {
+    let p = Project::new();
+    let old_plan = p.plan();
+    let (old, old_out) = p.build(&old_plan, "old");
+    p.write("src/main.rs", "fn main() { println!(\"v2\"); }\n");
+    let changes = crate::plan::changes(&old_plan, p.root(), &p.facts, Some(p.cache.path()));
+    assert_eq!(changes.len(), 3, "sources_sha256, once per platform (the id is not repeated): {changes:?}");
+    assert!(changes.iter().all(|c| c.contains("sources_sha256")), "{changes:?}");
+    let new_plan = p.plan();
+    let (new, new_out) = p.build(&new_plan, "new");
+    assert_ne!(new.index_digest, old.index_digest);
+    let report = crate::update::diff(&old_out, &new_out, &[], None).unwrap();
+    for platform in &report.images[0].platforms {
+        assert_eq!(platform.added.len(), 1, "{}: only the binary's layer is new", platform.platform);
+        assert_eq!(platform.kept.len(), 2, "{}: the site's and the file's layers are kept", platform.platform);
+    }
+    let bundle = p.cache.path().join("update.tar");
+    crate::update::bundle(&old_out, &new_out, &[], &bundle).unwrap();
+    crate::update::apply(&bundle, &old_out, false).unwrap();
+    let applied = std::fs::read(old_out.join("index.json")).unwrap();
+    assert_eq!(crate::digest::sha256_digest(&applied), new.index_digest);
+}
