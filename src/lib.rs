@@ -12,6 +12,7 @@ pub mod base;
 pub mod baseview;
 pub mod build;
 pub mod canonical;
+pub mod codes;
 pub mod debian;
 pub mod diag;
 pub mod digest;
