@@ -247,7 +247,7 @@ mod tests {
     fn reports_show_the_first_50_problems_then_count_the_rest() {
         let text = "x\n".repeat(60);
         let problems =
-            (0..60).rev().map(|i| Problem::new("kiln::test", (i * 2, 1).into(), format!("problem {i}"))).collect();
+            (0..60).rev().map(|i| Problem::new("kiln::recipe::syntax", (i * 2, 1).into(), format!("problem {i}"))).collect();
         let out = render(&RecipeErrors::new("k", &text, problems));
         assert!(out.contains("problem 0") && out.contains("problem 49") && !out.contains("problem 50"), "{out}");
         assert!(out.trim_end().ends_with("10 more problems not shown: fix the ones above and run kiln again"), "{out}");
@@ -260,9 +260,9 @@ mod tests {
             "k",
             text,
             vec![
-                Problem::new("kiln::test", (0, text.len()).into(), "whole file"),
-                Problem::new("kiln::test", (3, 1).into(), "inside é"),
-                Problem::new("kiln::test", (100, 5).into(), "past the end"),
+                Problem::new("kiln::recipe::syntax", (0, text.len()).into(), "whole file"),
+                Problem::new("kiln::recipe::syntax", (3, 1).into(), "inside é"),
+                Problem::new("kiln::recipe::syntax", (100, 5).into(), "past the end"),
             ],
         );
         let spans: Vec<(usize, usize)> = e.problems.iter().map(|p| (p.span.offset(), p.span.len())).collect();
@@ -274,11 +274,11 @@ mod tests {
     fn long_lines_are_cut_off_before_miette_sees_them() {
         // miette panics on a label past column 65,535, and draws a tab 4 columns wide.
         let text = format!("a\n{}x\n", "\t".repeat(MAX_LINE_BYTES));
-        let e = RecipeErrors::new("k", &text, vec![Problem::new("kiln::test", (2 + MAX_LINE_BYTES, 1).into(), "far")]);
+        let e = RecipeErrors::new("k", &text, vec![Problem::new("kiln::recipe::syntax", (2 + MAX_LINE_BYTES, 1).into(), "far")]);
         assert!(render(&e).len() < 70_000);
         let text = format!("a\n{}x\n", "\t".repeat(MAX_LINE_BYTES - 1));
-        render(&RecipeErrors::new("k", &text, vec![Problem::new("kiln::test", (text.len() - 2, 1).into(), "far")]));
-        let e = RecipeErrors::new("k", &"y".repeat(100_000), vec![Problem::new("kiln::test", (0, 80).into(), "long")]);
+        render(&RecipeErrors::new("k", &text, vec![Problem::new("kiln::recipe::syntax", (text.len() - 2, 1).into(), "far")]));
+        let e = RecipeErrors::new("k", &"y".repeat(100_000), vec![Problem::new("kiln::recipe::syntax", (0, 80).into(), "long")]);
         assert_eq!(e.source.inner().len(), 80);
     }
 
