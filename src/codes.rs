@@ -172,9 +172,21 @@ mod tests {
         let mut source = BTreeSet::new();
         source_codes(&root.join("src"), &mut source);
         let only = |a: &BTreeSet<String>, b: &BTreeSet<String>| a.difference(b).cloned().collect::<Vec<_>>();
-        assert!(only(&listed, &book).is_empty(), "codes book/src/errors.md does not document: {:?}", only(&listed, &book));
-        assert!(only(&book, &listed).is_empty(), "codes the book names that kiln does not have: {:?}", only(&book, &listed));
-        assert!(only(&source, &listed).is_empty(), "codes the source uses that Code does not list: {:?}", only(&source, &listed));
+        assert!(
+            only(&listed, &book).is_empty(),
+            "codes book/src/errors.md does not document: {:?}",
+            only(&listed, &book)
+        );
+        assert!(
+            only(&book, &listed).is_empty(),
+            "codes the book names that kiln does not have: {:?}",
+            only(&book, &listed)
+        );
+        assert!(
+            only(&source, &listed).is_empty(),
+            "codes the source uses that Code does not list: {:?}",
+            only(&source, &listed)
+        );
         assert!(only(&listed, &source).is_empty(), "codes nothing reports any more: {:?}", only(&listed, &source));
     }
 }

@@ -246,8 +246,10 @@ mod tests {
     #[test]
     fn reports_show_the_first_50_problems_then_count_the_rest() {
         let text = "x\n".repeat(60);
-        let problems =
-            (0..60).rev().map(|i| Problem::new("kiln::recipe::syntax", (i * 2, 1).into(), format!("problem {i}"))).collect();
+        let problems = (0..60)
+            .rev()
+            .map(|i| Problem::new("kiln::recipe::syntax", (i * 2, 1).into(), format!("problem {i}")))
+            .collect();
         let out = render(&RecipeErrors::new("k", &text, problems));
         assert!(out.contains("problem 0") && out.contains("problem 49") && !out.contains("problem 50"), "{out}");
         assert!(out.trim_end().ends_with("10 more problems not shown: fix the ones above and run kiln again"), "{out}");
@@ -274,11 +276,23 @@ mod tests {
     fn long_lines_are_cut_off_before_miette_sees_them() {
         // miette panics on a label past column 65,535, and draws a tab 4 columns wide.
         let text = format!("a\n{}x\n", "\t".repeat(MAX_LINE_BYTES));
-        let e = RecipeErrors::new("k", &text, vec![Problem::new("kiln::recipe::syntax", (2 + MAX_LINE_BYTES, 1).into(), "far")]);
+        let e = RecipeErrors::new(
+            "k",
+            &text,
+            vec![Problem::new("kiln::recipe::syntax", (2 + MAX_LINE_BYTES, 1).into(), "far")],
+        );
         assert!(render(&e).len() < 70_000);
         let text = format!("a\n{}x\n", "\t".repeat(MAX_LINE_BYTES - 1));
-        render(&RecipeErrors::new("k", &text, vec![Problem::new("kiln::recipe::syntax", (text.len() - 2, 1).into(), "far")]));
-        let e = RecipeErrors::new("k", &"y".repeat(100_000), vec![Problem::new("kiln::recipe::syntax", (0, 80).into(), "long")]);
+        render(&RecipeErrors::new(
+            "k",
+            &text,
+            vec![Problem::new("kiln::recipe::syntax", (text.len() - 2, 1).into(), "far")],
+        ));
+        let e = RecipeErrors::new(
+            "k",
+            &"y".repeat(100_000),
+            vec![Problem::new("kiln::recipe::syntax", (0, 80).into(), "long")],
+        );
         assert_eq!(e.source.inner().len(), 80);
     }
 

@@ -1,0 +1,188 @@
+//! Running one Rust build step: its host paths from the gathered facts, `cargo fetch`, the
+//! hermetic `cargo build`, strip, the binary's checks, and kiln's cache of compiled binaries.
+
+use super::Missing;
+use crate::error::BuildError;
+use crate::plan::RustBuild;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A binary ready to layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiled {
+    pub path: PathBuf,
+    pub sha256: String,
+    pub size: u64,
+    /// Size as linked, before stripping.
+    pub unstripped: u64,
+    /// Taken from the cache; the compiler did not run.
+    pub cached: bool,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct CacheInfo {
+    sha256: String,
+    size: u64,
+    unstripped: u64,
+}
+
+/// This machine's paths for running a [`RustBuild`], from the gathered facts: the plan holds
+/// none of them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exec {
+    pub workspace: PathBuf,
+    pub manifest: PathBuf,
+    pub cargo: PathBuf,
+    pub rustc: PathBuf,
+    pub sysroot: PathBuf,
+    pub cargo_home: PathBuf,
+    pub linker: PathBuf,
+    pub strip: PathBuf,
+}
+
+impl Exec {
+    /// Where `b` runs here: its manifest joined to the recipe's directory `root`, the
+    /// toolchain, linker and strip program the facts found for its platform and triple.
+    pub fn new(b: &RustBuild, root: &Path, facts: &crate::toolchain::facts::Facts) -> Result<Exec, Missing> {
+        let manifest = root.join(&b.manifest);
+        let probe = facts.probe()?;
+        let pkg = facts.package(&manifest, &b.package)?;
+        let target = facts.target(b.platform, Some(&b.triple)).or_else(|_| facts.target(b.platform, None))?;
+        Ok(Exec {
+            workspace: pkg.workspace_root.clone(),
+            manifest: std::fs::canonicalize(&manifest).unwrap_or(manifest),
+            cargo: probe.cargo.clone(),
+            rustc: probe.rustc.clone(),
+            sysroot: probe.sysroot.clone(),
+            cargo_home: probe.cargo_home.clone(),
+            linker: target.linker.clone(),
+            strip: target.strip.clone(),
+        })
+    }
+}
+
+/// `${name}` placeholders of the plan's rustflags, filled with this machine's paths.
+fn fill(flag: &str, x: &Exec, target_dir: &Path) -> String {
+    flag.replace("${workspace}", &x.workspace.to_string_lossy())
+        .replace("${cargo_home}", &x.cargo_home.to_string_lossy())
+        .replace("${sysroot}", &x.sysroot.to_string_lossy())
+        .replace("${target_dir}", &target_dir.to_string_lossy())
+        .replace("${linker}", &x.linker.to_string_lossy())
+}
+
+fn cache_dir(cache: &Path, b: &RustBuild) -> PathBuf {
+    cache.join("rust/bin").join(&b.id)
+}
+
+/// The cached binary for `b`, if one is there and intact.
+pub fn cached(cache: &Path, b: &RustBuild) -> Option<Compiled> {
+    let dir = cache_dir(cache, b);
+    let info: CacheInfo = serde_json::from_slice(&std::fs::read(dir.join("info.json")).ok()?).ok()?;
+    let path = dir.join(&b.bin);
+    let (sha, size) = crate::digest::sha256_reader(std::fs::File::open(&path).ok()?).ok()?;
+    (sha == info.sha256 && size == info.size).then_some(Compiled {
+        path,
+        sha256: sha,
+        size,
+        unstripped: info.unstripped,
+        cached: true,
+    })
+}
+
+/// `cargo fetch --locked` for a workspace, for every target at once: the one step that may
+/// use the network.
+pub fn fetch(x: &Exec) -> Result<(), BuildError> {
+    let out = Command::new(&x.cargo)
+        .args(["fetch", "--locked", "--manifest-path"])
+        .arg(&x.manifest)
+        .env("CARGO_HOME", &x.cargo_home)
+        .env("RUSTC", &x.rustc)
+        .output()
+        .map_err(BuildError::io("run", &x.cargo))?;
+    if !out.status.success() {
+        return Err(BuildError::Fetch {
+            manifest: x.manifest.clone(),
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(())
+}
+
+/// Compiles, strips, checks and caches one binary.
+pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Compiled, BuildError> {
+    // cargo runs in the workspace: every path it gets must be absolute.
+    let cache = &std::path::absolute(cache).map_err(BuildError::io("resolve", cache))?;
+    let target_dir = cache.join("rust/target");
+    std::fs::create_dir_all(&target_dir).map_err(BuildError::io("create", &target_dir))?;
+    let flags: Vec<String> = b.rustflags.iter().map(|f| fill(f, x, &target_dir)).collect();
+    let path = format!("{}:/usr/local/bin:/usr/bin:/bin", x.sysroot.join("bin").display());
+    let mut cmd = b.network.command(&x.cargo);
+    cmd.env_clear()
+        .current_dir(&x.workspace)
+        .env("PATH", path)
+        .env("CARGO_HOME", &x.cargo_home)
+        .env("RUSTC", &x.rustc)
+        .env("CARGO_TARGET_DIR", &target_dir)
+        .env("CARGO_ENCODED_RUSTFLAGS", flags.join("\u{1f}"))
+        .env("SOURCE_DATE_EPOCH", epoch.to_string())
+        .env("CARGO_INCREMENTAL", "0")
+        .env("CARGO_NET_OFFLINE", "true")
+        .env("CARGO_TERM_COLOR", "never")
+        .env("TZ", "UTC")
+        .env("LC_ALL", "C")
+        .args(["build", "--locked", "--offline", "--manifest-path"])
+        .arg(&x.manifest)
+        .args(["--package", &b.package, "--bin", &b.bin, "--target", &b.triple, "--profile", &b.profile]);
+    if !b.features.is_empty() {
+        cmd.args(["--features", &b.features.join(",")]);
+    }
+    if b.no_default_features {
+        cmd.arg("--no-default-features");
+    }
+    let out = cmd.output().map_err(BuildError::io("run", &x.cargo))?;
+    let what = format!("{} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple);
+    if !out.status.success() {
+        return Err(BuildError::Compile { what, output: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+    }
+    let profile_dir = match b.profile.as_str() {
+        "dev" | "test" => "debug",
+        "bench" => "release",
+        p => p,
+    };
+    let linked = target_dir.join(&b.triple).join(profile_dir).join(&b.bin);
+    let unstripped = std::fs::metadata(&linked).map_err(BuildError::io("read", &linked))?.len();
+
+    // Strip into a staging directory beside the cache entry, check, then rename into place.
+    let parent = cache.join("rust/bin");
+    std::fs::create_dir_all(&parent).map_err(BuildError::io("create", &parent))?;
+    let staging = tempfile::Builder::new()
+        .prefix(".kiln-")
+        .tempdir_in(&parent)
+        .map_err(BuildError::io("create a directory in", &parent))?;
+    let stripped = staging.path().join(&b.bin);
+    let s = Command::new(&x.strip)
+        .arg("--strip-all")
+        .arg("-o")
+        .arg(&stripped)
+        .arg(&linked)
+        .output()
+        .map_err(BuildError::io("run", &x.strip))?;
+    if !s.status.success() {
+        return Err(BuildError::Compile {
+            what: format!("stripping {what}"),
+            output: String::from_utf8_lossy(&s.stderr).trim().to_string(),
+        });
+    }
+    let data = std::fs::read(&stripped).map_err(BuildError::io("read", &stripped))?;
+    crate::toolchain::elf::check(&data, b.platform, b.require_static)
+        .map_err(|reason| BuildError::BadBinary { what: what.clone(), reason })?;
+    let sha256 = crate::digest::sha256_hex(&data);
+    let info = CacheInfo { sha256: sha256.clone(), size: data.len() as u64, unstripped };
+    let info_path = staging.path().join("info.json");
+    std::fs::write(&info_path, crate::canonical::to_vec(&info)).map_err(BuildError::io("write", &info_path))?;
+    let dir = cache_dir(cache, b);
+    let _ = std::fs::remove_dir_all(&dir);
+    let kept = staging.keep();
+    std::fs::rename(&kept, &dir).map_err(BuildError::io("rename into", &dir))?;
+    Ok(Compiled { path: dir.join(&b.bin), sha256, size: data.len() as u64, unstripped, cached: false })
+}
