@@ -225,9 +225,9 @@ impl<W: Write> HashingWriter<W> {
         HashingWriter { inner, hasher: Sha256::new(), len: 0 }
     }
 
-    /// The inner writer, the `sha256:<hex>` digest and the byte count.
-    pub fn finish(self) -> (W, String, u64) {
-        (self.inner, format!("sha256:{}", hex(&self.hasher.finalize())), self.len)
+    /// The inner writer, the digest and the byte count.
+    pub fn finish(self) -> (W, Digest, u64) {
+        (self.inner, Digest::from_sha256(self.hasher.finalize().into()), self.len)
     }
 }
 
@@ -255,9 +255,9 @@ impl<R: Read> HashingReader<R> {
         HashingReader { inner, hasher: Sha256::new(), len: 0 }
     }
 
-    /// The inner reader, the `sha256:<hex>` digest and the byte count.
-    pub fn finish(self) -> (R, String, u64) {
-        (self.inner, format!("sha256:{}", hex(&self.hasher.finalize())), self.len)
+    /// The inner reader, the digest and the byte count.
+    pub fn finish(self) -> (R, Digest, u64) {
+        (self.inner, Digest::from_sha256(self.hasher.finalize().into()), self.len)
     }
 }
 
@@ -281,7 +281,8 @@ mod tests {
         w.write_all(b"abc").unwrap();
         let (inner, d, n) = w.finish();
         assert_eq!((inner.len(), n), (3, 3));
-        assert_eq!(d, sha256_digest(b"abc"));
+        assert_eq!(d, Digest::of(b"abc"));
+        assert_eq!(d.to_string(), sha256_digest(b"abc"));
     }
 
     const ABC: &str = "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
