@@ -6,6 +6,7 @@
 //! platform. `oci-layout:` bases reuse another image's layers as they are.
 
 use crate::debian::{self, Flavour, lock::Lock};
+use crate::digest::Digest;
 use crate::plan::{ConfigPlan, Entry, EntryKind, Prebuilt};
 use crate::platform::Platform;
 use crate::walk;
@@ -165,36 +166,40 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
             .ok_or_else(|| format!("no {p} image in {}", layout.display()))?,
         _ => return Err(format!("{} holds several images; name one with oci-layout:{rel}:TAG", layout.display())),
     };
-    let config_bytes = walk::read_blob(layout, manifest.manifest.config()).map_err(|e| e.to_string())?;
+    let config_bytes = walk::read_blob(layout, &manifest.config).map_err(|e| e.to_string())?;
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| format!("the base's config: {e}"))?;
     if config.architecture().to_string() != p.arch() {
         return Err(format!("the base image for {p} is built for {}", config.architecture()));
     }
-    let diff_ids = config.rootfs().diff_ids();
-    if diff_ids.len() != manifest.manifest.layers().len() {
+    let diff_ids = diff_ids(layout, &manifest.config, &config)?;
+    if diff_ids.len() != manifest.layers.len() {
         return Err("the base's config and manifest disagree on the number of layers".into());
-    }
-    for l in manifest.manifest.layers() {
-        walk::blob_path(layout, l.digest().as_ref()).map_err(|e| e.to_string())?;
     }
     let (keys, _) = image.layer_keys(layout, manifest).map_err(|e| e.to_string())?;
     let layers = manifest
-        .manifest
-        .layers()
+        .layers
         .iter()
         .zip(diff_ids)
         .zip(keys)
-        .map(|((l, diff), key)| Prebuilt {
+        .map(|((l, diff_id), key)| Prebuilt {
             layout: rel.to_string(),
-            digest: l.digest().to_string(),
-            size: l.size(),
-            media_type: l.media_type().to_string(),
-            diff_id: diff.clone(),
+            digest: l.digest.clone(),
+            size: l.size,
+            media_type: l.media_type.clone(),
+            diff_id,
             created_by: key.unwrap_or_else(|| format!("base layer from {rel}")),
         })
         .collect();
     Ok(LayoutBase { layers, config })
+}
+
+/// The config's `rootfs.diff_ids`, parsed: an image built on the base records them in its own
+/// config, so a malformed one is refused here, naming the config blob.
+fn diff_ids(layout: &Path, blob: &walk::Blob, config: &ImageConfiguration) -> Result<Vec<Digest>, String> {
+    let file = format!("config {}", blob.digest.layout_path().display());
+    let parse = |d: &String| d.parse().map_err(|e| walk::invalid(layout, format!("{file} has the diff_id {e}")));
+    config.rootfs().diff_ids().iter().map(parse).collect::<Result<_, _>>().map_err(|e| e.to_string())
 }
 
 /// Starts an image's config from its base's: recipe values override, env merges by name.

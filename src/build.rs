@@ -124,9 +124,9 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
             .iter()
             .map(|b| ImageSummary {
                 name: b.name.clone(),
-                digest: b.index.digest.clone(),
+                digest: b.index.digest.to_string(),
                 size: b.index.size,
-                platforms: b.manifests.iter().map(|(p, m)| (p.to_string(), m.digest.clone())).collect(),
+                platforms: b.manifests.iter().map(|(p, m)| (p.to_string(), m.digest.to_string())).collect(),
             })
             .collect(),
         layers: layers.len(),

@@ -3,6 +3,7 @@
 //! gather facts for it (Debian packages, base layouts) and the layer writer make or read them,
 //! without depending on the plan itself.
 
+use crate::digest::Digest;
 use serde::Serialize;
 
 /// A layer taken as it is from a base image in an OCI layout.
@@ -10,10 +11,11 @@ use serde::Serialize;
 pub struct Prebuilt {
     /// The layout, relative to the recipe's directory.
     pub layout: String,
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     pub media_type: String,
-    pub diff_id: String,
+    /// The digest of the uncompressed tar, from the base's config.
+    pub diff_id: Digest,
     pub created_by: String,
 }
 

@@ -30,8 +30,8 @@ fn spec_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> BuildE
     move |e| BuildError::InvalidLayout { path: what.into(), reason: e.to_string() }
 }
 
-fn digest(s: &str) -> Result<Digest, BuildError> {
-    Digest::from_str(s).map_err(spec_err("digest"))
+fn digest(d: &crate::digest::Digest) -> Result<Digest, BuildError> {
+    Digest::from_str(&d.to_string()).map_err(spec_err("digest"))
 }
 
 fn descriptor(media_type: MediaType, blob: &BlobRef) -> Result<Descriptor, BuildError> {
@@ -90,7 +90,7 @@ fn write_platform(
     }
     let rootfs = RootFsBuilder::default()
         .typ("layers")
-        .diff_ids(blobs.iter().map(|b| b.diff_id.clone()).collect::<Vec<_>>())
+        .diff_ids(blobs.iter().map(|b| b.diff_id.to_string()).collect::<Vec<_>>())
         .build()
         .map_err(spec_err("rootfs"))?;
     let mut config = ImageConfigurationBuilder::default()

@@ -1,10 +1,9 @@
 //! Reads an OCI image layout back: images, platforms, layers, and which images and platforms
 //! share each layer. Works on any OCI layout, not only kiln's.
 
-use crate::digest::HashingReader;
+use crate::digest::{Digest, HashingReader};
 use crate::error::BuildError;
-use crate::walk::{self, Image, PlatformImage, blob_path};
-use oci_spec::image::Descriptor;
+use crate::walk::{self, Blob, Image, PlatformImage, blob_path};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -15,13 +14,13 @@ use std::path::Path;
 pub struct LayoutReport {
     pub images: Vec<ImageReport>,
     /// Every layer digest with its size and the `image platform` pairs that use it.
-    pub layers: BTreeMap<String, LayerUse>,
+    pub layers: BTreeMap<Digest, LayerUse>,
 }
 
 #[derive(Debug, Clone, Serialize)]
 pub struct ImageReport {
     pub name: String,
-    pub digest: String,
+    pub digest: Digest,
     pub media_type: String,
     pub platforms: Vec<PlatformReport>,
     /// Platforms the image index names whose manifests the layout does not hold.
@@ -32,8 +31,8 @@ pub struct ImageReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlatformReport {
     pub platform: String,
-    pub manifest: String,
-    pub config: String,
+    pub manifest: Digest,
+    pub config: Digest,
     /// The user the image runs as, and where that comes from.
     pub user: String,
     pub user_from: String,
@@ -44,7 +43,7 @@ pub struct PlatformReport {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct LayerReport {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
     pub media_type: String,
     /// The layer's key in kiln's layer plan, for images kiln wrote (for others, the config's
@@ -62,16 +61,15 @@ pub struct LayerReport {
 /// Counts a layer's files by the first three components of their directories. The
 /// compressed stream is hashed while it is read, and read to the end: a layer whose bytes are
 /// not the ones its descriptor names is refused, and nothing it lists is shown.
-fn contents(dir: &Path, layer: &Descriptor) -> Result<(u64, Vec<(String, u64)>), BuildError> {
-    let digest = layer.digest().as_ref();
-    let p = blob_path(dir, digest)?;
-    walk::check_size(dir, digest, layer.size())?;
+fn contents(dir: &Path, layer: &Blob) -> Result<(u64, Vec<(String, u64)>), BuildError> {
+    let p = blob_path(dir, &layer.digest);
+    walk::check_size(dir, &layer.digest, layer.size)?;
     let mut hashed = HashingReader::new(std::fs::File::open(&p).map_err(BuildError::io("open", &p))?);
-    let listed = count_files(&mut hashed, layer.media_type().as_ref(), &p);
+    let listed = count_files(&mut hashed, &layer.media_type, &p);
     // The decompressor and tar stop at the end of the archive; the blob may go on.
     std::io::copy(&mut hashed, &mut std::io::sink()).map_err(BuildError::io("read", &p))?;
     let (_, actual, len) = hashed.finish();
-    walk::check_read(dir, digest, layer.size(), (&actual, len))?;
+    walk::check_read(dir, &layer.digest, layer.size, (&actual, len))?;
     listed
 }
 
@@ -112,18 +110,17 @@ pub struct LayerUse {
 }
 
 fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<PlatformReport, BuildError> {
-    let m = &p.manifest;
     let (keys, kiln) = image.layer_keys(dir, p)?;
-    let layers: Vec<LayerReport> = m
-        .layers()
+    let layers: Vec<LayerReport> = p
+        .layers
         .iter()
         .zip(keys)
         .map(|(l, key)| {
             let (files, top) = contents(dir, l)?;
             Ok(LayerReport {
-                digest: l.digest().to_string(),
-                size: l.size(),
-                media_type: l.media_type().to_string(),
+                digest: l.digest.clone(),
+                size: l.size,
+                media_type: l.media_type.clone(),
                 why: match &key {
                     Some(k) if kiln => crate::plan::layering::reason(k),
                     Some(_) => "not built by kiln; the key is what its history says made it".into(),
@@ -135,9 +132,9 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
             })
         })
         .collect::<Result<_, BuildError>>()?;
-    let total_bytes = p.desc.size() + m.config().size() + layers.iter().map(|l| l.size).sum::<u64>();
-    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&walk::read_blob(dir, m.config())?)
-        .map_err(|e| walk::invalid(dir, format!("config {}: {e}", m.config().digest())))?;
+    let total_bytes = p.blob.size + p.config.size + layers.iter().map(|l| l.size).sum::<u64>();
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&walk::read_blob(dir, &p.config)?)
+        .map_err(|e| walk::invalid(dir, format!("config {}: {e}", p.config.digest)))?;
     let set = config.config().as_ref().and_then(|c| c.user().clone()).filter(|u| !u.is_empty());
     let (user, user_from) = match set {
         Some(u) => (u, "the image config's User".to_string()),
@@ -145,8 +142,8 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
     };
     Ok(PlatformReport {
         platform: p.platform.clone(),
-        manifest: p.desc.digest().to_string(),
-        config: m.config().digest().to_string(),
+        manifest: p.blob.digest.clone(),
+        config: p.config.digest.clone(),
         user,
         user_from,
         layers,
@@ -160,13 +157,13 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
     for i in walk::images_present(dir, only, &[])? {
         images.push(ImageReport {
             name: i.name.clone(),
-            digest: i.desc.digest().to_string(),
-            media_type: i.desc.media_type().to_string(),
+            digest: i.blob.digest.clone(),
+            media_type: i.blob.media_type.clone(),
             platforms: i.platforms.iter().map(|p| platform_report(dir, &i, p)).collect::<Result<_, _>>()?,
             absent: i.absent.clone(),
         });
     }
-    let mut layers: BTreeMap<String, LayerUse> = BTreeMap::new();
+    let mut layers: BTreeMap<Digest, LayerUse> = BTreeMap::new();
     for i in &images {
         for p in &i.platforms {
             for l in &p.layers {
@@ -193,10 +190,9 @@ pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platf
     Ok(out)
 }
 
-/// The first 12 hex digits of a digest, for people (the whole string if it is not one kiln
-/// reads: never sliced where a character could be cut).
-fn short(d: &str) -> &str {
-    d.get(..19).unwrap_or(d)
+/// A digest with its first 12 hex digits, for people.
+fn short(d: &Digest) -> String {
+    format!("{}:{}", d.algorithm(), d.short_hex())
 }
 
 /// Human-readable form of a report.

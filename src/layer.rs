@@ -6,7 +6,7 @@
 //! written (digest). gzip has no name and no timestamp; zstd runs single-threaded. Both give
 //! the same bytes for the same input and library version, which `Cargo.lock` pins.
 
-use crate::digest::HashingWriter;
+use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
 use crate::layout::{BlobRef, Staging};
 use crate::plan::{Entry, EntryKind, LayerPlan};
@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 pub struct LayerBlob {
     pub blob: BlobRef,
     /// sha256 of the uncompressed tar, for the config's `rootfs.diff_ids`.
-    pub diff_id: String,
+    pub diff_id: Digest,
     pub media_type: String,
     /// Uncompressed tar size.
     pub tar_size: u64,
@@ -165,7 +165,7 @@ pub fn write_tar(
 /// Copies a base image's layer into the staging blob store, checking its digest.
 pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, staging: &Staging) -> Result<LayerBlob, BuildError> {
     let layout = root.join(&p.layout);
-    let src = crate::walk::blob_path(&layout, &p.digest)?;
+    let src = crate::walk::blob_path(&layout, &p.digest);
     let blob = staging.write_blob(|w| {
         let mut f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
         io::copy(&mut f, w).map_err(BuildError::io("copy", &src))?;
@@ -174,15 +174,15 @@ pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, staging: &Staging) 
     if blob.digest != p.digest {
         return Err(BuildError::Integrity {
             what: src.display().to_string(),
-            expected: p.digest.clone(),
-            actual: blob.digest,
+            expected: p.digest.to_string(),
+            actual: blob.digest.to_string(),
         });
     }
     Ok(LayerBlob { blob, diff_id: p.diff_id.clone(), media_type: p.media_type.clone(), tar_size: 0 })
 }
 
 /// The sha256 and size of the tar [`write_tar`] makes for `layer`, without compressing it.
-pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<(String, u64), BuildError> {
+pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<(Digest, u64), BuildError> {
     let mut w = HashingWriter::new(io::sink());
     write_tar(layer, inputs, epoch, &mut w, Path::new("a tar stream to hash"))?;
     let (_, digest, size) = w.finish();
@@ -190,7 +190,7 @@ pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<
 }
 
 /// A compressed layer's digest and size, and the digest and size of the tar inside it.
-fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Result<(String, u64, String, u64)> {
+fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Result<(Digest, u64, Digest, u64)> {
     let mut blob = crate::digest::HashingReader::new(io::BufReader::new(file));
     let mut tar = HashingWriter::new(io::sink());
     if media_type.ends_with("+gzip") {
@@ -240,7 +240,10 @@ pub fn build_layer(
         diff = Some((diff_id, tar_size));
         Ok(())
     })?;
-    let (diff_id, tar_size) = diff.unwrap_or_default();
+    let (diff_id, tar_size) = diff.ok_or_else(|| BuildError::InvalidLayout {
+        path: staging.blob_dir(),
+        reason: format!("layer {} was written without its tar", layer.name),
+    })?;
     Ok(LayerBlob { blob, diff_id, media_type: media_type(compression).to_string(), tar_size })
 }
 
@@ -257,9 +260,9 @@ pub struct LayerCache {
 /// What kiln's cache records of a layer it compressed.
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct Record {
-    digest: String,
+    digest: Digest,
     size: u64,
-    diff_id: String,
+    diff_id: Digest,
     media_type: String,
     tar_size: u64,
 }
@@ -290,23 +293,22 @@ impl LayerCache {
     /// exactly the tar the plan makes (`expected`: its sha256 and size) and its blob matches
     /// its digest; otherwise why it cannot be used. A record someone planted in the cache can
     /// name any blob, so nothing about it is trusted until the blob's own bytes say so.
-    pub fn take(&self, record: Record, expected: (&str, u64), staging: &Staging) -> Result<LayerBlob, String> {
-        if record.diff_id != expected.0 || record.tar_size != expected.1 {
+    pub fn take(&self, record: Record, expected: (&Digest, u64), staging: &Staging) -> Result<LayerBlob, String> {
+        if record.diff_id != *expected.0 || record.tar_size != expected.1 {
             return Err("its record names other contents than the plan's".into());
         }
-        let src = crate::walk::blob_path(&self.dir, &record.digest).map_err(|e| e.to_string())?;
+        let src = crate::walk::blob_path(&self.dir, &record.digest);
         let file = std::fs::File::open(&src).map_err(|e| format!("cannot open {}: {e}", src.display()))?;
         let (digest, size, diff_id, tar_size) =
             unpacked_digests(file, &record.media_type).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
         if digest != record.digest || size != record.size {
             return Err(format!("its blob is damaged (digest {digest})"));
         }
-        if diff_id != expected.0 || tar_size != expected.1 {
+        if diff_id != *expected.0 || tar_size != expected.1 {
             return Err(format!("its blob unpacks to {diff_id}, not the tar the plan makes"));
         }
         // A copy, not a link: the layout's blobs and the cache's stay independent files.
-        let hex = digest.trim_start_matches("sha256:");
-        let dest = staging.blob_dir().join(hex);
+        let dest = staging.path().join(digest.layout_path());
         if !dest.exists() {
             let tmp = tempfile::NamedTempFile::new_in(staging.blob_dir()).map_err(|e| e.to_string())?;
             std::fs::copy(&src, tmp.path()).map_err(|e| e.to_string())?;
@@ -320,18 +322,17 @@ impl LayerCache {
     /// be written costs time on the next build, never a failed one.
     pub fn put(&self, id: &str, layer: &LayerBlob, staging: &Staging) {
         let Some(record) = self.record_path(id) else { return };
-        let Ok(dest) = crate::walk::blob_path(&self.dir, &layer.blob.digest) else { return };
+        let dest = crate::walk::blob_path(&self.dir, &layer.blob.digest);
         let Some(parent) = dest.parent() else { return };
         if std::fs::create_dir_all(parent).is_err() {
             return;
         }
-        let hex = layer.blob.digest.trim_start_matches("sha256:");
         let intact = std::fs::File::open(&dest)
             .and_then(crate::digest::sha256_reader)
-            .is_ok_and(|(h, n)| h == hex && n == layer.blob.size);
+            .is_ok_and(|(h, n)| h == layer.blob.digest.hex() && n == layer.blob.size);
         if !intact {
             let Ok(tmp) = tempfile::NamedTempFile::new_in(parent) else { return };
-            let src = staging.blob_dir().join(hex);
+            let src = crate::walk::blob_path(staging.path(), &layer.blob.digest);
             if std::fs::copy(&src, tmp.path()).is_err() || tmp.persist(&dest).is_err() {
                 return;
             }

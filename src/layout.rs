@@ -8,7 +8,7 @@
 //! killed run leaves beside the output is removed by the next run writing there (the locks
 //! in [`crate::lock`] tell a dead run's leftovers from a live run's work).
 
-use crate::digest::HashingWriter;
+use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
 use crate::lock;
 use crate::progress::Progress;
@@ -40,7 +40,7 @@ pub struct Staging {
 /// Digest and size of a written blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BlobRef {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -105,8 +105,7 @@ impl Staging {
             source: e.into_error(),
         })?;
         drop(file);
-        let hex = digest.trim_start_matches("sha256:");
-        let dest = dir.join(hex);
+        let dest = self.dir.join(digest.layout_path());
         tmp.persist(&dest).map_err(|e| BuildError::Io {
             action: "rename a blob to",
             path: dest.clone(),

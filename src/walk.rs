@@ -4,6 +4,7 @@
 
 pub use crate::annotation::encode_keys;
 use crate::annotation::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
+use crate::digest::Digest;
 use crate::error::BuildError;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::de::DeserializeOwned;
@@ -12,6 +13,15 @@ use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
+/// A descriptor as kiln uses it: its digest parsed where the layout was read, its size and
+/// media type.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Blob {
+    pub digest: Digest,
+    pub size: u64,
+    pub media_type: String,
+}
+
 /// One named image of a layout.
 #[derive(Debug, Clone)]
 pub struct Image {
@@ -19,6 +29,8 @@ pub struct Image {
     pub name: String,
     /// Its entry in `index.json`.
     pub desc: Descriptor,
+    /// What that entry names: the image index, or the one manifest.
+    pub blob: Blob,
     /// The image index, when `index.json` points at one (multi-platform images).
     pub index: Option<ImageIndex>,
     pub platforms: Vec<PlatformImage>,
@@ -33,7 +45,12 @@ pub struct PlatformImage {
     /// `os/architecture[/variant]`.
     pub platform: String,
     pub desc: Descriptor,
+    /// The manifest's own blob.
+    pub blob: Blob,
     pub manifest: ImageManifest,
+    /// The manifest's config and layers (bottom first).
+    pub config: Blob,
+    pub layers: Vec<Blob>,
 }
 
 pub(crate) fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
@@ -45,13 +62,6 @@ pub(crate) fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
 /// A larger one is refused before it is read.
 pub const MAX_JSON: u64 = 4 << 20;
 
-/// The hex of a `sha256:<64 lowercase hex>` digest, the only digests kiln reads.
-pub(crate) fn sha256_hex(digest: &str) -> Option<&str> {
-    digest
-        .strip_prefix("sha256:")
-        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)))
-}
-
 /// A string read from a file, fit for a message: quoted, escaped, and cut after 80 characters.
 pub(crate) fn shown(s: &str) -> String {
     let mut out: String = s.chars().take(80).collect();
@@ -61,16 +71,24 @@ pub(crate) fn shown(s: &str) -> String {
     format!("{out:?}")
 }
 
-/// Path of a blob, refusing digests that are not `sha256:<64 hex>`.
-pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf, BuildError> {
-    match sha256_hex(digest) {
-        Some(h) => Ok(dir.join("blobs/sha256").join(h)),
-        None => Err(invalid(dir, format!("unsupported digest {}", shown(digest)))),
-    }
+/// Path of a blob in the layout at `dir`.
+pub fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
+    dir.join(digest.layout_path())
+}
+
+/// A descriptor of `file` (which names it in messages), its digest parsed.
+fn blob(dir: &Path, file: &str, d: &Descriptor) -> Result<Blob, BuildError> {
+    let digest = Digest::try_from(d.digest()).map_err(|e| invalid(dir, format!("{file} has the digest {e}")))?;
+    Ok(Blob { digest, size: d.size(), media_type: d.media_type().to_string() })
+}
+
+/// How a blob is named in messages: what it is and where it is (`manifest blobs/sha256/…`).
+fn file_name(what: &str, blob: &Blob) -> String {
+    format!("{what} {}", blob.digest.layout_path().display())
 }
 
 /// Checks what was read of a blob (its digest and byte count) against its descriptor.
-pub(crate) fn check_read(dir: &Path, digest: &str, size: u64, read: (&str, u64)) -> Result<(), BuildError> {
+pub(crate) fn check_read(dir: &Path, digest: &Digest, size: u64, read: (&Digest, u64)) -> Result<(), BuildError> {
     let (actual, len) = read;
     if actual != digest {
         return Err(invalid(dir, format!("blob {digest} has digest {actual}")));
@@ -83,8 +101,8 @@ pub(crate) fn check_read(dir: &Path, digest: &str, size: u64, read: (&str, u64))
 
 /// Refuses a blob whose file is not the size its descriptor says; a blob the layout does not
 /// hold is left to the caller.
-pub(crate) fn check_size(dir: &Path, digest: &str, size: u64) -> Result<(), BuildError> {
-    let p = blob_path(dir, digest)?;
+pub(crate) fn check_size(dir: &Path, digest: &Digest, size: u64) -> Result<(), BuildError> {
+    let p = blob_path(dir, digest);
     match std::fs::metadata(&p) {
         Ok(m) if m.is_file() && m.len() != size => {
             Err(invalid(dir, format!("blob {digest} is {} bytes; its descriptor says {size}", m.len())))
@@ -120,15 +138,14 @@ fn read_json_file(path: &Path) -> Result<Vec<u8>, BuildError> {
 
 /// A blob's bytes, refused when they do not match the descriptor's digest and size. Only
 /// for JSON blobs: one over [`MAX_JSON`] is refused unread.
-pub fn read_blob(dir: &Path, desc: &Descriptor) -> Result<Vec<u8>, BuildError> {
-    let digest = desc.digest().as_ref();
-    let p = blob_path(dir, digest)?;
-    if desc.size() > MAX_JSON {
-        return Err(too_large(&p, desc.size()));
+pub fn read_blob(dir: &Path, blob: &Blob) -> Result<Vec<u8>, BuildError> {
+    let p = blob_path(dir, &blob.digest);
+    if blob.size > MAX_JSON {
+        return Err(too_large(&p, blob.size));
     }
-    check_size(dir, digest, desc.size())?;
+    check_size(dir, &blob.digest, blob.size)?;
     let bytes = read_json_file(&p)?;
-    check_read(dir, digest, desc.size(), (&crate::digest::sha256_digest(&bytes), bytes.len() as u64))?;
+    check_read(dir, &blob.digest, blob.size, (&Digest::of(&bytes), bytes.len() as u64))?;
     Ok(bytes)
 }
 
@@ -141,8 +158,8 @@ fn descriptors(v: &Value) -> impl Iterator<Item = &Value> {
 }
 
 /// Parses an index or a manifest of a layout (`file` names it in messages). Every
-/// descriptor's digest is checked first, so a malformed one is named, never sliced or used as
-/// a path.
+/// descriptor's digest is parsed first, so a malformed one is named with the reason, before
+/// anything uses it.
 pub(crate) fn parse_json<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8]) -> Result<T, BuildError> {
     parse(dir, file, bytes, true)
 }
@@ -151,12 +168,8 @@ fn parse<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8], has_descript
     let v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(dir, format!("{file}: {e}")))?;
     for d in descriptors(&v).filter(|_| has_descriptors) {
         match d.get("digest") {
-            Some(Value::String(s)) if sha256_hex(s).is_some() => {}
             Some(Value::String(s)) => {
-                return Err(invalid(
-                    dir,
-                    format!("{file} has the digest {}, which is not sha256: and 64 lowercase hex digits", shown(s)),
-                ));
+                s.parse::<Digest>().map_err(|e| invalid(dir, format!("{file} has the digest {e}")))?;
             }
             _ => return Err(invalid(dir, format!("{file} has a descriptor without a digest"))),
         }
@@ -166,10 +179,9 @@ fn parse<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8], has_descript
 
 /// A JSON blob (`what`: image index, manifest, config), read and parsed. A config holds no
 /// descriptors (its `config` is the container's settings).
-fn read_json<T: DeserializeOwned>(dir: &Path, what: &str, desc: &Descriptor) -> Result<T, BuildError> {
-    let bytes = read_blob(dir, desc)?;
-    let hex = sha256_hex(desc.digest().as_ref()).unwrap_or_default();
-    parse(dir, &format!("{what} blobs/sha256/{hex}"), &bytes, what != "config")
+fn read_json<T: DeserializeOwned>(dir: &Path, what: &str, blob: &Blob) -> Result<T, BuildError> {
+    let bytes = read_blob(dir, blob)?;
+    parse(dir, &file_name(what, blob), &bytes, what != "config")
 }
 
 /// Refuses a directory that is not an OCI image layout before anything in it is read.
@@ -218,56 +230,64 @@ pub fn images_for(dir: &Path, only: Option<&str>, platforms: &[String]) -> Resul
     walk(dir, only, platforms, false)
 }
 
+/// One platform's manifest, `desc` its descriptor (`blob`: that descriptor parsed), with its config's and layers' descriptors parsed and their sizes checked.
+fn platform_image(dir: &Path, desc: &Descriptor, blob: Blob) -> Result<PlatformImage, BuildError> {
+    let manifest: ImageManifest = read_json(dir, "manifest", &blob)?;
+    let file = file_name("manifest", &blob);
+    let config = self::blob(dir, &file, manifest.config())?;
+    let layers = manifest.layers().iter().map(|l| self::blob(dir, &file, l)).collect::<Result<Vec<_>, _>>()?;
+    for b in std::iter::once(&config).chain(&layers) {
+        check_size(dir, &b.digest, b.size)?;
+    }
+    // A manifest listed in index.json without a platform (one platform copied out of an
+    // index) names its platform in its config.
+    let platform = match desc.platform() {
+        Some(_) => platform_name(desc),
+        None => {
+            let c: ImageConfiguration = read_json(dir, "config", &config)?;
+            let mut name = format!("{}/{}", c.os(), c.architecture());
+            if let Some(v) = c.variant() {
+                name = format!("{name}/{v}");
+            }
+            name
+        }
+    };
+    Ok(PlatformImage { platform, desc: desc.clone(), blob, manifest, config, layers })
+}
+
 fn walk(dir: &Path, only: Option<&str>, platforms: &[String], partial: bool) -> Result<Vec<Image>, BuildError> {
     let (_, top) = read_index(dir)?;
     let mut out = Vec::new();
     for d in top.manifests() {
+        let listed = blob(dir, "index.json", d)?;
         let name = d
             .annotations()
             .as_ref()
             .and_then(|a| a.get(ANNOTATION_REF_NAME))
             .cloned()
-            .unwrap_or_else(|| d.digest().to_string());
+            .unwrap_or_else(|| listed.digest.to_string());
         if only.is_some_and(|o| o != name) {
             continue;
         }
-        let platform = |m: &Descriptor| -> Result<PlatformImage, BuildError> {
-            let manifest: ImageManifest = read_json(dir, "manifest", m)?;
-            for d in std::iter::once(manifest.config()).chain(manifest.layers()) {
-                check_size(dir, d.digest().as_ref(), d.size())?;
-            }
-            // A manifest listed in index.json without a platform (one platform copied out
-            // of an index) names its platform in its config.
-            let platform = match m.platform() {
-                Some(_) => platform_name(m),
-                None => {
-                    let c: ImageConfiguration = read_json(dir, "config", manifest.config())?;
-                    let mut name = format!("{}/{}", c.os(), c.architecture());
-                    if let Some(v) = c.variant() {
-                        name = format!("{name}/{v}");
-                    }
-                    name
-                }
-            };
-            Ok(PlatformImage { platform, desc: m.clone(), manifest })
-        };
         let image = match d.media_type() {
             MediaType::ImageIndex => {
-                let idx: ImageIndex = read_json(dir, "image index", d)?;
+                let idx: ImageIndex = read_json(dir, "image index", &listed)?;
+                let file = file_name("image index", &listed);
                 let wanted = |m: &&Descriptor| platforms.is_empty() || platforms.contains(&platform_name(m));
-                let held = |m: &Descriptor| blob_path(dir, m.digest().as_ref()).is_ok_and(|p| p.is_file());
                 let (mut found, mut absent) = (Vec::new(), Vec::new());
                 for m in idx.manifests().iter().filter(wanted) {
-                    if partial && !held(m) {
+                    let b = blob(dir, &file, m)?;
+                    if partial && !blob_path(dir, &b.digest).is_file() {
                         absent.push(platform_name(m));
                     } else {
-                        found.push(platform(m)?);
+                        found.push(platform_image(dir, m, b)?);
                     }
                 }
-                Image { name, desc: d.clone(), index: Some(idx), platforms: found, absent }
+                Image { name, desc: d.clone(), blob: listed, index: Some(idx), platforms: found, absent }
             }
             MediaType::ImageManifest => {
-                Image { name, desc: d.clone(), index: None, platforms: vec![platform(d)?], absent: Vec::new() }
+                let platforms = vec![platform_image(dir, d, listed.clone())?];
+                Image { name, desc: d.clone(), blob: listed, index: None, platforms, absent: Vec::new() }
             }
             other => return Err(invalid(dir, format!("unsupported media type {other} in index.json"))),
         };
@@ -289,7 +309,7 @@ impl Image {
     /// history names the layers when it has one entry per layer; the flag says whether the
     /// keys are kiln's.
     pub fn layer_keys(&self, dir: &Path, p: &PlatformImage) -> Result<(Vec<Option<String>>, bool), BuildError> {
-        let layers = p.manifest.layers();
+        let layers = &p.layers;
         let recorded = |a: &Option<HashMap<String, String>>| a.as_ref().and_then(|a| a.get(ANNOTATION_LAYERS)).cloned();
         let own =
             recorded(p.desc.annotations()).or_else(|| self.index.as_ref().and_then(|i| recorded(i.annotations())));
@@ -299,13 +319,13 @@ impl Image {
                 let below = layers.len() - own.len();
                 let keys = layers[..below]
                     .iter()
-                    .map(|l| Some(format!("base {}", l.digest())))
+                    .map(|l| Some(format!("base {}", l.digest)))
                     .chain(own.into_iter().map(|k| Some(k.to_string())))
                     .collect();
                 return Ok((keys, true));
             }
         }
-        let config: ImageConfiguration = read_json(dir, "config", p.manifest.config())?;
+        let config: ImageConfiguration = read_json(dir, "config", &p.config)?;
         let history: Vec<Option<String>> = config
             .history()
             .clone()

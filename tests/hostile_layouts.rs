@@ -54,7 +54,7 @@ impl Site {
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout.join("blobs/sha256").join(digest.trim_start_matches("sha256:"))
+    layout.join(digest.parse::<kiln::digest::Digest>().unwrap().layout_path())
 }
 
 fn json_of(path: &Path) -> Value {
@@ -484,23 +484,52 @@ fn a_directory_that_is_not_an_oci_layout_is_named_as_such() {
     }
 }
 
-// 6. Malformed digests are named with the file that holds them.
+/// What kiln says of a malformed digest `digest` in `file`, refused for `why`.
+fn malformed(file: &str, what: &str, digest: &str, why: &str) -> String {
+    format!("{file} has the {what} \"{digest}\", which is not sha256: and 64 lowercase hex digits ({why})")
+}
+
+// 6. Malformed digests are named with the file that holds them and why they are refused, by
+// every command that reads the layout, on either side.
 #[test]
 fn malformed_digests_are_named_with_their_file_and_never_panic() {
     let site = Site::new();
     let v1 = site.build("v1", "v1");
+    let v2 = site.build("v2", "v2");
     let out = out_dir(&site);
+    let update = site.path("update.tar");
+    run(kiln().args(["bundle", "--have"]).arg(&v1).arg("--want").arg(&v2).arg("-o").arg(&update));
     let hex_of = |_: &Path, d: &Value| d["manifests"][0]["digest"].as_str().unwrap().replace("sha256:", "");
-    let check = |layout: &Path, file: &str, digest: &str| {
-        let said = format!("{file} has the digest \"{digest}\", which is not sha256: and 64 lowercase hex digits");
+    let check = |layout: &Path, file: &str, digest: &str, why: &str| {
+        let said = malformed(file, "digest", digest, why);
         let o = inspect(layout);
         assert_fails(&o, "kiln::layout::invalid", &said);
         assert_eq!(stdout(&o), "");
-        let o = kiln().arg("diff").arg(&v1).arg(layout).output().unwrap();
-        assert_fails(&o, "kiln::layout::invalid", &said);
-        let o = bundle(&v1, layout, &out.join("u.tar"));
-        assert_fails(&o, "kiln::layout::invalid", &said);
-        assert_empty(&out);
+        for (old, new) in [(v1.as_path(), layout), (layout, v1.as_path())] {
+            let o = kiln().arg("diff").arg(old).arg(new).output().unwrap();
+            assert_fails(&o, "kiln::layout::invalid", &said);
+            assert_eq!(stdout(&o), "");
+        }
+        for (have, want) in [(v1.as_path(), layout), (layout, v2.as_path())] {
+            let o = bundle(have, want, &out.join("u.tar"));
+            assert_fails(&o, "kiln::layout::invalid", &said);
+            assert_empty(&out);
+        }
+        // A device whose index.json holds the malformed digest: apply reads it to know the
+        // release the layout holds, refuses before it stages anything, and leaves the layout
+        // as it was. (Deeper in the layout, the digest belongs to the release being replaced,
+        // which the apply never reads: the bundle names another release and is refused.)
+        let before = snapshot(layout);
+        let o = apply(&update, layout);
+        if file == "index.json" {
+            assert_fails(&o, "kiln::layout::invalid", &said);
+        } else {
+            assert_fails(&o, "kiln::update::refused", "it builds on release");
+        }
+        assert!(snapshot(layout) == before, "{} changed", layout.display());
+        let beside = std::fs::read_dir(layout.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name());
+        let beside: Vec<_> = beside.filter(|n| n.to_string_lossy().starts_with(".kiln-")).collect();
+        assert!(beside.is_empty(), "left beside the layout: {beside:?}");
     };
 
     // In index.json: an algorithm kiln does not know.
@@ -509,7 +538,7 @@ fn malformed_digests_are_named_with_their_file_and_never_panic() {
     let mut top = json_of(&layout.join("index.json"));
     top["manifests"][0]["digest"] = json!("x:abc");
     std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
-    check(&layout, "index.json", "x:abc");
+    check(&layout, "index.json", "x:abc", "kiln reads sha256 digests only, not \"x\"");
 
     // In an image index: uppercase hex.
     let layout = site.path("bad-image-index");
@@ -521,7 +550,8 @@ fn malformed_digests_are_named_with_their_file_and_never_panic() {
     });
     assert!(upper.bytes().any(|b| b.is_ascii_uppercase()));
     let top = json_of(&layout.join("index.json"));
-    check(&layout, &format!("image index blobs/sha256/{}", hex_of(&layout, &top)), &upper);
+    let file = format!("image index blobs/sha256/{}", hex_of(&layout, &top));
+    check(&layout, &file, &upper, "its hex digits must be lowercase");
 
     // In a manifest: too short.
     let layout = site.path("bad-manifest");
@@ -529,5 +559,154 @@ fn malformed_digests_are_named_with_their_file_and_never_panic() {
     edit_manifest(&layout, |m| m["layers"][0]["digest"] = json!("sha256:abc"));
     let top = json_of(&layout.join("index.json"));
     let index = json_of(&blob(&layout, top["manifests"][0]["digest"].as_str().unwrap()));
-    check(&layout, &format!("manifest blobs/sha256/{}", hex_of(&layout, &index)), "sha256:abc");
+    let file = format!("manifest blobs/sha256/{}", hex_of(&layout, &index));
+    check(&layout, &file, "sha256:abc", "it has 3 hex digits, not 64");
+
+    // In index.json again: another algorithm, with a digest of the right length for it.
+    let layout = site.path("sha512-index-json");
+    copy_dir(&v1, &layout);
+    let mut top = json_of(&layout.join("index.json"));
+    let sha512 = format!("sha512:{}", "ab".repeat(64));
+    top["manifests"][0]["digest"] = json!(sha512);
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+    // Messages quote what a file holds up to 80 characters.
+    let shown = format!("{}…", &sha512[..80]);
+    check(&layout, "index.json", &shown, "kiln reads sha256 digests only, not \"sha512\"");
+}
+
+/// The digest of the first platform's manifest of the layout's first image.
+fn first_manifest(layout: &Path) -> String {
+    let top = json_of(&layout.join("index.json"));
+    let index = json_of(&blob(layout, top["manifests"][0]["digest"].as_str().unwrap()));
+    index["manifests"][0]["digest"].as_str().unwrap().to_string()
+}
+
+/// An image built on the layout `base/` beside the recipe.
+const ON_BASE: &str = r#"kiln 1
+defaults {
+    platforms "linux/amd64" "linux/arm64"
+}
+image "app" {
+    base "oci-layout:base"
+    file "/etc/app.conf" "port = 9090\n"
+}
+"#;
+
+// 7. An `oci-layout:` base with a malformed digest (a layer's in its manifest, a manifest's in
+// its index.json, a diff_id in its config) is refused by `kiln plan` and `kiln build`: exit 2,
+// the base's code, the file that holds the digest, the digest and why; nothing is written.
+#[test]
+fn a_base_layout_with_a_malformed_digest_is_named_and_nothing_is_built() {
+    let site = Site::new();
+    let v1 = site.build("v1", "v1");
+    let app = Fixture::new();
+    app.recipe(ON_BASE);
+    let base = app.path().join("base");
+    let upper = format!("sha256:{}", first_layer(&v1).0.parse::<kiln::digest::Digest>().unwrap().hex().to_uppercase());
+    let cases: Vec<(&str, String, &str)> = vec![
+        ("layer", "x:abc".into(), "kiln reads sha256 digests only, not \"x\""),
+        ("layer", upper, "its hex digits must be lowercase"),
+        ("layer", format!("sha256:{}", "a".repeat(63)), "it has 63 hex digits, not 64"),
+        ("index.json", "md5:0cc175b9c0f1b6a831c399e269772661".into(), "kiln reads sha256 digests only, not \"md5\""),
+        ("diff_id", "x:abc".into(), "kiln reads sha256 digests only, not \"x\""),
+    ];
+    for (place, digest, why) in &cases {
+        let _ = std::fs::remove_dir_all(&base);
+        copy_dir(&v1, &base);
+        let said = match *place {
+            "layer" => {
+                edit_manifest(&base, |m| m["layers"][0]["digest"] = json!(digest));
+                let file = format!("manifest {}", first_manifest(&base).replace("sha256:", "blobs/sha256/"));
+                malformed(&file, "digest", digest, why)
+            }
+            "index.json" => {
+                let mut top = json_of(&base.join("index.json"));
+                top["manifests"][0]["digest"] = json!(digest);
+                std::fs::write(base.join("index.json"), serde_json::to_vec(&top).unwrap()).unwrap();
+                malformed("index.json", "digest", digest, why)
+            }
+            _ => {
+                let mut config = String::new();
+                edit_manifest(&base, |m| {
+                    let mut c = json_of(&blob(&base, m["config"]["digest"].as_str().unwrap()));
+                    c["rootfs"]["diff_ids"][0] = json!(digest);
+                    let (d, size) = put_blob(&base, &serde_json::to_vec(&c).unwrap());
+                    config = d.replace("sha256:", "blobs/sha256/");
+                    m["config"]["digest"] = json!(d);
+                    m["config"]["size"] = json!(size);
+                });
+                malformed(&format!("config {config}"), "diff_id", digest, why)
+            }
+        };
+        let said = format!("cannot use the base: ./base is not a valid OCI image layout: {said}");
+        let before = snapshot(app.path());
+        let o = kiln().current_dir(app.path()).env("KILN_CACHE_DIR", app.cache_path()).arg("plan").output().unwrap();
+        assert_fails(&o, "kiln::plan::base_layout", &said);
+        assert!(stderr(&o).contains("kiln.kdl:6:10"), "the base's line: {}", stderr(&o));
+        assert_eq!(stdout(&o), "", "no plan is printed");
+        let o = app.build();
+        assert_fails(&o, "kiln::plan::base_layout", &said);
+        assert_eq!(stdout(&o), "");
+        assert!(!app.out().exists(), "{place}: an image was written");
+        assert!(snapshot(app.path()) == before, "{place}: something was written beside the recipe");
+    }
+}
+
+// 8. A bundle naming a malformed digest (in its kiln-bundle.json, its index.json or a member's
+// name) is refused with the digest and why, and the layout is left as it was.
+#[test]
+fn apply_names_a_malformed_digest_in_a_bundle_and_leaves_the_layout() {
+    let site = Site::new();
+    let v1 = site.build("v1", "v1");
+    let v2 = site.build("v2", "v2");
+    let work = tempfile::tempdir().unwrap();
+    let update = work.path().join("update.tar");
+    run(kiln().args(["bundle", "--have"]).arg(&v1).arg("--want").arg(&v2).arg("-o").arg(&update));
+    let device = site.path("device");
+    copy_dir(&v1, &device);
+    let before = snapshot(&device);
+    let bad = work.path().join("bad.tar");
+    let refused = |said: &str| {
+        let o = apply(&bad, &device);
+        assert_fails(&o, "kiln::update::refused", said);
+        assert_eq!(stdout(&o), "");
+        assert_untouched(&device, &before);
+    };
+
+    // kiln-bundle.json: the release it builds on, and a blob it says it carries.
+    with_manifest(&update, &bad, |m| m["base"] = json!("x:abc"));
+    refused(&format!(
+        "kiln-bundle.json names the digest \"x:abc\", which is not sha256: and 64 lowercase hex digits (kiln reads sha256 digests only, not \"x\")"
+    ));
+    let mut upper = String::new();
+    with_manifest(&update, &bad, |m| {
+        upper = m["provides"][0].as_str().unwrap().to_uppercase().replace("SHA256:", "sha256:");
+        m["provides"][0] = json!(upper);
+    });
+    refused(&format!(
+        "kiln-bundle.json names the digest \"{upper}\", which is not sha256: and 64 lowercase hex digits (its hex digits must be lowercase)"
+    ));
+
+    // The index.json it installs, its manifest naming the changed index.json.
+    let mut m = members(&update);
+    let mut index: Value = serde_json::from_slice(&m[1].1).unwrap();
+    assert_eq!(m[1].0, "index.json");
+    index["manifests"][0]["digest"] = json!("sha256:abc");
+    m[1].1 = serde_json::to_vec(&index).unwrap();
+    let mut manifest: Value = serde_json::from_slice(&m[0].1).unwrap();
+    manifest["index_json"] = json!(kiln::digest::sha256_digest(&m[1].1));
+    m[0].1 = serde_json::to_vec(&manifest).unwrap();
+    write_tar(&bad, &m);
+    refused(&format!(
+        "its index.json cannot be read: {} is not a valid OCI image layout: {}",
+        device.display(),
+        malformed("the bundle's index.json", "digest", "sha256:abc", "it has 3 hex digits, not 64")
+    ));
+
+    // A blob whose name is not its digest's hex.
+    let mut m = members(&update);
+    let i = m.iter().position(|(n, _)| n.starts_with("blobs/sha256/")).unwrap();
+    m[i].0 = m[i].0.to_uppercase().replace("BLOBS/SHA256/", "blobs/sha256/");
+    write_tar(&bad, &m);
+    refused(&format!("bad blob name \"{}\" (its hex digits must be lowercase)", m[i].0));
 }

@@ -35,7 +35,7 @@ fn download(cache: &Path, p: &LockedPackage) -> Result<(), BuildError> {
         .map_err(|e| BuildError::Io { action: "write", path: tmp.path().to_path_buf(), source: e.into_error() })?
         .flush()
         .ok();
-    let actual = digest.trim_start_matches("sha256:").to_string();
+    let actual = digest.hex().to_string();
     if actual != p.sha256 || size != p.size {
         return Err(BuildError::Integrity {
             what: format!("download of {}", p.url),

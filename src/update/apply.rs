@@ -3,6 +3,7 @@
 
 use super::bundle::{BUNDLE_MANIFEST, BundleManifest, parse_manifest};
 use super::{held, images, reachable, refuse, release};
+use crate::digest::Digest;
 use crate::error::BuildError;
 use crate::walk::{self, blob_path};
 use serde::Serialize;
@@ -24,7 +25,7 @@ pub struct ApplySummary {
 struct Received {
     manifest: BundleManifest,
     index_json: Vec<u8>,
-    blobs: BTreeSet<String>,
+    blobs: BTreeSet<Digest>,
 }
 
 /// A JSON member of a bundle, refused unread when it is over [`walk::MAX_JSON`].
@@ -43,18 +44,18 @@ fn json_member(bundle: &Path, name: &str, entry: &mut impl Read, declared: u64) 
 }
 
 /// Refuses a bundle made for another release than the one `layout` holds.
-fn check_base(bundle: &Path, m: &BundleManifest, layout: (&str, Option<&str>)) -> Result<(), BuildError> {
+fn check_base(bundle: &Path, m: &BundleManifest, layout: (&Digest, Option<&Digest>)) -> Result<(), BuildError> {
     let (digest, held) = layout;
     let holds = match held {
         Some(d) => format!("release {d}"),
         None => "no image".to_string(),
     };
     let reason = match &m.base {
-        Some(b) if held == Some(b.as_str()) => return Ok(()),
+        Some(b) if held == Some(b) => return Ok(()),
         None if held.is_none() => return Ok(()),
         // Applied again (a device that lost power after the switch and retries): the release
         // is already in place; the apply checks it again and changes nothing.
-        _ if digest == m.index_json => return Ok(()),
+        _ if *digest == m.index_json => return Ok(()),
         _ => format!("it builds on {}, and the layout holds {holds}", built_on(m)),
     };
     Err(refuse(bundle, reason))
@@ -71,7 +72,7 @@ fn built_on(m: &BundleManifest) -> String {
 /// checked against its name, and no member may appear twice.
 fn receive(
     bundle: &Path,
-    layout: (&str, Option<&str>),
+    layout: (&Digest, Option<&Digest>),
     staging: &crate::layout::Staging,
 ) -> Result<Received, BuildError> {
     let file = std::fs::File::open(bundle).map_err(BuildError::io("open", bundle))?;
@@ -97,10 +98,7 @@ fn receive(
             "index.json" => index_json = Some(json_member(bundle, &name, &mut entry, declared)?),
             "oci-layout" => {}
             n if n.starts_with("blobs/sha256/") => {
-                let expected = format!("sha256:{}", &n["blobs/sha256/".len()..]);
-                if walk::sha256_hex(&expected).is_none() {
-                    return Err(refuse(bundle, format!("bad blob name {}", walk::shown(n))));
-                }
+                let expected = blob_member(bundle, n)?;
                 receive_blob(bundle, staging, &expected, &mut entry, declared)?;
                 blobs.insert(expected);
             }
@@ -112,10 +110,17 @@ fn receive(
     Ok(Received { manifest, index_json, blobs })
 }
 
+/// The digest a bundle's member `blobs/sha256/<hex>` is named by.
+fn blob_member(bundle: &Path, name: &str) -> Result<Digest, BuildError> {
+    let bad = |why: &dyn std::fmt::Display| refuse(bundle, format!("bad blob name {} ({why})", walk::shown(name)));
+    let hex = name.strip_prefix("blobs/sha256/").ok_or_else(|| bad(&"not under blobs/sha256/"))?;
+    Digest::from_sha256_hex(hex).map_err(|e| bad(e.why()))
+}
+
 fn receive_blob(
     bundle: &Path,
     staging: &crate::layout::Staging,
-    expected: &str,
+    expected: &Digest,
     entry: &mut impl Read,
     declared: u64,
 ) -> Result<(), BuildError> {
@@ -126,7 +131,7 @@ fn receive_blob(
         }
         Ok(())
     })?;
-    if blob.digest != expected {
+    if blob.digest != *expected {
         return Err(refuse(bundle, format!("blob {expected} holds bytes with digest {}", blob.digest)));
     }
     Ok(())
@@ -135,7 +140,7 @@ fn receive_blob(
 /// Checks that the parts of a bundle agree: its index.json is the one its manifest records and
 /// lists an image, and it carries exactly the blobs its manifest lists.
 fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), BuildError> {
-    if crate::digest::sha256_digest(&r.index_json) != r.manifest.index_json {
+    if Digest::of(&r.index_json) != r.manifest.index_json {
         return Err(refuse(bundle, "index.json does not match the bundle's manifest"));
     }
     let index: oci_spec::image::ImageIndex = walk::parse_json(layout, "the bundle's index.json", &r.index_json)
@@ -143,7 +148,7 @@ fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), Buil
     if index.manifests().is_empty() {
         return Err(refuse(bundle, "its index.json lists no image: applying it would empty the layout"));
     }
-    let listed: BTreeSet<&String> = r.manifest.provides.iter().collect();
+    let listed: BTreeSet<&Digest> = r.manifest.provides.iter().collect();
     if listed.len() != r.manifest.provides.len() || r.manifest.provides.len() != r.blobs.len() {
         return Err(refuse(
             bundle,
@@ -165,7 +170,7 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     crate::layout::recover(layout)?;
     let (digest, held_release) = release(layout)?;
     let staging = crate::layout::Staging::new(layout)?;
-    let received = receive(bundle_file, (&digest, held_release.as_deref()), &staging)?;
+    let received = receive(bundle_file, (&digest, held_release.as_ref()), &staging)?;
     check_received(bundle_file, layout, &received)?;
     let Received { manifest, index_json, blobs } = received;
     // The layout's own blobs, linked (or copied) into the staging directory: those the new
@@ -185,8 +190,8 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
         // manifests: a blob is kept when anything in the new layout refers to it.
         let referenced = reachable(&held(&staged, &[])?);
         for (name, size) in &own {
-            let digest = format!("sha256:{}", name.to_string_lossy());
-            if !referenced.contains_key(&digest) {
+            let digest = name.to_str().and_then(|n| Digest::from_sha256_hex(n).ok());
+            if !digest.is_some_and(|d| referenced.contains_key(&d)) {
                 let p = staging.blob_dir().join(name);
                 std::fs::remove_file(&p).map_err(BuildError::io("remove", &p))?;
                 pruned += 1;
@@ -222,14 +227,14 @@ fn check_needed(
     bundle: &Path,
     staged: &Path,
     manifest: &BundleManifest,
-    carried: &BTreeSet<String>,
+    carried: &BTreeSet<Digest>,
 ) -> Result<(), BuildError> {
     let needed = reachable(
         &images(staged, &manifest.platforms)
             .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
     );
     for digest in needed.keys() {
-        let p = blob_path(staged, digest)?;
+        let p = blob_path(staged, digest);
         let Ok(f) = std::fs::File::open(&p) else {
             return Err(refuse(
                 bundle,
@@ -239,7 +244,7 @@ fn check_needed(
         // What the bundle does not carry, the device must hold intact.
         if !carried.contains(digest) {
             let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
-            if format!("sha256:{hex}") != *digest {
+            if hex != digest.hex() {
                 return Err(refuse(bundle, format!("the layout's {digest} is damaged")));
             }
         }

@@ -2,6 +2,7 @@
 //! a manifest naming the release it builds on; and the reading of that manifest.
 
 use super::{held, images, reachable, refuse, release};
+use crate::digest::Digest;
 use crate::error::BuildError;
 use crate::walk::{self, blob_path, read_index};
 use serde::Serialize;
@@ -20,14 +21,14 @@ pub(super) struct BundleManifest {
     pub(super) bundle_format: u64,
     /// The release the bundle builds on: the sha256 of the `--have` layout's index.json, or
     /// `null` for a first install onto a layout that holds no image. Always written.
-    pub(super) base: Option<String>,
+    pub(super) base: Option<Digest>,
     /// The platforms the bundle updates (`os/arch[/variant]`); empty: all of them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub(super) platforms: Vec<String>,
     /// sha256 of the index.json the bundle installs.
-    pub(super) index_json: String,
+    pub(super) index_json: Digest,
     /// Blobs the bundle carries.
-    pub(super) provides: Vec<String>,
+    pub(super) provides: Vec<Digest>,
 }
 
 /// What a bundle holds.
@@ -58,15 +59,14 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
     let had = reachable(&held(have, platforms)?);
     let (index_bytes, _) = read_index(want)?;
     let needed = reachable(&images(want, platforms)?);
-    type Blobs<'a> = Vec<(&'a String, &'a u64)>;
-    let (provides, requires): (Blobs, Blobs) = needed
-        .iter()
-        .partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).map(|p| p.is_file()).unwrap_or(false));
+    type Blobs<'a> = Vec<(&'a Digest, &'a u64)>;
+    let (provides, requires): (Blobs, Blobs) =
+        needed.iter().partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).is_file());
     let manifest = BundleManifest {
         bundle_format: BUNDLE_FORMAT,
         base,
         platforms: platforms.to_vec(),
-        index_json: crate::digest::sha256_digest(&index_bytes),
+        index_json: Digest::of(&index_bytes),
         provides: provides.iter().map(|(d, _)| (*d).clone()).collect(),
     };
     let dir = match file.parent() {
@@ -110,16 +110,14 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
 fn append_blob<W: std::io::Write>(
     tar: &mut tar::Builder<W>,
     want: &Path,
-    (digest, size): (&str, u64),
+    (digest, size): (&Digest, u64),
     file: &Path,
 ) -> Result<(), BuildError> {
-    let src = blob_path(want, digest)?;
-    let hex = walk::sha256_hex(digest).unwrap_or_default();
+    let src = blob_path(want, digest);
     walk::check_size(want, digest, size)?;
     let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
     let mut r = crate::digest::HashingReader::new(f.take(size));
-    tar.append_data(&mut tar_header(size), format!("blobs/sha256/{hex}"), &mut r)
-        .map_err(BuildError::io("write", file))?;
+    tar.append_data(&mut tar_header(size), digest.layout_path(), &mut r).map_err(BuildError::io("write", file))?;
     let (_, actual, len) = r.finish();
     walk::check_read(want, digest, size, (&actual, len))
 }
@@ -139,14 +137,10 @@ pub(super) fn parse_manifest(bundle: &Path, bytes: &[u8]) -> Result<BundleManife
     if v.get("base").is_none() {
         return Err(refuse(bundle, format!("{BUNDLE_MANIFEST} does not name the release it builds on")));
     }
-    let m: BundleManifest = serde_json::from_value(v).map_err(bad)?;
-    for d in m.base.iter().chain([&m.index_json]) {
-        if walk::sha256_hex(d).is_none() {
-            return Err(refuse(
-                bundle,
-                format!("{BUNDLE_MANIFEST} names {}, which is not a sha256 digest", walk::shown(d)),
-            ));
-        }
+    // Digests are parsed before the rest, so a malformed one is named with the reason.
+    let provides = v.get("provides").and_then(serde_json::Value::as_array).into_iter().flatten();
+    for d in ["base", "index_json"].iter().filter_map(|k| v.get(k)).chain(provides).filter_map(|d| d.as_str()) {
+        d.parse::<Digest>().map_err(|e| refuse(bundle, format!("{BUNDLE_MANIFEST} names the digest {e}")))?;
     }
-    Ok(m)
+    serde_json::from_value(v).map_err(bad)
 }

@@ -2,6 +2,7 @@
 //! platform, and the text report of it.
 
 use super::{PlatformBlobs, held, images, reachable};
+use crate::digest::Digest;
 use crate::error::BuildError;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +10,7 @@ use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Blob {
-    pub digest: String,
+    pub digest: Digest,
     pub size: u64,
 }
 
@@ -47,7 +48,7 @@ pub struct DiffReport {
     pub over_budget: bool,
 }
 
-fn blobs(list: &[&(String, u64)]) -> Vec<Blob> {
+fn blobs(list: &[&(Digest, u64)]) -> Vec<Blob> {
     list.iter().map(|(d, s)| Blob { digest: d.clone(), size: *s }).collect()
 }
 
@@ -56,30 +57,30 @@ pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -
     let (old_images, new_images) = (held(old, platforms)?, images(new, platforms)?);
     let old_all = reachable(&old_images);
     let mut report = Vec::new();
-    let mut wanted: BTreeMap<String, u64> = BTreeMap::new();
+    let mut wanted: BTreeMap<Digest, u64> = BTreeMap::new();
     for img in &new_images {
         let before = old_images.iter().find(|o| o.name == img.name);
         let mut diffs = Vec::new();
         for p in &img.platforms {
             let had: Option<&PlatformBlobs> =
                 before.and_then(|b| b.platforms.iter().find(|o| o.platform == p.platform));
-            let had_blobs: BTreeSet<&str> = had
+            let had_blobs: BTreeSet<&Digest> = had
                 .map(|h| {
                     std::iter::once(&h.manifest)
                         .chain(std::iter::once(&h.config))
                         .chain(h.layers.iter())
-                        .map(|(d, _)| d.as_str())
+                        .map(|(d, _)| d)
                         .collect()
                 })
                 .unwrap_or_default();
-            let old_layers: Vec<&(String, u64)> = had.map(|h| h.layers.iter().collect()).unwrap_or_default();
-            let added: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| !had_blobs.contains(d.as_str())).collect();
-            let kept: Vec<&(String, u64)> = p.layers.iter().filter(|(d, _)| had_blobs.contains(d.as_str())).collect();
-            let removed: Vec<&(String, u64)> =
+            let old_layers: Vec<&(Digest, u64)> = had.map(|h| h.layers.iter().collect()).unwrap_or_default();
+            let added: Vec<&(Digest, u64)> = p.layers.iter().filter(|(d, _)| !had_blobs.contains(d)).collect();
+            let kept: Vec<&(Digest, u64)> = p.layers.iter().filter(|(d, _)| had_blobs.contains(d)).collect();
+            let removed: Vec<&(Digest, u64)> =
                 old_layers.into_iter().filter(|(d, _)| !p.layers.iter().any(|(n, _)| n == d)).collect();
             let mut metadata = 0;
             for (d, s) in [&p.config, &p.manifest] {
-                if !had_blobs.contains(d.as_str()) {
+                if !had_blobs.contains(d) {
                     metadata += s;
                 }
             }

@@ -10,9 +10,9 @@ pub use apply::{ApplySummary, apply};
 pub use bundle::{BundleSummary, bundle};
 pub use diff::{Blob, DiffReport, ImageDiff, PlatformDiff, diff, parse_size, render_diff};
 
+use crate::digest::Digest;
 use crate::error::BuildError;
 use crate::walk::{self, read_index};
-use oci_spec::image::Descriptor;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -20,9 +20,9 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct PlatformBlobs {
     pub platform: String,
-    pub manifest: (String, u64),
-    pub config: (String, u64),
-    pub layers: Vec<(String, u64)>,
+    pub manifest: (Digest, u64),
+    pub config: (Digest, u64),
+    pub layers: Vec<(Digest, u64)>,
 }
 
 /// One named image of a layout.
@@ -30,7 +30,7 @@ pub struct PlatformBlobs {
 pub struct ImageBlobs {
     pub name: String,
     /// The image index, when the image is multi-platform.
-    pub index: Option<(String, u64)>,
+    pub index: Option<(Digest, u64)>,
     pub platforms: Vec<PlatformBlobs>,
 }
 
@@ -47,19 +47,19 @@ fn held(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError>
 }
 
 fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, BuildError> {
-    let pair = |d: &Descriptor| (d.digest().to_string(), d.size());
+    let pair = |b: &walk::Blob| (b.digest.clone(), b.size);
     Ok(walked
         .into_iter()
         .map(|i| ImageBlobs {
-            index: i.index.as_ref().map(|_| pair(&i.desc)),
+            index: i.index.as_ref().map(|_| pair(&i.blob)),
             platforms: i
                 .platforms
                 .iter()
                 .map(|p| PlatformBlobs {
                     platform: p.platform.clone(),
-                    manifest: pair(&p.desc),
-                    config: pair(p.manifest.config()),
-                    layers: p.manifest.layers().iter().map(pair).collect(),
+                    manifest: pair(&p.blob),
+                    config: pair(&p.config),
+                    layers: p.layers.iter().map(pair).collect(),
                 })
                 .collect(),
             name: i.name,
@@ -68,7 +68,7 @@ fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, BuildError> {
 }
 
 /// Every blob a layout references, with its size.
-pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<String, u64> {
+pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<Digest, u64> {
     let mut all = BTreeMap::new();
     for i in images {
         if let Some((d, s)) = &i.index {
@@ -85,9 +85,9 @@ pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<String, u64> {
 
 /// The release a layout holds, as a bundle names it: the sha256 of its index.json, or `None`
 /// when that lists no image (a device's first install starts from such a layout).
-fn release(dir: &Path) -> Result<(String, Option<String>), BuildError> {
+fn release(dir: &Path) -> Result<(Digest, Option<Digest>), BuildError> {
     let (bytes, index) = read_index(dir)?;
-    let digest = crate::digest::sha256_digest(&bytes);
+    let digest = Digest::of(&bytes);
     let base = (!index.manifests().is_empty()).then(|| digest.clone());
     Ok((digest, base))
 }

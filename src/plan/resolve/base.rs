@@ -115,7 +115,7 @@ impl Resolver<'_> {
                         key: format!("base {}", p.digest),
                         reason: reason(&format!("base {}", p.digest)),
                         volatility: Volatility::Base,
-                        name: format!("base layer {}", p.digest.get(7..19).unwrap_or(&p.digest)),
+                        name: format!("base layer {}", p.digest.short_hex()),
                         created_by: p.created_by.clone(),
                         entries: Vec::new(),
                         prebuilt: Some(p),
