@@ -675,9 +675,9 @@ fn apply_names_a_malformed_digest_in_a_bundle_and_leaves_the_layout() {
 
     // kiln-bundle.json: the release it builds on, and a blob it says it carries.
     with_manifest(&update, &bad, |m| m["base"] = json!("x:abc"));
-    refused(&format!(
-        "kiln-bundle.json names the digest \"x:abc\", which is not sha256: and 64 lowercase hex digits (kiln reads sha256 digests only, not \"x\")"
-    ));
+    refused(
+        "kiln-bundle.json names the digest \"x:abc\", which is not sha256: and 64 lowercase hex digits (kiln reads sha256 digests only, not \"x\")",
+    );
     let mut upper = String::new();
     with_manifest(&update, &bad, |m| {
         upper = m["provides"][0].as_str().unwrap().to_uppercase().replace("SHA256:", "sha256:");

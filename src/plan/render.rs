@@ -3,8 +3,9 @@
 use super::*;
 use std::fmt::Write;
 
+/// The first 12 characters of a hash (all of a shorter or odd one: a saved plan can hold anything).
 fn short(hex: &str) -> &str {
-    &hex[..hex.len().min(12)]
+    hex.char_indices().nth(12).map_or(hex, |(i, _)| &hex[..i])
 }
 
 pub fn render_text(plan: &Plan) -> String {
@@ -34,35 +35,7 @@ pub fn render_text(plan: &Plan) -> String {
         );
     }
     for b in &plan.rust {
-        let network = match b.network {
-            crate::toolchain::Isolation::NetworkNamespace => "none (private network namespace)",
-            crate::toolchain::Isolation::UserNetworkNamespace => "none (private user and network namespace)",
-            crate::toolchain::Isolation::OfflineOnly => "offline flags only (no namespaces here)",
-        };
-        let _ = writeln!(s, "\nrust build {}  {} (bin {}) for {}", short(&b.id), b.package, b.bin, b.platform);
-        let _ = writeln!(s, "  target    {} (profile {})", b.triple, b.profile);
-        if !b.features.is_empty() || b.no_default_features {
-            let _ = writeln!(
-                s,
-                "  features  {}{}",
-                b.features.join(","),
-                if b.no_default_features { " (no default features)" } else { "" }
-            );
-        }
-        let _ = writeln!(s, "  manifest  {}  workspace {}", b.manifest, b.workspace);
-        let _ = writeln!(s, "  rustc     {}", b.rustc);
-        let _ = writeln!(s, "  cargo     {}", b.cargo);
-        let _ = writeln!(s, "  linker    {}", b.linker);
-        let _ = writeln!(s, "  strip     {}", b.strip);
-        let _ = writeln!(s, "  rustflags {}", b.rustflags.join(" "));
-        let _ = writeln!(
-            s,
-            "  inputs    Cargo.lock sha256:{}, {} source files sha256:{}",
-            short(&b.lockfile_sha256),
-            b.source_files,
-            short(&b.sources_sha256)
-        );
-        let _ = writeln!(s, "  network   {network}");
+        rust_build(&mut s, b);
     }
     for image in &plan.images {
         let _ = writeln!(s, "\nimage {}  base {}", image.name, image.base);
@@ -71,80 +44,118 @@ pub fn render_text(plan: &Plan) -> String {
         }
         for p in &image.platforms {
             let _ = writeln!(s, "  platform {}", p.platform);
-            let c = &p.config;
-            if let Some(e) = &c.entrypoint {
-                let _ = writeln!(s, "    entrypoint {e:?}");
-            }
-            if let Some(e) = &c.cmd {
-                let _ = writeln!(s, "    cmd {e:?}");
-            }
-            for e in &c.env {
-                let _ = writeln!(s, "    env {e}");
-            }
-            if let Some(u) = &c.user {
-                let _ = writeln!(s, "    user {u} ({})", c.user_from.describe());
-            }
-            if let Some(w) = &c.workdir {
-                let _ = writeln!(s, "    workdir {w}");
-            }
-            if !c.exposed_ports.is_empty() {
-                let _ = writeln!(s, "    expose {}", c.exposed_ports.join(" "));
-            }
-            for (k, v) in &c.labels {
-                let _ = writeln!(s, "    label {k}={v}");
-            }
+            config(&mut s, &p.config);
             for (n, l) in p.layers.iter().enumerate() {
-                match &l.prebuilt {
-                    Some(p) => {
-                        let _ =
-                            writeln!(s, "    layer {} {}  {}  {} B from {}", n + 1, l.name, p.digest, p.size, p.layout);
-                    }
-                    None => {
-                        let _ = writeln!(
-                            s,
-                            "    layer {} {}  id {}  ({} entries, {})",
-                            n + 1,
-                            l.name,
-                            short(&l.id),
-                            l.entries.len(),
-                            serde_json::to_value(l.volatility)
-                                .ok()
-                                .and_then(|v| v.as_str().map(str::to_string))
-                                .unwrap_or_default()
-                        );
-                    }
-                }
-                let _ = writeln!(s, "      why: {}", l.reason);
-                for e in &l.entries {
-                    let kind = match e.kind {
-                        EntryKind::Dir => "dir ",
-                        EntryKind::File => "file",
-                        EntryKind::Symlink => "link",
-                    };
-                    let _ = write!(s, "      {kind} {:04o} {}:{} {}", e.mode, e.uid, e.gid, e.path);
-                    if let Some(t) = &e.target {
-                        let _ = write!(s, " -> {t}");
-                    }
-                    if let (Some(size), Some(sha)) = (e.size, &e.sha256) {
-                        let _ = write!(s, "  {size} B sha256:{}", short(sha));
-                    }
-                    if let Some(id) = &e.build {
-                        let _ = write!(s, "  built by rust build {}", short(id));
-                    }
-                    if let Some(from) = &e.from {
-                        let _ = write!(s, "  {from}");
-                    }
-                    match (&e.source, &e.content) {
-                        (Some(src), _) => {
-                            let _ = write!(s, "  from {src}");
-                        }
-                        (None, Some(_)) => s.push_str("  inline"),
-                        _ => {}
-                    }
-                    s.push('\n');
-                }
+                layer(&mut s, n, l);
             }
         }
     }
     s
+}
+
+fn rust_build(s: &mut String, b: &RustBuild) {
+    let network = match b.network {
+        crate::toolchain::Isolation::NetworkNamespace => "none (private network namespace)",
+        crate::toolchain::Isolation::UserNetworkNamespace => "none (private user and network namespace)",
+        crate::toolchain::Isolation::OfflineOnly => "offline flags only (no namespaces here)",
+    };
+    let _ = writeln!(s, "\nrust build {}  {} (bin {}) for {}", short(&b.id), b.package, b.bin, b.platform);
+    let _ = writeln!(s, "  target    {} (profile {})", b.triple, b.profile);
+    if !b.features.is_empty() || b.no_default_features {
+        let _ = writeln!(
+            s,
+            "  features  {}{}",
+            b.features.join(","),
+            if b.no_default_features { " (no default features)" } else { "" }
+        );
+    }
+    let _ = writeln!(s, "  manifest  {}  workspace {}", b.manifest, b.workspace);
+    let _ = writeln!(s, "  rustc     {}", b.rustc);
+    let _ = writeln!(s, "  cargo     {}", b.cargo);
+    let _ = writeln!(s, "  linker    {}", b.linker);
+    let _ = writeln!(s, "  strip     {}", b.strip);
+    let _ = writeln!(s, "  rustflags {}", b.rustflags.join(" "));
+    let _ = writeln!(
+        s,
+        "  inputs    Cargo.lock sha256:{}, {} source files sha256:{}",
+        short(&b.lockfile_sha256),
+        b.source_files,
+        short(&b.sources_sha256)
+    );
+    let _ = writeln!(s, "  network   {network}");
+}
+
+fn config(s: &mut String, c: &ConfigPlan) {
+    if let Some(e) = &c.entrypoint {
+        let _ = writeln!(s, "    entrypoint {e:?}");
+    }
+    if let Some(e) = &c.cmd {
+        let _ = writeln!(s, "    cmd {e:?}");
+    }
+    for e in &c.env {
+        let _ = writeln!(s, "    env {e}");
+    }
+    if let Some(u) = &c.user {
+        let _ = writeln!(s, "    user {u} ({})", c.user_from.describe());
+    }
+    if let Some(w) = &c.workdir {
+        let _ = writeln!(s, "    workdir {w}");
+    }
+    if !c.exposed_ports.is_empty() {
+        let _ = writeln!(s, "    expose {}", c.exposed_ports.join(" "));
+    }
+    for (k, v) in &c.labels {
+        let _ = writeln!(s, "    label {k}={v}");
+    }
+}
+
+fn layer(s: &mut String, n: usize, l: &LayerPlan) {
+    match &l.prebuilt {
+        Some(p) => {
+            let _ = writeln!(s, "    layer {} {}  {}  {} B from {}", n + 1, l.name, p.digest, p.size, p.layout);
+        }
+        None => {
+            let _ = writeln!(
+                s,
+                "    layer {} {}  id {}  ({} entries, {})",
+                n + 1,
+                l.name,
+                short(&l.id),
+                l.entries.len(),
+                serde_json::to_value(l.volatility)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    let _ = writeln!(s, "      why: {}", l.reason);
+    for e in &l.entries {
+        let kind = match e.kind {
+            EntryKind::Dir => "dir ",
+            EntryKind::File => "file",
+            EntryKind::Symlink => "link",
+        };
+        let _ = write!(s, "      {kind} {:04o} {}:{} {}", e.mode, e.uid, e.gid, e.path);
+        if let Some(t) = &e.target {
+            let _ = write!(s, " -> {t}");
+        }
+        if let (Some(size), Some(sha)) = (e.size, &e.sha256) {
+            let _ = write!(s, "  {size} B sha256:{}", short(sha));
+        }
+        if let Some(id) = &e.build {
+            let _ = write!(s, "  built by rust build {}", short(id));
+        }
+        if let Some(from) = &e.from {
+            let _ = write!(s, "  {from}");
+        }
+        match (&e.source, &e.content) {
+            (Some(src), _) => {
+                let _ = write!(s, "  from {src}");
+            }
+            (None, Some(_)) => s.push_str("  inline"),
+            _ => {}
+        }
+        s.push('\n');
+    }
 }
