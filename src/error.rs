@@ -1,9 +1,16 @@
-//! Typed errors of the build stages (the recipe has its own, span-carrying diagnostics).
+//! Typed errors of the build stages, one type per stage, joined in [`BuildError`] (the recipe
+//! and the plan report span-carrying [`crate::diag::Problem`]s instead).
 
 use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BuildError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Inputs(#[from] InputsError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Toolchain(#[from] ToolchainError),
     #[error("cannot {action} {}: {source}", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -18,42 +25,9 @@ pub enum BuildError {
     #[error("{} exists and is not an OCI image layout kiln can replace", path.display())]
     #[diagnostic(code(kiln::build::output_not_layout), help("choose another --out directory, or remove this one"))]
     OutputNotLayout { path: PathBuf },
-    #[error("cargo could not build {what}:\n{output}")]
-    #[diagnostic(code(kiln::toolchain::compile), help("fix the error above; kiln wrote no image"))]
-    Compile { what: String, output: String },
-    #[error("cargo could not fetch the dependencies of {}:\n{output}", manifest.display())]
-    #[diagnostic(
-        code(kiln::toolchain::fetch),
-        help("fetching needs the network once; later builds run offline from the cache")
-    )]
-    Fetch { manifest: PathBuf, output: String },
-    #[error("cannot build {what}: {message}")]
-    #[diagnostic(code(kiln::toolchain::missing))]
-    Toolchain {
-        what: String,
-        message: String,
-        #[help]
-        help: String,
-    },
-    #[error("the binary {what} failed its check: {reason}")]
-    #[diagnostic(code(kiln::toolchain::binary))]
-    BadBinary { what: String, reason: String },
-    #[error("cannot fetch {url}: {reason}")]
-    #[diagnostic(
-        code(kiln::fetch::network),
-        help("fetching pinned inputs needs the network once; later builds use the cache")
-    )]
-    Network { url: String, reason: String },
     #[error("{what} does not match what was pinned: expected sha256 {expected}, got {actual}")]
     #[diagnostic(code(kiln::fetch::integrity), help("the download or the cache was altered; kiln used none of it"))]
     Integrity { what: String, expected: String, actual: String },
-    #[error("{message}")]
-    #[diagnostic(code(kiln::debian))]
-    Debian {
-        message: String,
-        #[help]
-        help: Option<String>,
-    },
     #[error("refusing bundle {}: {reason}", bundle.display())]
     #[diagnostic(code(kiln::update::refused), help("the layout was left as it was"))]
     BundleRefused { bundle: PathBuf, reason: String },
@@ -86,5 +60,82 @@ impl BuildError {
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
         let path = path.into();
         move |source| BuildError::Io { action, path, source }
+    }
+}
+
+/// The inputs stage: fetching and verifying what a recipe pins (Debian indexes and packages,
+/// kiln.lock).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum InputsError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    #[diagnostic(code(kiln::io))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot fetch {url}: {reason}")]
+    #[diagnostic(
+        code(kiln::fetch::network),
+        help("fetching pinned inputs needs the network once; later builds use the cache")
+    )]
+    Network { url: String, reason: String },
+    #[error("{what} does not match what was pinned: expected sha256 {expected}, got {actual}")]
+    #[diagnostic(code(kiln::fetch::integrity), help("the download or the cache was altered; kiln used none of it"))]
+    Integrity { what: String, expected: String, actual: String },
+    #[error("{message}")]
+    #[diagnostic(code(kiln::debian))]
+    Debian {
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+}
+
+impl InputsError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> InputsError {
+        let path = path.into();
+        move |source| InputsError::Io { action, path, source }
+    }
+}
+
+/// The toolchain stage: running a build step's compiler, strip and checks.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ToolchainError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    #[diagnostic(code(kiln::io))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cargo could not build {what}:\n{output}")]
+    #[diagnostic(code(kiln::toolchain::compile), help("fix the error above; kiln wrote no image"))]
+    Compile { what: String, output: String },
+    #[error("cargo could not fetch the dependencies of {}:\n{output}", manifest.display())]
+    #[diagnostic(
+        code(kiln::toolchain::fetch),
+        help("fetching needs the network once; later builds run offline from the cache")
+    )]
+    Fetch { manifest: PathBuf, output: String },
+    #[error("cannot build {what}: {message}")]
+    #[diagnostic(code(kiln::toolchain::missing))]
+    Missing {
+        what: String,
+        message: String,
+        #[help]
+        help: String,
+    },
+    #[error("the binary {what} failed its check: {reason}")]
+    #[diagnostic(code(kiln::toolchain::binary))]
+    BadBinary { what: String, reason: String },
+}
+
+impl ToolchainError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ToolchainError {
+        let path = path.into();
+        move |source| ToolchainError::Io { action, path, source }
     }
 }

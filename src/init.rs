@@ -30,6 +30,9 @@ pub enum InitError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Io(#[from] BuildError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Write(#[from] crate::error::InputsError),
 }
 
 /// Fills a template's `{{image}}`, `{{package}}` and `{{bin}}`.

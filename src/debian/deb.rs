@@ -3,7 +3,7 @@
 //! Maintainer scripts are never run; documentation, man pages and info are left out.
 
 use crate::entry::{Entry, EntryKind};
-use crate::error::BuildError;
+use crate::error::InputsError;
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -26,14 +26,14 @@ pub fn is_doc(path: &str) -> bool {
 }
 
 /// Writes bytes into the file store under their sha256 (once), returning the hex digest.
-pub fn store_bytes(store: &Path, bytes: &[u8]) -> Result<String, BuildError> {
+pub fn store_bytes(store: &Path, bytes: &[u8]) -> Result<String, InputsError> {
     let sha = crate::digest::sha256_hex(bytes);
     let dest = store.join(&sha);
     if !dest.is_file() {
-        std::fs::create_dir_all(store).map_err(BuildError::io("create", store))?;
-        let tmp = tempfile::NamedTempFile::new_in(store).map_err(BuildError::io("create a file in", store))?;
-        std::fs::write(tmp.path(), bytes).map_err(BuildError::io("write", tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| BuildError::Io { action: "write", path: dest.clone(), source: e.error })?;
+        std::fs::create_dir_all(store).map_err(InputsError::io("create", store))?;
+        let tmp = tempfile::NamedTempFile::new_in(store).map_err(InputsError::io("create a file in", store))?;
+        std::fs::write(tmp.path(), bytes).map_err(InputsError::io("write", tmp.path()))?;
+        tmp.persist(&dest).map_err(|e| InputsError::Io { action: "write", path: dest.clone(), source: e.error })?;
     }
     Ok(sha)
 }
@@ -65,8 +65,8 @@ fn data_tar(deb: &[u8]) -> Result<(String, Vec<u8>), String> {
 }
 
 /// Unpacks a `.deb`'s files into entries (`from` = `origin`), storing file contents in `store`.
-pub fn unpack(deb: &[u8], store: &Path, origin: &str) -> Result<Vec<Entry>, BuildError> {
-    let bad = |reason: String| BuildError::Debian { message: format!("cannot unpack {origin}: {reason}"), help: None };
+pub fn unpack(deb: &[u8], store: &Path, origin: &str) -> Result<Vec<Entry>, InputsError> {
+    let bad = |reason: String| InputsError::Debian { message: format!("cannot unpack {origin}: {reason}"), help: None };
     let (_, tar) = data_tar(deb).map_err(bad)?;
     let mut archive = tar::Archive::new(&tar[..]);
     let mut entries = Vec::new();

@@ -3,14 +3,14 @@
 //! (verified against the Release file's sha256), and the entries kiln pins.
 
 use super::lock::{LOCK_FORMAT, Lock, LockedPackage, ReleaseInfo};
-use crate::error::BuildError;
+use crate::error::InputsError;
 use crate::progress::Progress;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 
 /// Downloads a URL into memory (indexes and Release files; up to 256 MiB).
-pub fn get(url: &str) -> Result<Vec<u8>, BuildError> {
-    let net = |reason: String| BuildError::Network { url: url.to_string(), reason };
+pub fn get(url: &str) -> Result<Vec<u8>, InputsError> {
+    let net = |reason: String| InputsError::Network { url: url.to_string(), reason };
     let mut resp = ureq::get(url).call().map_err(|e| net(e.to_string()))?;
     resp.body_mut().with_config().limit(256 << 20).read_to_vec().map_err(|e| net(e.to_string()))
 }
@@ -87,7 +87,7 @@ pub fn parse_packages(text: &str, wanted: &BTreeSet<&str>) -> BTreeMap<String, S
 }
 
 /// Checks the Release file's detached signature with gpgv and Debian's archive keyring.
-fn check_signature(release: &[u8], signature: &[u8]) -> Result<String, BuildError> {
+fn check_signature(release: &[u8], signature: &[u8]) -> Result<String, InputsError> {
     let keyring = std::path::Path::new(super::KEYRING);
     let Some(gpgv) = crate::toolchain::which("gpgv") else {
         return Ok("not checked: gpgv is not installed".into());
@@ -95,19 +95,19 @@ fn check_signature(release: &[u8], signature: &[u8]) -> Result<String, BuildErro
     if !keyring.is_file() {
         return Ok(format!("not checked: {} is not installed", keyring.display()));
     }
-    let dir = tempfile::tempdir().map_err(BuildError::io("create", std::env::temp_dir()))?;
+    let dir = tempfile::tempdir().map_err(InputsError::io("create", std::env::temp_dir()))?;
     let (r, s) = (dir.path().join("Release"), dir.path().join("Release.gpg"));
-    std::fs::write(&r, release).map_err(BuildError::io("write", &r))?;
-    std::fs::write(&s, signature).map_err(BuildError::io("write", &s))?;
+    std::fs::write(&r, release).map_err(InputsError::io("write", &r))?;
+    std::fs::write(&s, signature).map_err(InputsError::io("write", &s))?;
     let out = std::process::Command::new(&gpgv)
         .arg("--keyring")
         .arg(keyring)
         .arg(&s)
         .arg(&r)
         .output()
-        .map_err(BuildError::io("run", &gpgv))?;
+        .map_err(InputsError::io("run", &gpgv))?;
     if !out.status.success() {
-        return Err(BuildError::Debian {
+        return Err(InputsError::Debian {
             message: format!(
                 "the Release file's signature does not verify: {}",
                 String::from_utf8_lossy(&out.stderr).trim()
@@ -124,7 +124,7 @@ pub fn resolve(
     suite: &str,
     wanted: &BTreeSet<(String, String)>,
     progress: &dyn Progress,
-) -> Result<Lock, BuildError> {
+) -> Result<Lock, InputsError> {
     let base = mirror.trim_end_matches('/');
     let release_url = format!("{base}/dists/{suite}/Release");
     progress.note(&format!("reading {release_url}"));
@@ -135,7 +135,7 @@ pub fn resolve(
     let mut packages = Vec::new();
     for arch in archs {
         let path = format!("main/binary-{arch}/Packages.gz");
-        let (sha, size) = release.sha256.get(&path).cloned().ok_or_else(|| BuildError::Debian {
+        let (sha, size) = release.sha256.get(&path).cloned().ok_or_else(|| InputsError::Debian {
             message: format!("the Release file of {suite} lists no {path}"),
             help: Some(format!("is `{arch}` an architecture of {suite}?")),
         })?;
@@ -144,14 +144,16 @@ pub fn resolve(
         let gz = get(&url)?;
         let actual = crate::digest::sha256_hex(&gz);
         if actual != sha || gz.len() as u64 != size {
-            return Err(BuildError::Integrity { what: url, expected: sha, actual });
+            return Err(InputsError::Integrity { what: url, expected: sha, actual });
         }
         let mut text = String::new();
-        flate2::read::GzDecoder::new(&gz[..]).read_to_string(&mut text).map_err(BuildError::io("decompress", &path))?;
+        flate2::read::GzDecoder::new(&gz[..])
+            .read_to_string(&mut text)
+            .map_err(InputsError::io("decompress", &path))?;
         let names: BTreeSet<&str> = wanted.iter().filter(|(_, a)| a == arch).map(|(n, _)| n.as_str()).collect();
         let found = parse_packages(&text, &names);
         for name in &names {
-            let s = found.get(*name).ok_or_else(|| BuildError::Debian {
+            let s = found.get(*name).ok_or_else(|| InputsError::Debian {
                 message: format!("package `{name}` is not in {suite}/main for {arch}"),
                 help: None,
             })?;

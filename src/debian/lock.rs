@@ -1,7 +1,7 @@
 //! `kiln.lock`: the Debian packages a recipe's bases use, pinned. Canonical JSON, sorted, so
 //! the same resolution always writes the same bytes.
 
-use crate::error::BuildError;
+use crate::error::InputsError;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
@@ -57,7 +57,7 @@ impl Lock {
     }
 
     /// Writes the lock in one step, with the mode a new file gets (see [`StagedFile`]).
-    pub fn write(&self, path: &Path) -> Result<(), BuildError> {
+    pub fn write(&self, path: &Path) -> Result<(), InputsError> {
         StagedFile::new(path, crate::canonical::to_pretty(self).as_bytes(), None)?.commit()
     }
 }
@@ -75,7 +75,7 @@ pub(crate) struct StagedFile {
 }
 
 impl StagedFile {
-    pub(crate) fn new(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<StagedFile, BuildError> {
+    pub(crate) fn new(path: &Path, bytes: &[u8], mode: Option<u32>) -> Result<StagedFile, InputsError> {
         let dir = match path.parent() {
             Some(p) if !p.as_os_str().is_empty() => p,
             _ => Path::new("."),
@@ -84,7 +84,7 @@ impl StagedFile {
             .prefix(".kiln-")
             .permissions(std::fs::Permissions::from_mode(0o666))
             .tempfile_in(dir)
-            .map_err(BuildError::io("create a temporary file to write", path))?;
+            .map_err(InputsError::io("create a temporary file to write", path))?;
         // Through the plain file: tempfile's own writer would add the temporary name to errors.
         let write = |file: &mut std::fs::File| {
             file.write_all(bytes)?;
@@ -93,14 +93,14 @@ impl StagedFile {
             }
             file.sync_all()
         };
-        write(tmp.as_file_mut()).map_err(BuildError::io("write", path))?;
+        write(tmp.as_file_mut()).map_err(InputsError::io("write", path))?;
         Ok(StagedFile { tmp, path: path.to_path_buf() })
     }
 
     /// Puts the file in place under its name.
-    pub(crate) fn commit(self) -> Result<(), BuildError> {
+    pub(crate) fn commit(self) -> Result<(), InputsError> {
         let StagedFile { tmp, path } = self;
-        tmp.persist(&path).map_err(|e| BuildError::Io { action: "write", path, source: e.error })?;
+        tmp.persist(&path).map_err(|e| InputsError::Io { action: "write", path, source: e.error })?;
         Ok(())
     }
 }

@@ -4,7 +4,7 @@
 use super::deb;
 use super::lock::LockedPackage;
 use crate::entry::{Entry, EntryKind};
-use crate::error::BuildError;
+use crate::error::InputsError;
 use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -20,36 +20,36 @@ fn deb_path(cache: &Path, p: &LockedPackage) -> PathBuf {
 }
 
 /// Downloads a pinned `.deb` into the cache, checking size and sha256 before keeping it.
-fn download(cache: &Path, p: &LockedPackage) -> Result<(), BuildError> {
+fn download(cache: &Path, p: &LockedPackage) -> Result<(), InputsError> {
     let dir = cache.join("debs");
-    std::fs::create_dir_all(&dir).map_err(BuildError::io("create", &dir))?;
-    let net = |reason: String| BuildError::Network { url: p.url.clone(), reason };
+    std::fs::create_dir_all(&dir).map_err(InputsError::io("create", &dir))?;
+    let net = |reason: String| InputsError::Network { url: p.url.clone(), reason };
     let mut resp = ureq::get(&p.url).call().map_err(|e| net(e.to_string()))?;
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a file in", &dir))?;
+    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(InputsError::io("create a file in", &dir))?;
     let mut w = crate::digest::HashingWriter::new(std::io::BufWriter::new(
-        tmp.reopen().map_err(BuildError::io("open", tmp.path()))?,
+        tmp.reopen().map_err(InputsError::io("open", tmp.path()))?,
     ));
     std::io::copy(&mut resp.body_mut().as_reader(), &mut w).map_err(|e| net(e.to_string()))?;
     let (buf, digest, size) = w.finish();
     buf.into_inner()
-        .map_err(|e| BuildError::Io { action: "write", path: tmp.path().to_path_buf(), source: e.into_error() })?
+        .map_err(|e| InputsError::Io { action: "write", path: tmp.path().to_path_buf(), source: e.into_error() })?
         .flush()
         .ok();
     let actual = digest.hex().to_string();
     if actual != p.sha256 || size != p.size {
-        return Err(BuildError::Integrity {
+        return Err(InputsError::Integrity {
             what: format!("download of {}", p.url),
             expected: p.sha256.clone(),
             actual,
         });
     }
     let dest = deb_path(cache, p);
-    tmp.persist(&dest).map_err(|e| BuildError::Io { action: "write", path: dest.clone(), source: e.error })?;
+    tmp.persist(&dest).map_err(|e| InputsError::Io { action: "write", path: dest.clone(), source: e.error })?;
     Ok(())
 }
 
 /// The `.deb`'s bytes, verified; a damaged cached copy is fetched again, never used.
-fn verified_deb(cache: &Path, p: &LockedPackage, progress: &dyn Progress) -> Result<Vec<u8>, BuildError> {
+fn verified_deb(cache: &Path, p: &LockedPackage, progress: &dyn Progress) -> Result<Vec<u8>, InputsError> {
     let path = deb_path(cache, p);
     if let Ok(bytes) = std::fs::read(&path) {
         let actual = crate::digest::sha256_hex(&bytes);
@@ -58,21 +58,21 @@ fn verified_deb(cache: &Path, p: &LockedPackage, progress: &dyn Progress) -> Res
         }
         progress
             .note(&format!("cached {} does not match kiln.lock (sha256 {actual}); fetching it again", path.display()));
-        std::fs::remove_file(&path).map_err(BuildError::io("remove", &path))?;
+        std::fs::remove_file(&path).map_err(InputsError::io("remove", &path))?;
     }
     progress.note(&format!("fetching {}", p.url));
     download(cache, p)?;
-    let bytes = std::fs::read(&path).map_err(BuildError::io("read", &path))?;
+    let bytes = std::fs::read(&path).map_err(InputsError::io("read", &path))?;
     let actual = crate::digest::sha256_hex(&bytes);
     if actual != p.sha256 {
-        return Err(BuildError::Integrity { what: path.display().to_string(), expected: p.sha256.clone(), actual });
+        return Err(InputsError::Integrity { what: path.display().to_string(), expected: p.sha256.clone(), actual });
     }
     Ok(bytes)
 }
 
 /// The CA bundle `update-ca-certificates` would write, built deterministically: every
 /// certificate the package ships, sorted by path, each ending in a newline.
-fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), BuildError> {
+fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), InputsError> {
     let mut certs: Vec<&Entry> = entries
         .iter()
         .filter(|e| {
@@ -84,10 +84,10 @@ fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), BuildE
     for c in &certs {
         let sha = c.sha256.as_deref().unwrap_or_default();
         let p = store.join(sha);
-        let mut bytes = std::fs::read(&p).map_err(BuildError::io("read", &p))?;
+        let mut bytes = std::fs::read(&p).map_err(InputsError::io("read", &p))?;
         let actual = crate::digest::sha256_hex(&bytes);
         if actual != sha {
-            return Err(BuildError::Integrity { what: p.display().to_string(), expected: sha.into(), actual });
+            return Err(InputsError::Integrity { what: p.display().to_string(), expected: sha.into(), actual });
         }
         if !bytes.ends_with(b"\n") {
             bytes.push(b'\n');
@@ -103,7 +103,7 @@ fn dir(path: &str, from: &str) -> Entry {
 
 /// What of a package goes into a base: ca-certificates contributes its generated bundle and
 /// copyright only; tzdata leaves out the `right/` (leap second) zones and its scripts.
-fn select(p: &LockedPackage, entries: Vec<Entry>, store: &Path) -> Result<Vec<Entry>, BuildError> {
+fn select(p: &LockedPackage, entries: Vec<Entry>, store: &Path) -> Result<Vec<Entry>, InputsError> {
     Ok(match p.name.as_str() {
         "ca-certificates" => {
             let (bundle, _) = ca_bundle(&entries, store)?;
@@ -143,7 +143,7 @@ pub fn ensure(
     cache: &Path,
     packages: &[&LockedPackage],
     progress: &dyn Progress,
-) -> Result<BTreeMap<(String, String), Vec<Entry>>, BuildError> {
+) -> Result<BTreeMap<(String, String), Vec<Entry>>, InputsError> {
     let store = file_store(cache);
     // Each .deb once (an `all` package serves every platform), fetched in turn, then unpacked
     // on every core: unpacking is most of the time once the .debs are cached.

@@ -5,7 +5,7 @@
 use super::facts::Facts;
 use super::rust::{Compiled, Package, Probe, Target};
 use super::{Isolation, Toolchain};
-use crate::error::BuildError;
+use crate::error::ToolchainError;
 use crate::plan::RustBuild;
 use crate::platform::Platform;
 use std::path::{Path, PathBuf};
@@ -75,15 +75,15 @@ impl Toolchain for Fake {
         None
     }
 
-    fn fetch(&self, _: &RustBuild) -> Result<(), BuildError> {
+    fn fetch(&self, _: &RustBuild) -> Result<(), ToolchainError> {
         Ok(())
     }
 
-    fn compile(&self, step: &RustBuild, _: &Path, _: u64) -> Result<Compiled, BuildError> {
+    fn compile(&self, step: &RustBuild, _: &Path, _: u64) -> Result<Compiled, ToolchainError> {
         let data = Fake::bytes(step);
         let path = self.dir.join(&step.id);
-        std::fs::create_dir_all(&self.dir).map_err(BuildError::io("create", &self.dir))?;
-        std::fs::write(&path, &data).map_err(BuildError::io("write", &path))?;
+        std::fs::create_dir_all(&self.dir).map_err(ToolchainError::io("create", &self.dir))?;
+        std::fs::write(&path, &data).map_err(ToolchainError::io("write", &path))?;
         let size = data.len() as u64;
         Ok(Compiled { path, sha256: crate::digest::sha256_hex(&data), size, unstripped: size, cached: false })
     }

@@ -74,14 +74,14 @@ pub trait Toolchain: Sync {
     /// The step's binary from kiln's cache, when an intact one is there.
     fn cached(&self, step: &crate::plan::RustBuild, cache: &Path) -> Option<rust::Compiled>;
     /// Fetches the step's dependencies: the one part of a build that may use the network.
-    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::BuildError>;
+    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::ToolchainError>;
     /// Compiles, strips, checks and caches the step's binary.
     fn compile(
         &self,
         step: &crate::plan::RustBuild,
         cache: &Path,
         epoch: u64,
-    ) -> Result<rust::Compiled, crate::error::BuildError>;
+    ) -> Result<rust::Compiled, crate::error::ToolchainError>;
 }
 
 /// This machine's toolchains, as the facts gathered before planning found them.
@@ -92,8 +92,8 @@ pub struct Host<'f> {
 }
 
 impl Host<'_> {
-    fn exec(&self, step: &crate::plan::RustBuild) -> Result<rust::Exec, crate::error::BuildError> {
-        rust::Exec::new(step, &self.root, self.facts).map_err(|m| crate::error::BuildError::Toolchain {
+    fn exec(&self, step: &crate::plan::RustBuild) -> Result<rust::Exec, crate::error::ToolchainError> {
+        rust::Exec::new(step, &self.root, self.facts).map_err(|m| crate::error::ToolchainError::Missing {
             what: format!("{} (bin {}) for {}", step.package, step.bin, step.platform),
             message: m.message,
             help: m.help,
@@ -106,7 +106,7 @@ impl Toolchain for Host<'_> {
         rust::cached(cache, step)
     }
 
-    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::BuildError> {
+    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::ToolchainError> {
         rust::fetch(&self.exec(step)?)
     }
 
@@ -115,7 +115,7 @@ impl Toolchain for Host<'_> {
         step: &crate::plan::RustBuild,
         cache: &Path,
         epoch: u64,
-    ) -> Result<rust::Compiled, crate::error::BuildError> {
+    ) -> Result<rust::Compiled, crate::error::ToolchainError> {
         rust::compile(step, &self.exec(step)?, cache, epoch)
     }
 }

@@ -2,7 +2,7 @@
 //! hermetic `cargo build`, strip, the binary's checks, and kiln's cache of compiled binaries.
 
 use super::Missing;
-use crate::error::BuildError;
+use crate::error::ToolchainError;
 use crate::plan::RustBuild;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -91,16 +91,16 @@ pub fn cached(cache: &Path, b: &RustBuild) -> Option<Compiled> {
 
 /// `cargo fetch --locked` for a workspace, for every target at once: the one step that may
 /// use the network.
-pub fn fetch(x: &Exec) -> Result<(), BuildError> {
+pub fn fetch(x: &Exec) -> Result<(), ToolchainError> {
     let out = Command::new(&x.cargo)
         .args(["fetch", "--locked", "--manifest-path"])
         .arg(&x.manifest)
         .env("CARGO_HOME", &x.cargo_home)
         .env("RUSTC", &x.rustc)
         .output()
-        .map_err(BuildError::io("run", &x.cargo))?;
+        .map_err(ToolchainError::io("run", &x.cargo))?;
     if !out.status.success() {
-        return Err(BuildError::Fetch {
+        return Err(ToolchainError::Fetch {
             manifest: x.manifest.clone(),
             output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
@@ -109,11 +109,11 @@ pub fn fetch(x: &Exec) -> Result<(), BuildError> {
 }
 
 /// Compiles, strips, checks and caches one binary.
-pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Compiled, BuildError> {
+pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Compiled, ToolchainError> {
     // cargo runs in the workspace: every path it gets must be absolute.
-    let cache = &std::path::absolute(cache).map_err(BuildError::io("resolve", cache))?;
+    let cache = &std::path::absolute(cache).map_err(ToolchainError::io("resolve", cache))?;
     let target_dir = cache.join("rust/target");
-    std::fs::create_dir_all(&target_dir).map_err(BuildError::io("create", &target_dir))?;
+    std::fs::create_dir_all(&target_dir).map_err(ToolchainError::io("create", &target_dir))?;
     let flags: Vec<String> = b.rustflags.iter().map(|f| fill(f, x, &target_dir)).collect();
     let path = format!("{}:/usr/local/bin:/usr/bin:/bin", x.sysroot.join("bin").display());
     let mut cmd = b.network.command(&x.cargo);
@@ -139,10 +139,10 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
     if b.no_default_features {
         cmd.arg("--no-default-features");
     }
-    let out = cmd.output().map_err(BuildError::io("run", &x.cargo))?;
+    let out = cmd.output().map_err(ToolchainError::io("run", &x.cargo))?;
     let what = format!("{} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple);
     if !out.status.success() {
-        return Err(BuildError::Compile { what, output: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(ToolchainError::Compile { what, output: String::from_utf8_lossy(&out.stderr).trim().to_string() });
     }
     let profile_dir = match b.profile.as_str() {
         "dev" | "test" => "debug",
@@ -150,15 +150,15 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
         p => p,
     };
     let linked = target_dir.join(&b.triple).join(profile_dir).join(&b.bin);
-    let unstripped = std::fs::metadata(&linked).map_err(BuildError::io("read", &linked))?.len();
+    let unstripped = std::fs::metadata(&linked).map_err(ToolchainError::io("read", &linked))?.len();
 
     // Strip into a staging directory beside the cache entry, check, then rename into place.
     let parent = cache.join("rust/bin");
-    std::fs::create_dir_all(&parent).map_err(BuildError::io("create", &parent))?;
+    std::fs::create_dir_all(&parent).map_err(ToolchainError::io("create", &parent))?;
     let staging = tempfile::Builder::new()
         .prefix(".kiln-")
         .tempdir_in(&parent)
-        .map_err(BuildError::io("create a directory in", &parent))?;
+        .map_err(ToolchainError::io("create a directory in", &parent))?;
     let stripped = staging.path().join(&b.bin);
     let s = Command::new(&x.strip)
         .arg("--strip-all")
@@ -166,23 +166,23 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
         .arg(&stripped)
         .arg(&linked)
         .output()
-        .map_err(BuildError::io("run", &x.strip))?;
+        .map_err(ToolchainError::io("run", &x.strip))?;
     if !s.status.success() {
-        return Err(BuildError::Compile {
+        return Err(ToolchainError::Compile {
             what: format!("stripping {what}"),
             output: String::from_utf8_lossy(&s.stderr).trim().to_string(),
         });
     }
-    let data = std::fs::read(&stripped).map_err(BuildError::io("read", &stripped))?;
+    let data = std::fs::read(&stripped).map_err(ToolchainError::io("read", &stripped))?;
     crate::toolchain::elf::check(&data, b.platform, b.require_static)
-        .map_err(|reason| BuildError::BadBinary { what: what.clone(), reason })?;
+        .map_err(|reason| ToolchainError::BadBinary { what: what.clone(), reason })?;
     let sha256 = crate::digest::sha256_hex(&data);
     let info = CacheInfo { sha256: sha256.clone(), size: data.len() as u64, unstripped };
     let info_path = staging.path().join("info.json");
-    std::fs::write(&info_path, crate::canonical::to_vec(&info)).map_err(BuildError::io("write", &info_path))?;
+    std::fs::write(&info_path, crate::canonical::to_vec(&info)).map_err(ToolchainError::io("write", &info_path))?;
     let dir = cache_dir(cache, b);
     let _ = std::fs::remove_dir_all(&dir);
     let kept = staging.keep();
-    std::fs::rename(&kept, &dir).map_err(BuildError::io("rename into", &dir))?;
+    std::fs::rename(&kept, &dir).map_err(ToolchainError::io("rename into", &dir))?;
     Ok(Compiled { path: dir.join(&b.bin), sha256, size: data.len() as u64, unstripped, cached: false })
 }
