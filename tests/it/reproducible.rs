@@ -1,8 +1,7 @@
 //! Determinism is a feature: the same recipe and sources give the same bytes whatever the
 //! directory, umask, time zone, clock and user of the build.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

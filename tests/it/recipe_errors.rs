@@ -1,8 +1,7 @@
 //! Bad recipes: one test per kind of problem. Each must exit 2, point at the line and column of
 //! its cause, name the error code, and leave no output behind.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 /// Builds a bad recipe and checks the failure; returns stderr for further checks.
 fn fails(f: &Fixture, code: &str, at: &str) -> String {
@@ -190,7 +189,7 @@ fn commented_out_blocks_nest_three_deep_at_most() {
     // `node /- { … }` comments out a block too; unclosed ones count as well.
     let f = fixture(&recipe(&"a /- {\n".repeat(30)));
     refused(&f, "kiln::recipe::too_deep", "8:6", 4_000);
-    let f = fixture(include_str!("data/fuzz-slashdash-timeout.kdl"));
+    let f = fixture(include_str!("../data/fuzz-slashdash-timeout.kdl"));
     refused(&f, "kiln::recipe::too_deep", "18:6", 4_000);
 }
 
