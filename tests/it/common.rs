@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 pub fn kiln() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
@@ -168,12 +169,16 @@ pub fn layer_keys(layout: &Path, name: &str, arch: &str) -> Vec<String> {
 
 /// Runs an unpacked umoci bundle with `runc run` (no terminal) under a unique container id,
 /// removes the container, asserts success and returns stdout.
+///
+/// runc's container names are global to the host, and every module of the test binary shares
+/// one process id: the id carries a per-call count as well, so two calls never collide.
 pub fn runc_run(bundle: &Path, id: &str) -> String {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
     let config_path = bundle.join("config.json");
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
     config["process"]["terminal"] = serde_json::Value::Bool(false);
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let id = format!("{id}-{}", std::process::id());
+    let id = format!("{id}-{}-{}", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed));
     let o = Command::new(require("runc"))
         .args(["run", "--bundle", &bundle.display().to_string(), &id])
         .output()
