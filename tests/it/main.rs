@@ -25,4 +25,5 @@ mod recipe_errors;
 mod reproducible;
 mod rust_cross;
 mod security;
+mod suite;
 mod updates;
