@@ -8,7 +8,8 @@
 //! not change process-wide state (environment, current directory, umask, signal dispositions)
 //! and must not claim a fixed name outside its own temporary directories. Set a child's
 //! environment or directory on its `Command` instead, and make names unique per call (see
-//! `common::runc_run`).
+//! `common::runc_run`). A time budget counts the CPU time of the process it is about
+//! (`common::output_and_cpu_time`): wall time also counts whatever runs beside the test.
 
 mod common;
 
