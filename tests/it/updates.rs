@@ -3,8 +3,7 @@
 //! changed (checked against the blob sizes skopeo reports), and a bundle applied to the old
 //! layout must give the new layout, or be refused with the old layout intact.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
 use std::process::Command;

@@ -1,7 +1,6 @@
 //! The command line as a user meets it: filters, output modes and argument errors.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn fixture() -> Fixture {

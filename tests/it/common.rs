@@ -2,8 +2,13 @@
 //! and check what it wrote with tools nobody here wrote (skopeo, umoci, oci-image-tool, runc).
 #![allow(dead_code)]
 
+use rustix::process::{WaitId, WaitIdOptions};
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 pub fn kiln() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_kiln"));
@@ -70,17 +75,77 @@ impl Fixture {
 
     /// `kiln build -f kiln.kdl --out out --json -q`, run from the fixture directory.
     pub fn build(&self) -> Output {
-        kiln()
-            .current_dir(self.path())
+        self.build_cmd().output().expect("run kiln")
+    }
+
+    /// The command [`Fixture::build`] runs.
+    pub fn build_cmd(&self) -> Command {
+        let mut c = kiln();
+        c.current_dir(self.path())
             .env("KILN_CACHE_DIR", self.cache_path())
-            .args(["build", "-q", "--json", "-f", "kiln.kdl", "--out", "out"])
-            .output()
-            .expect("run kiln")
+            .args(["build", "-q", "--json", "-f", "kiln.kdl", "--out", "out"]);
+        c
     }
 
     pub fn out(&self) -> PathBuf {
         self.path().join("out")
     }
+}
+
+/// Runs `cmd` to its end; returns its output and the CPU time (user and system) the process
+/// used. A time budget on that holds however many tests run beside it on a shared machine,
+/// where wall time would count them too. Stdout and stderr go through files, so the child
+/// never waits on a full pipe while this waits for its exit.
+pub fn output_and_cpu_time(cmd: &mut Command) -> (Output, Duration) {
+    let (out, err) = (tempfile::tempfile().unwrap(), tempfile::tempfile().unwrap());
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    // Waits for the exit without reaping the child: until it is reaped, /proc keeps its times.
+    let pid = rustix::process::Pid::from_child(&child);
+    let options = WaitIdOptions::EXITED | WaitIdOptions::NOWAIT;
+    while let Err(e) = rustix::process::waitid(WaitId::Pid(pid), options) {
+        assert_eq!(e, rustix::io::Errno::INTR, "waitid {pid:?}: {e}");
+    }
+    let cpu = cpu_time(&std::fs::read_to_string(format!("/proc/{}/stat", child.id())).unwrap());
+    let status = child.wait().unwrap();
+    let read = |mut f: std::fs::File| {
+        let mut bytes = Vec::new();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.read_to_end(&mut bytes).unwrap();
+        bytes
+    };
+    (Output { status, stdout: read(out), stderr: read(err) }, cpu)
+}
+
+/// User plus system time of a `/proc/PID/stat` line (fields 14 and 15, in clock ticks).
+fn cpu_time(stat: &str) -> Duration {
+    // The command name (field 2) is in parentheses and may hold spaces: count from after it.
+    let fields: Vec<&str> = stat[stat.rfind(')').expect("a /proc stat line") + 1..].split_whitespace().collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second() as f64)
+}
+
+/// `getconf CLK_TCK`: the unit of the times in `/proc` (100 on Linux as built today).
+fn clock_ticks_per_second() -> u64 {
+    static TICKS: OnceLock<u64> = OnceLock::new();
+    *TICKS.get_or_init(|| run(Command::new("getconf").arg("CLK_TCK")).trim().parse().expect("getconf CLK_TCK"))
+}
+
+#[test]
+fn cpu_time_counts_what_the_process_ran_not_the_clock() {
+    let started = Instant::now();
+    let (o, idle) = output_and_cpu_time(Command::new("sh").args(["-c", "sleep 1; echo slept; echo done >&2"]));
+    assert!(o.status.success() && started.elapsed() >= Duration::from_secs(1));
+    assert_eq!((stdout(&o).as_str(), stderr(&o).as_str()), ("slept\n", "done\n"));
+    assert!(idle < Duration::from_millis(500), "a second asleep counted as {idle:?} of CPU time");
+    let busy = "i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; exit 3";
+    let (o, spent) = output_and_cpu_time(Command::new("sh").args(["-c", busy]));
+    assert_eq!(o.status.code(), Some(3));
+    assert!(spent >= Duration::from_millis(50), "a busy loop counted as {spent:?} of CPU time");
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -168,12 +233,16 @@ pub fn layer_keys(layout: &Path, name: &str, arch: &str) -> Vec<String> {
 
 /// Runs an unpacked umoci bundle with `runc run` (no terminal) under a unique container id,
 /// removes the container, asserts success and returns stdout.
+///
+/// runc's container names are global to the host, and every module of the test binary shares
+/// one process id: the id carries a per-call count as well, so two calls never collide.
 pub fn runc_run(bundle: &Path, id: &str) -> String {
+    static CALLS: AtomicUsize = AtomicUsize::new(0);
     let config_path = bundle.join("config.json");
     let mut config: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&config_path).unwrap()).unwrap();
     config["process"]["terminal"] = serde_json::Value::Bool(false);
     std::fs::write(&config_path, serde_json::to_vec(&config).unwrap()).unwrap();
-    let id = format!("{id}-{}", std::process::id());
+    let id = format!("{id}-{}-{}", std::process::id(), CALLS.fetch_add(1, Ordering::Relaxed));
     let o = Command::new(require("runc"))
         .args(["run", "--bundle", &bundle.display().to_string(), &id])
         .output()

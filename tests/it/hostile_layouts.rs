@@ -4,8 +4,7 @@
 //! writes nothing (no `-o` file; the layout `apply` was given is left byte for byte as it was,
 //! and skopeo and oci-image-tool still read it).
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -1,8 +1,7 @@
 //! Determinism is a feature: the same recipe and sources give the same bytes whatever the
 //! directory, umask, time zone, clock and user of the build.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -76,9 +75,11 @@ fn same_digests_across_directory_umask_timezone_clock_and_user() {
     std::fs::create_dir_all(&deep).unwrap();
     populate(&deep);
     std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    // The second build runs as `nobody`, so it needs a copy of kiln it can execute.
+    // The second build runs as `nobody`, so it needs a copy of kiln it can execute. `cp` writes
+    // it, not this process: a file the test binary held open for writing could still be open
+    // in a child another test's thread is starting, and executing it would fail (ETXTBSY).
     let bin = b.path().join("kiln");
-    std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &bin).unwrap();
+    run(Command::new("cp").arg(env!("CARGO_BIN_EXE_kiln")).arg(&bin));
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
 
     let first = Command::new("sh")

@@ -2,8 +2,7 @@
 //! complete old or new layout at the output, the next run cleans up after them, builds into
 //! one `--out` take turns, and what live runs are writing is never removed.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::os::unix::process::ExitStatusExt;

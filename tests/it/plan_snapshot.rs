@@ -1,9 +1,8 @@
 //! The plan is the contract between stages: its JSON form for `examples/hello` is snapshot-
 //! tested, so any change to what kiln decides shows up as a reviewed snapshot diff
-//! (`cargo insta review`, or `INSTA_UPDATE=always cargo test --test plan_snapshot`).
+//! (`cargo insta review`, or `INSTA_UPDATE=always cargo test --test it plan_snapshot::`).
 
-mod common;
-use common::*;
+use crate::common::*;
 
 #[test]
 fn hello_plan_json() {

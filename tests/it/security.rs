@@ -3,8 +3,7 @@
 //! links, modes and owners left as they were. Images run as a non-root user unless asked, and
 //! user names must exist in the image. Checked with umoci, runc and skopeo.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

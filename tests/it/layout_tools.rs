@@ -2,8 +2,7 @@
 //! multi-platform index, oci-image-tool validates each platform's image, umoci unpacks it
 //! (files, modes, owners, contents), runc runs a static binary, and tar/zstd read the layers.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;

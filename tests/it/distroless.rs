@@ -2,8 +2,7 @@
 //! then images on every flavour for all three platforms, checked with umoci, openssl, runc,
 //! qemu-user and dpkg-deb. Needs the Debian mirror once; `.deb`s are cached and verified.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};

@@ -2,8 +2,7 @@
 //! umoci, and run: amd64 natively and under runc, arm64 under qemu-aarch64-static, arm/v7 under
 //! qemu-arm-static. `file` and `readelf` confirm machine, static linking and stripping.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

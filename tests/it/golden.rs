@@ -1,13 +1,12 @@
 //! The golden digest: `examples/hello` must build to exactly this `index.json` digest. It
 //! changes only on purpose (a format change, a new dependency version); regenerate it with
 //!
-//!     KILN_BLESS=1 cargo test --test golden
+//!     KILN_BLESS=1 cargo test --test it golden::
 //!
 //! and say why in the commit message. The test also has skopeo and oci-image-tool read the
 //! layout, so the digest recorded here is always one those tools accepted.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::PathBuf;
 
 #[test]
@@ -44,11 +43,11 @@ fn hello_example_matches_its_golden_digest() {
         return;
     }
     let expected = std::fs::read_to_string(&golden)
-        .expect("golden digest file; create it with KILN_BLESS=1 cargo test --test golden");
+        .expect("golden digest file; create it with KILN_BLESS=1 cargo test --test it golden::");
     assert_eq!(
         digest,
         expected.trim(),
         "examples/hello no longer builds to its golden digest. If the change is on purpose, run \
-         `KILN_BLESS=1 cargo test --test golden` and say why in the commit message."
+         `KILN_BLESS=1 cargo test --test it golden::` and say why in the commit message."
     );
 }
