@@ -21,6 +21,7 @@ mod golden;
 mod hostile_layouts;
 mod layout_tools;
 mod module_cycles;
+mod plan_file;
 mod plan_snapshot;
 mod recipe_errors;
 mod reproducible;

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// A copy of examples/hello-rust in a temporary directory, with its own kiln cache.
@@ -13,25 +13,10 @@ struct Project {
     cache: tempfile::TempDir,
 }
 
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap().filter_map(Result::ok) {
-        let name = e.file_name();
-        if name.to_string_lossy().starts_with('.') || name == "target" || name == "out" {
-            continue;
-        }
-        if e.path().is_dir() {
-            copy_tree(&e.path(), &to.join(&name));
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
 impl Project {
     fn new() -> Project {
         let dir = tempfile::Builder::new().prefix("kiln-rust-").tempdir().unwrap();
-        copy_tree(&PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples/hello-rust"), dir.path());
+        copy_project(&repo_root().join("examples/hello-rust"), dir.path());
         Project { dir, cache: tempfile::tempdir().unwrap() }
     }
 

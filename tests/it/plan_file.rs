@@ -2,8 +2,7 @@
 //! digests a build from the recipe writes, a plan whose inputs changed is refused, a plan
 //! holds no host path, and planning needs no network once the inputs are fetched.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 
