@@ -16,7 +16,7 @@ use crate::lock;
 use crate::progress::Progress;
 use rustix::fs::{CWD, RenameFlags};
 use rustix::io::Errno;
-use std::io::{BufWriter, Write};
+use std::io::BufWriter;
 use std::path::{Path, PathBuf};
 
 /// A layout being written. Dropped without [`Staging::commit`], it leaves nothing behind.
@@ -80,13 +80,6 @@ impl Staging {
     }
 
     /// Streams a blob: `fill` writes it, the digest is taken on the way.
-    pub fn write_blob<F>(&self, mut fill: F) -> Result<BlobRef, BuildError>
-    where
-        F: FnMut(&mut dyn Write) -> Result<(), BuildError>,
-    {
-        self.write_streamed(&mut fill)
-    }
-
     fn write_streamed(&self, fill: &mut Fill<'_>) -> Result<BlobRef, BuildError> {
         let dir = self.blob_dir();
         let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a blob in", &dir))?;
@@ -112,7 +105,7 @@ impl Staging {
 
     /// Writes a blob held in memory (configs, manifests, indexes).
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, BuildError> {
-        self.write_blob(|w| w.write_all(bytes).map_err(BuildError::io("write", self.blob_dir())))
+        self.write_streamed(&mut |w| w.write_all(bytes).map_err(BuildError::io("write", self.blob_dir())))
     }
 
     /// Writes `index.json` and `oci-layout`, then swaps the staging directory into place.
