@@ -9,7 +9,7 @@ use crate::debian::{self, Flavour, lock::Lock};
 use crate::digest::Digest;
 use crate::plan::{ConfigPlan, Entry, EntryKind, Prebuilt};
 use crate::platform::Platform;
-use crate::walk;
+use crate::store::{BlobSource, LayoutDir, walk};
 use oci_spec::image::ImageConfiguration;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -141,7 +141,8 @@ fn platform_matches(desc: &oci_spec::image::Descriptor, p: Platform) -> bool {
 /// Finds `platform`'s image in an OCI layout (by `org.opencontainers.image.ref.name` tag, or
 /// the only image) and reads its layers and config.
 pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> Result<LayoutBase, String> {
-    let mut images = walk::images(layout, None).map_err(|e| e.to_string())?;
+    let src = LayoutDir::new(layout);
+    let mut images = walk::images(&src, None).map_err(|e| e.to_string())?;
     if let Some(t) = tag {
         images.retain(|i| i.name == t);
         if images.is_empty() {
@@ -166,7 +167,7 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
             .ok_or_else(|| format!("no {p} image in {}", layout.display()))?,
         _ => return Err(format!("{} holds several images; name one with oci-layout:{rel}:TAG", layout.display())),
     };
-    let config_bytes = walk::read_blob(layout, &manifest.config).map_err(|e| e.to_string())?;
+    let config_bytes = src.read_blob(&manifest.config).map_err(|e| e.to_string())?;
     let config: ImageConfiguration =
         serde_json::from_slice(&config_bytes).map_err(|e| format!("the base's config: {e}"))?;
     if config.architecture().to_string() != p.arch() {
@@ -176,7 +177,7 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
     if diff_ids.len() != manifest.layers.len() {
         return Err("the base's config and manifest disagree on the number of layers".into());
     }
-    let (keys, _) = image.layer_keys(layout, manifest).map_err(|e| e.to_string())?;
+    let (keys, _) = image.layer_keys(&src, manifest).map_err(|e| e.to_string())?;
     let layers = manifest
         .layers
         .iter()

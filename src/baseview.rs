@@ -72,7 +72,7 @@ impl BaseView {
     }
 
     fn stack(&mut self, layout: &Path, p: &Prebuilt) -> Result<(), String> {
-        let path = crate::walk::blob_path(layout, &p.digest);
+        let path = crate::store::blob_path(layout, &p.digest);
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let mut hashed = crate::digest::HashingReader::new(io::BufReader::new(file));
         let mut layer: BTreeMap<String, Node> = BTreeMap::new();

@@ -5,9 +5,9 @@
 use crate::error::BuildError;
 use crate::image::{self, BuiltImage};
 use crate::layer::{self, Inputs, LayerBlob};
-use crate::layout::Staging;
 use crate::plan::{BuildStep, LayerPlan, Plan};
 use crate::progress::Progress;
+use crate::store::{BlobSink, Publisher, Staging};
 use crate::toolchain::Toolchain;
 use crate::toolchain::rust::Compiled;
 use serde::Serialize;
@@ -95,7 +95,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     let _cache_lock = crate::lock::CacheLock::open(opts.cache);
     let compiled = compile_all(plan, opts.cache, opts.toolchain, progress)?;
     let out = opts.out;
-    let staging = Staging::new_with(out, progress)?;
+    let staging: Box<dyn Publisher> = Box::new(Staging::new_with(out, progress)?);
+    let sink: &dyn BlobSink = &*staging;
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();
     for image in &plan.images {
         for p in &image.platforms {
@@ -109,13 +110,13 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store };
     let cache = layer::LayerCache::new(opts.cache);
     let hits = std::sync::atomic::AtomicUsize::new(0);
-    let layers = build_layers(unique.values().copied().collect(), &inputs, plan, (&cache, &hits), &staging, progress)?;
+    let layers = build_layers(unique.values().copied().collect(), &inputs, plan, (&cache, &hits), sink, progress)?;
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
-        plan.images.iter().map(|i| image::write_image(i, &created, &layers, &staging)).collect::<Result<_, _>>()?;
+        plan.images.iter().map(|i| image::write_image(i, &created, &layers, sink)).collect::<Result<_, _>>()?;
     let index_json = image::layout_index(&built)?;
-    let blob_bytes = dir_bytes(&staging.blob_dir());
-    staging.commit(&index_json)?;
+    let blob_bytes = sink.stored_bytes();
+    staging.publish(&index_json)?;
     progress.finish();
     Ok(BuildSummary {
         layout: out.display().to_string(),
@@ -151,12 +152,6 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     })
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|d| d.filter_map(Result::ok).filter_map(|e| e.metadata().ok()).map(|m| m.len()).sum())
-        .unwrap_or(0)
-}
-
 /// The layer from kiln's cache, when it holds exactly the tar the plan makes (checked by
 /// unpacking it); anything else is a miss, and said to be one.
 fn cached(
@@ -164,12 +159,12 @@ fn cached(
     inputs: &Inputs<'_>,
     epoch: u64,
     cache: &layer::LayerCache,
-    staging: &Staging,
+    sink: &dyn BlobSink,
     progress: &dyn Progress,
 ) -> Result<Option<LayerBlob>, BuildError> {
     let Some(record) = cache.record(&l.id) else { return Ok(None) };
     let (diff_id, size) = layer::tar_digest(l, inputs, epoch)?;
-    match cache.take(record, (&diff_id, size), staging) {
+    match cache.take(record, (&diff_id, size), sink) {
         Ok(hit) => Ok(Some(hit)),
         Err(why) => {
             progress.note(&format!("not using the cached layer {}: {why}; building it again", l.name));
@@ -185,7 +180,7 @@ fn build_layers(
     inputs: &Inputs<'_>,
     plan: &Plan,
     (cache, hits): (&layer::LayerCache, &std::sync::atomic::AtomicUsize),
-    staging: &Staging,
+    sink: &dyn BlobSink,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, LayerBlob>, BuildError> {
     let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(todo.len().max(1));
@@ -202,14 +197,14 @@ fn build_layers(
                         break;
                     }
                     match match &l.prebuilt {
-                        Some(p) => layer::copy_prebuilt(p, inputs.root, staging),
-                        None => match cached(l, inputs, plan.epoch, cache, staging, progress) {
+                        Some(p) => layer::copy_prebuilt(p, inputs.root, sink),
+                        None => match cached(l, inputs, plan.epoch, cache, sink, progress) {
                             Ok(Some(hit)) => {
                                 hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 Ok(hit)
                             }
-                            Ok(None) => layer::build_layer(l, inputs, plan.epoch, plan.compression, staging)
-                                .inspect(|b| cache.put(&l.id, b, staging)),
+                            Ok(None) => layer::build_layer(l, inputs, plan.epoch, plan.compression, sink)
+                                .inspect(|b| cache.put(&l.id, b, sink)),
                             Err(e) => Err(e),
                         },
                     } {

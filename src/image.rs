@@ -4,9 +4,9 @@
 use crate::canonical;
 use crate::error::BuildError;
 use crate::layer::LayerBlob;
-use crate::layout::{BlobRef, Staging};
 use crate::plan::{ImagePlan, PlatformPlan};
 use crate::platform::Platform;
+use crate::store::{BlobRef, BlobSink};
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
     ImageManifestBuilder, MediaType, Os, PlatformBuilder, RootFsBuilder,
@@ -56,7 +56,7 @@ fn write_platform(
     p: &PlatformPlan,
     created: &str,
     layers: &BTreeMap<String, LayerBlob>,
-    staging: &Staging,
+    sink: &dyn BlobSink,
 ) -> Result<BlobRef, BuildError> {
     let blobs: Vec<&LayerBlob> = p
         .layers
@@ -103,7 +103,7 @@ fn write_platform(
         config = config.variant(v);
     }
     let config = config.build().map_err(spec_err("config"))?;
-    let config_blob = staging.write_bytes(&canonical::to_vec(&config))?;
+    let config_blob = sink.write_bytes(&canonical::to_vec(&config))?;
     let layer_descs = blobs
         .iter()
         .map(|b| descriptor(MediaType::from(b.media_type.as_str()), &b.blob))
@@ -122,7 +122,7 @@ fn write_platform(
         manifest = manifest.annotations(annotations);
     }
     let manifest = manifest.build().map_err(spec_err("manifest"))?;
-    staging.write_bytes(&canonical::to_vec(&manifest))
+    sink.write_bytes(&canonical::to_vec(&manifest))
 }
 
 /// Writes every platform's config and manifest and the image's index.
@@ -130,7 +130,7 @@ pub fn write_image(
     image: &ImagePlan,
     created: &str,
     layers: &BTreeMap<String, LayerBlob>,
-    staging: &Staging,
+    sink: &dyn BlobSink,
 ) -> Result<BuiltImage, BuildError> {
     // The layer plan (what `kiln inspect` and `--previous` read back) is recorded once on the
     // image index rather than in every platform's config: those are downloaded again on every
@@ -148,7 +148,7 @@ pub fn write_image(
     let mut manifests = Vec::new();
     let mut descs = Vec::new();
     for (p, own) in image.platforms.iter().zip(&keys) {
-        let blob = write_platform(image, p, created, layers, staging)?;
+        let blob = write_platform(image, p, created, layers, sink)?;
         let mut desc = DescriptorBuilder::default()
             .media_type(MediaType::ImageManifest)
             .size(blob.size)
@@ -171,7 +171,7 @@ pub fn write_image(
         .annotations(annotations)
         .build()
         .map_err(spec_err("index"))?;
-    let index = staging.write_bytes(&canonical::to_vec(&index))?;
+    let index = sink.write_bytes(&canonical::to_vec(&index))?;
     Ok(BuiltImage { name: image.name.clone(), index, manifests })
 }
 

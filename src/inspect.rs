@@ -3,7 +3,8 @@
 
 use crate::digest::{Digest, HashingReader};
 use crate::error::BuildError;
-use crate::walk::{self, Blob, Image, PlatformImage, blob_path};
+use crate::store::walk::{self, Blob, Image, PlatformImage};
+use crate::store::{BlobSource, LayoutDir};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write;
@@ -61,15 +62,15 @@ pub struct LayerReport {
 /// Counts a layer's files by the first three components of their directories. The
 /// compressed stream is hashed while it is read, and read to the end: a layer whose bytes are
 /// not the ones its descriptor names is refused, and nothing it lists is shown.
-fn contents(dir: &Path, layer: &Blob) -> Result<(u64, Vec<(String, u64)>), BuildError> {
-    let p = blob_path(dir, &layer.digest);
-    walk::check_size(dir, &layer.digest, layer.size)?;
-    let mut hashed = HashingReader::new(std::fs::File::open(&p).map_err(BuildError::io("open", &p))?);
+fn contents(src: &dyn BlobSource, layer: &Blob) -> Result<(u64, Vec<(String, u64)>), BuildError> {
+    let p = src.blob_name(&layer.digest);
+    walk::check_size(src, &layer.digest, layer.size)?;
+    let mut hashed = HashingReader::new(src.open_blob(&layer.digest)?);
     let listed = count_files(&mut hashed, &layer.media_type, &p);
     // The decompressor and tar stop at the end of the archive; the blob may go on.
     std::io::copy(&mut hashed, &mut std::io::sink()).map_err(BuildError::io("read", &p))?;
     let (_, actual, len) = hashed.finish();
-    walk::check_read(dir, &layer.digest, layer.size, (&actual, len))?;
+    walk::check_read(src.location(), &layer.digest, layer.size, (&actual, len))?;
     listed
 }
 
@@ -109,14 +110,14 @@ pub struct LayerUse {
     pub used_by: Vec<String>,
 }
 
-fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<PlatformReport, BuildError> {
-    let (keys, kiln) = image.layer_keys(dir, p)?;
+fn platform_report(src: &dyn BlobSource, image: &Image, p: &PlatformImage) -> Result<PlatformReport, BuildError> {
+    let (keys, kiln) = image.layer_keys(src, p)?;
     let layers: Vec<LayerReport> = p
         .layers
         .iter()
         .zip(keys)
         .map(|(l, key)| {
-            let (files, top) = contents(dir, l)?;
+            let (files, top) = contents(src, l)?;
             Ok(LayerReport {
                 digest: l.digest.clone(),
                 size: l.size,
@@ -133,8 +134,8 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
         })
         .collect::<Result<_, BuildError>>()?;
     let total_bytes = p.blob.size + p.config.size + layers.iter().map(|l| l.size).sum::<u64>();
-    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&walk::read_blob(dir, &p.config)?)
-        .map_err(|e| walk::invalid(dir, format!("config {}: {e}", p.config.digest)))?;
+    let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&src.read_blob(&p.config)?)
+        .map_err(|e| walk::invalid(src.location(), format!("config {}: {e}", p.config.digest)))?;
     let set = config.config().as_ref().and_then(|c| c.user().clone()).filter(|u| !u.is_empty());
     let (user, user_from) = match set {
         Some(u) => (u, "the image config's User".to_string()),
@@ -153,13 +154,14 @@ fn platform_report(dir: &Path, image: &Image, p: &PlatformImage) -> Result<Platf
 
 /// Reads the layout at `dir`; with `only`, just that image.
 pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildError> {
+    let src = LayoutDir::new(dir);
     let mut images = Vec::new();
-    for i in walk::images_present(dir, only, &[])? {
+    for i in walk::images_present(&src, only, &[])? {
         images.push(ImageReport {
             name: i.name.clone(),
             digest: i.blob.digest.clone(),
             media_type: i.blob.media_type.clone(),
-            platforms: i.platforms.iter().map(|p| platform_report(dir, &i, p)).collect::<Result<_, _>>()?,
+            platforms: i.platforms.iter().map(|p| platform_report(&src, &i, p)).collect::<Result<_, _>>()?,
             absent: i.absent.clone(),
         });
     }
@@ -178,11 +180,12 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
 /// The layer keys recorded in a layout's images, by (image, platform): what `--previous`
 /// keeps the order of. Images whose keys are not all known are left out.
 pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platform), Vec<String>>, BuildError> {
+    let src = LayoutDir::new(dir);
     let mut out = BTreeMap::new();
-    for i in walk::images_present(dir, None, &[])? {
+    for i in walk::images_present(&src, None, &[])? {
         for p in &i.platforms {
             let Some(platform) = crate::platform::Platform::parse(&p.platform) else { continue };
-            if let Some(keys) = i.layer_keys(dir, p)?.0.into_iter().collect::<Option<Vec<String>>>() {
+            if let Some(keys) = i.layer_keys(&src, p)?.0.into_iter().collect::<Option<Vec<String>>>() {
                 out.insert((i.name.clone(), platform), keys);
             }
         }

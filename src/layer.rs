@@ -8,9 +8,9 @@
 
 use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
-use crate::layout::{BlobRef, Staging};
 use crate::plan::{Entry, EntryKind, LayerPlan};
 use crate::recipe::Compression;
+use crate::store::{BlobRef, BlobSink, blob_path};
 use crate::toolchain::rust::Compiled;
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -162,11 +162,11 @@ pub fn write_tar(
     Ok(())
 }
 
-/// Copies a base image's layer into the staging blob store, checking its digest.
-pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, staging: &Staging) -> Result<LayerBlob, BuildError> {
+/// Copies a base image's layer into the blob sink, checking its digest.
+pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, sink: &dyn BlobSink) -> Result<LayerBlob, BuildError> {
     let layout = root.join(&p.layout);
-    let src = crate::walk::blob_path(&layout, &p.digest);
-    let blob = staging.write_blob(|w| {
+    let src = blob_path(&layout, &p.digest);
+    let blob = sink.write_blob(&mut |w| {
         let mut f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
         io::copy(&mut f, w).map_err(BuildError::io("copy", &src))?;
         Ok(())
@@ -206,17 +206,17 @@ fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Result<(Digest
     Ok((digest, size, diff_id, tar_size))
 }
 
-/// Builds one layer into the staging blob store.
+/// Builds one layer into the blob sink.
 pub fn build_layer(
     layer: &LayerPlan,
     inputs: &Inputs<'_>,
     epoch: u64,
     compression: Compression,
-    staging: &Staging,
+    sink: &dyn BlobSink,
 ) -> Result<LayerBlob, BuildError> {
     let mut diff = None;
-    let blob = staging.write_blob(|w| {
-        let out = staging.blob_dir().join(format!("(layer {})", layer.name));
+    let blob = sink.write_blob(&mut |w| {
+        let out = sink.location().join(format!("(layer {})", layer.name));
         let (diff_id, tar_size) = match compression {
             Compression::Gzip { level } => {
                 let gz =
@@ -241,7 +241,7 @@ pub fn build_layer(
         Ok(())
     })?;
     let (diff_id, tar_size) = diff.ok_or_else(|| BuildError::InvalidLayout {
-        path: staging.blob_dir(),
+        path: sink.location(),
         reason: format!("layer {} was written without its tar", layer.name),
     })?;
     Ok(LayerBlob { blob, diff_id, media_type: media_type(compression).to_string(), tar_size })
@@ -289,15 +289,15 @@ impl LayerCache {
         serde_json::from_slice(&std::fs::read(self.record_path(id)?).ok()?).ok()
     }
 
-    /// The cached layer of `record`, placed in the staging blob store, once it is shown to hold
+    /// The cached layer of `record`, placed in the blob sink, once it is shown to hold
     /// exactly the tar the plan makes (`expected`: its sha256 and size) and its blob matches
     /// its digest; otherwise why it cannot be used. A record someone planted in the cache can
     /// name any blob, so nothing about it is trusted until the blob's own bytes say so.
-    pub fn take(&self, record: Record, expected: (&Digest, u64), staging: &Staging) -> Result<LayerBlob, String> {
+    pub fn take(&self, record: Record, expected: (&Digest, u64), sink: &dyn BlobSink) -> Result<LayerBlob, String> {
         if record.diff_id != *expected.0 || record.tar_size != expected.1 {
             return Err("its record names other contents than the plan's".into());
         }
-        let src = crate::walk::blob_path(&self.dir, &record.digest);
+        let src = blob_path(&self.dir, &record.digest);
         let file = std::fs::File::open(&src).map_err(|e| format!("cannot open {}: {e}", src.display()))?;
         let (digest, size, diff_id, tar_size) =
             unpacked_digests(file, &record.media_type).map_err(|e| format!("cannot read {}: {e}", src.display()))?;
@@ -307,22 +307,18 @@ impl LayerCache {
         if diff_id != *expected.0 || tar_size != expected.1 {
             return Err(format!("its blob unpacks to {diff_id}, not the tar the plan makes"));
         }
-        // A copy, not a link: the layout's blobs and the cache's stay independent files.
-        let dest = staging.path().join(digest.layout_path());
-        if !dest.exists() {
-            let tmp = tempfile::NamedTempFile::new_in(staging.blob_dir()).map_err(|e| e.to_string())?;
-            std::fs::copy(&src, tmp.path()).map_err(|e| e.to_string())?;
-            tmp.persist(&dest).map_err(|e| e.to_string())?;
+        if !sink.has_blob(&digest) {
+            sink.copy_file_in(&digest, &src)?;
         }
         let blob = BlobRef { digest: record.digest, size: record.size };
         Ok(LayerBlob { blob, diff_id: record.diff_id, media_type: record.media_type, tar_size: record.tar_size })
     }
 
-    /// Keeps a layer just written to the staging blob store. Best effort: a cache that cannot
+    /// Keeps a layer just written to the blob sink. Best effort: a cache that cannot
     /// be written costs time on the next build, never a failed one.
-    pub fn put(&self, id: &str, layer: &LayerBlob, staging: &Staging) {
+    pub fn put(&self, id: &str, layer: &LayerBlob, sink: &dyn BlobSink) {
         let Some(record) = self.record_path(id) else { return };
-        let dest = crate::walk::blob_path(&self.dir, &layer.blob.digest);
+        let dest = blob_path(&self.dir, &layer.blob.digest);
         let Some(parent) = dest.parent() else { return };
         if std::fs::create_dir_all(parent).is_err() {
             return;
@@ -332,8 +328,7 @@ impl LayerCache {
             .is_ok_and(|(h, n)| h == layer.blob.digest.hex() && n == layer.blob.size);
         if !intact {
             let Ok(tmp) = tempfile::NamedTempFile::new_in(parent) else { return };
-            let src = crate::walk::blob_path(staging.path(), &layer.blob.digest);
-            if std::fs::copy(&src, tmp.path()).is_err() || tmp.persist(&dest).is_err() {
+            if sink.copy_file_out(&layer.blob.digest, tmp.path()).is_err() || tmp.persist(&dest).is_err() {
                 return;
             }
         }

@@ -30,6 +30,7 @@ pub mod plan;
 pub mod platform;
 pub mod progress;
 pub mod recipe;
+pub mod store;
 pub mod toolchain;
 pub mod update;
 pub mod walk;

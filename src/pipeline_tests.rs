@@ -119,3 +119,42 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
     let applied = std::fs::read(old_out.join("index.json")).unwrap();
     assert_eq!(crate::digest::sha256_digest(&applied), new.index_digest);
 }
+
+/// The blob seams hold: the plan's layers and images written to an in-memory sink (no
+/// directory, lock or rename anywhere) are the bytes `build` writes to a layout, and the walk
+/// reads the same release back from either.
+#[test]
+fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
+    use crate::store::{BlobSink, LayoutDir, memory::Memory, walk};
+    let p = Project::new();
+    let plan = p.plan();
+    let (summary, out) = p.build(&plan, "a");
+    let toolchain = Fake { dir: p.cache.path().join("fake-bin") };
+    let compiled = crate::build::compile_all(&plan, p.cache.path(), &toolchain, &Quiet).unwrap();
+    let files = crate::debian::store::file_store(p.cache.path());
+    let inputs = crate::layer::Inputs { root: p.root(), compiled: &compiled, store: &files };
+    let memory = Memory::default();
+    let mut layers = std::collections::BTreeMap::new();
+    for l in plan.images.iter().flat_map(|i| &i.platforms).flat_map(|p| &p.layers) {
+        let blob = crate::layer::build_layer(l, &inputs, plan.epoch, plan.compression, &memory).unwrap();
+        layers.insert(l.id.clone(), blob);
+    }
+    let created = crate::plan::rfc3339(plan.epoch);
+    let built: Vec<_> =
+        plan.images.iter().map(|i| crate::image::write_image(i, &created, &layers, &memory).unwrap()).collect();
+    let index = crate::image::layout_index(&built).unwrap();
+    assert_eq!(crate::digest::sha256_digest(&index), summary.index_digest, "the same release, byte for byte");
+    assert_eq!(memory.stored_bytes(), summary.blob_bytes);
+    memory.set_index(&index);
+    let digests = |images: Vec<walk::Image>| -> Vec<(String, String, Vec<String>)> {
+        let platforms = images.iter().flat_map(|i| i.platforms.iter().map(move |p| (i, p)));
+        platforms
+            .map(|(i, p)| {
+                (i.name.clone(), p.blob.digest.to_string(), p.layers.iter().map(|l| l.digest.to_string()).collect())
+            })
+            .collect()
+    };
+    let from_memory = digests(walk::images(&memory, None).unwrap());
+    assert_eq!(from_memory.len(), 3, "one image, three platforms: {from_memory:?}");
+    assert_eq!(from_memory, digests(walk::images(&LayoutDir::new(&out), None).unwrap()));
+}

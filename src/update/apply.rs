@@ -5,7 +5,7 @@ use super::bundle::{BUNDLE_MANIFEST, BundleManifest, parse_manifest};
 use super::{held, images, reachable, refuse, release};
 use crate::digest::Digest;
 use crate::error::BuildError;
-use crate::walk::{self, blob_path};
+use crate::store::{BlobSink, BlobSource, LayoutDir, OCI_LAYOUT, Staging, walk};
 use serde::Serialize;
 use std::collections::BTreeSet;
 use std::io::Read;
@@ -70,11 +70,7 @@ fn built_on(m: &BundleManifest) -> String {
 
 /// Reads the bundle member by member: every blob is streamed into the staging directory and
 /// checked against its name, and no member may appear twice.
-fn receive(
-    bundle: &Path,
-    layout: (&Digest, Option<&Digest>),
-    staging: &crate::layout::Staging,
-) -> Result<Received, BuildError> {
+fn receive(bundle: &Path, layout: (&Digest, Option<&Digest>), staging: &dyn BlobSink) -> Result<Received, BuildError> {
     let file = std::fs::File::open(bundle).map_err(BuildError::io("open", bundle))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let (mut manifest, mut index_json, mut blobs) = (None, None, BTreeSet::new());
@@ -119,12 +115,12 @@ fn blob_member(bundle: &Path, name: &str) -> Result<Digest, BuildError> {
 
 fn receive_blob(
     bundle: &Path,
-    staging: &crate::layout::Staging,
+    staging: &dyn BlobSink,
     expected: &Digest,
     entry: &mut impl Read,
     declared: u64,
 ) -> Result<(), BuildError> {
-    let blob = staging.write_blob(|w| {
+    let blob = staging.write_blob(&mut |w| {
         let n = std::io::copy(entry, w).map_err(|e| refuse(bundle, format!("{expected}: {e}")))?;
         if n != declared {
             return Err(refuse(bundle, format!("{expected} is truncated")));
@@ -167,9 +163,9 @@ fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), Buil
 /// (the previous release's) are left out, unless `keep_unused`: devices have small disks.
 pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
     // A crash between the two renames of a fallback swap parks the layout beside it.
-    crate::layout::recover(layout)?;
-    let (digest, held_release) = release(layout)?;
-    let staging = crate::layout::Staging::new(layout)?;
+    crate::store::recover(layout)?;
+    let (digest, held_release) = release(&LayoutDir::new(layout))?;
+    let staging = Staging::new(layout)?;
     let received = receive(bundle_file, (&digest, held_release.as_ref()), &staging)?;
     check_received(bundle_file, layout, &received)?;
     let Received { manifest, index_json, blobs } = received;
@@ -178,11 +174,12 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     // manifests may be the layout's, so they are linked first, and the walk follows.
     let staged = staging.path().to_path_buf();
     // The staging directory is walked as a layout, so it gets the files that make one.
-    for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", crate::layout::OCI_LAYOUT)] {
+    for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", OCI_LAYOUT)] {
         let p = staged.join(name);
         std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
     }
     let own = link_own(layout, &staging)?;
+    let staged = LayoutDir::new(&staged);
     check_needed(bundle_file, &staged, &manifest, &blobs)?;
     let (mut pruned, mut pruned_bytes) = (0, 0);
     if !keep_unused {
@@ -205,7 +202,7 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
 
 /// Links (or copies) the layout's blobs into the staging directory; returns their names and
 /// sizes.
-fn link_own(layout: &Path, staging: &crate::layout::Staging) -> Result<Vec<(std::ffi::OsString, u64)>, BuildError> {
+fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString, u64)>, BuildError> {
     let blob_dir = layout.join("blobs/sha256");
     let mut own = Vec::new();
     for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
@@ -225,7 +222,7 @@ fn link_own(layout: &Path, staging: &crate::layout::Staging) -> Result<Vec<(std:
 /// Everything the new index reaches must be present in the staging directory and intact.
 fn check_needed(
     bundle: &Path,
-    staged: &Path,
+    staged: &dyn BlobSource,
     manifest: &BundleManifest,
     carried: &BTreeSet<Digest>,
 ) -> Result<(), BuildError> {
@@ -234,8 +231,7 @@ fn check_needed(
             .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
     );
     for digest in needed.keys() {
-        let p = blob_path(staged, digest);
-        let Ok(f) = std::fs::File::open(&p) else {
+        let Ok(f) = staged.open_blob(digest) else {
             return Err(refuse(
                 bundle,
                 format!("the layout lacks {digest}, which the bundle builds on (is this the right base?)"),
@@ -243,6 +239,7 @@ fn check_needed(
         };
         // What the bundle does not carry, the device must hold intact.
         if !carried.contains(digest) {
+            let p = staged.blob_name(digest);
             let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
             if hex != digest.hex() {
                 return Err(refuse(bundle, format!("the layout's {digest} is damaged")));

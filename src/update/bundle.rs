@@ -4,10 +4,9 @@
 use super::{held, images, reachable, refuse, release};
 use crate::digest::Digest;
 use crate::error::BuildError;
-use crate::walk::{self, blob_path, read_index};
+use crate::store::{BlobSource, LayoutDir, OCI_LAYOUT, Publisher, TarPublisher};
 use serde::Serialize;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 pub(super) const BUNDLE_MANIFEST: &str = "kiln-bundle.json";
 
@@ -41,27 +40,17 @@ pub struct BundleSummary {
     pub bytes: u64,
 }
 
-fn tar_header(size: u64) -> tar::Header {
-    let mut h = tar::Header::new_gnu();
-    h.set_mode(0o644);
-    h.set_uid(0);
-    h.set_gid(0);
-    h.set_mtime(0);
-    h.set_size(size);
-    h.set_entry_type(tar::EntryType::Regular);
-    h
-}
-
 /// Writes a bundle with what a device holding `have` lacks to hold `want`, for `platforms`
 /// (empty: every platform; a device usually runs one, and needs only its blobs).
 pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, BuildError> {
-    let (_, base) = release(have)?;
-    let had = reachable(&held(have, platforms)?);
-    let (index_bytes, _) = read_index(want)?;
-    let needed = reachable(&images(want, platforms)?);
+    let (have, want) = (LayoutDir::new(have), LayoutDir::new(want));
+    let (_, base) = release(&have)?;
+    let had = reachable(&held(&have, platforms)?);
+    let (index_bytes, _) = want.index()?;
+    let needed = reachable(&images(&want, platforms)?);
     type Blobs<'a> = Vec<(&'a Digest, &'a u64)>;
     let (provides, requires): (Blobs, Blobs) =
-        needed.iter().partition(|(d, _)| !had.contains_key(*d) || !blob_path(have, d).is_file());
+        needed.iter().partition(|(d, _)| !had.contains_key(*d) || !have.has_blob(d));
     let manifest = BundleManifest {
         bundle_format: BUNDLE_FORMAT,
         base,
@@ -69,33 +58,15 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
         index_json: Digest::of(&index_bytes),
         provides: provides.iter().map(|(d, _)| (*d).clone()).collect(),
     };
-    let dir = match file.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a file in", &dir))?;
-    {
-        let out = std::io::BufWriter::new(tmp.reopen().map_err(BuildError::io("open", tmp.path()))?);
-        let mut tar = tar::Builder::new(out);
-        let io = || BuildError::io("write", file);
-        let add = |tar: &mut tar::Builder<_>, name: &str, bytes: &[u8]| {
-            tar.append_data(&mut tar_header(bytes.len() as u64), name, bytes)
-        };
-        add(&mut tar, BUNDLE_MANIFEST, &crate::canonical::to_vec(&manifest)).map_err(io())?;
-        add(&mut tar, "index.json", &index_bytes).map_err(io())?;
-        add(&mut tar, "oci-layout", crate::layout::OCI_LAYOUT).map_err(io())?;
-        for (d, size) in &provides {
-            append_blob(&mut tar, want, (d, **size), file)?;
-        }
-        let out = tar.into_inner().map_err(io())?;
-        out.into_inner().map_err(|e| io()(e.into_error()))?;
+    // The manifest comes first, so that `kiln apply` refuses a bundle for another release
+    // before it reads a blob.
+    let manifest_json = crate::canonical::to_vec(&manifest);
+    let heads = [(BUNDLE_MANIFEST, &manifest_json[..]), ("index.json", &index_bytes[..]), ("oci-layout", OCI_LAYOUT)];
+    let tar = Box::new(TarPublisher::create(file, &heads)?);
+    for (d, size) in &provides {
+        tar.copy_blob(&want, (d, **size))?;
     }
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-            .map_err(BuildError::io("set permissions of", tmp.path()))?;
-    }
-    tmp.persist(file).map_err(|e| BuildError::Io { action: "write", path: file.to_path_buf(), source: e.error })?;
+    tar.publish(&index_bytes)?;
     Ok(BundleSummary {
         file: file.display().to_string(),
         blobs: provides.len(),
@@ -103,23 +74,6 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
         requires: requires.len(),
         bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
     })
-}
-
-/// Copies one blob of `want` into the bundle (`file`), hashed on the way: a blob whose bytes
-/// are not the ones its name says is refused, and the bundle is not written.
-fn append_blob<W: std::io::Write>(
-    tar: &mut tar::Builder<W>,
-    want: &Path,
-    (digest, size): (&Digest, u64),
-    file: &Path,
-) -> Result<(), BuildError> {
-    let src = blob_path(want, digest);
-    walk::check_size(want, digest, size)?;
-    let f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
-    let mut r = crate::digest::HashingReader::new(f.take(size));
-    tar.append_data(&mut tar_header(size), digest.layout_path(), &mut r).map_err(BuildError::io("write", file))?;
-    let (_, actual, len) = r.finish();
-    walk::check_read(want, digest, size, (&actual, len))
 }
 
 /// `kiln-bundle.json`, refused when its format is not the one this kiln reads or when it does

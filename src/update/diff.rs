@@ -4,6 +4,7 @@
 use super::{PlatformBlobs, held, images, reachable};
 use crate::digest::Digest;
 use crate::error::BuildError;
+use crate::store::LayoutDir;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -54,7 +55,7 @@ fn blobs(list: &[&(Digest, u64)]) -> Vec<Blob> {
 
 /// Compares two layouts; `platforms` limits the comparison (empty: all).
 pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, BuildError> {
-    let (old_images, new_images) = (held(old, platforms)?, images(new, platforms)?);
+    let (old_images, new_images) = (held(&LayoutDir::new(old), platforms)?, images(&LayoutDir::new(new), platforms)?);
     let old_all = reachable(&old_images);
     let mut report = Vec::new();
     let mut wanted: BTreeMap<Digest, u64> = BTreeMap::new();

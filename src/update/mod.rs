@@ -12,7 +12,7 @@ pub use diff::{Blob, DiffReport, ImageDiff, PlatformDiff, diff, parse_size, rend
 
 use crate::digest::Digest;
 use crate::error::BuildError;
-use crate::walk::{self, read_index};
+use crate::store::{BlobSource, walk};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -34,16 +34,16 @@ pub struct ImageBlobs {
     pub platforms: Vec<PlatformBlobs>,
 }
 
-/// Every image of a layout with the blobs it references, for `platforms` (empty: all). The
+/// Every image of a release with the blobs it references, for `platforms` (empty: all). The
 /// manifests of other platforms are not read: a device may hold only its own.
-pub fn images(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
-    images_of(walk::images_for(dir, None, platforms)?)
+pub fn images(src: &dyn BlobSource, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+    images_of(walk::images_for(src, None, platforms)?)
 }
 
 /// What a device's layout holds: platforms whose manifests it lacks are left out, as if the
 /// image did not have them.
-fn held(dir: &Path, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
-    images_of(walk::images_present(dir, None, platforms)?)
+fn held(src: &dyn BlobSource, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+    images_of(walk::images_present(src, None, platforms)?)
 }
 
 fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, BuildError> {
@@ -85,8 +85,8 @@ pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<Digest, u64> {
 
 /// The release a layout holds, as a bundle names it: the sha256 of its index.json, or `None`
 /// when that lists no image (a device's first install starts from such a layout).
-fn release(dir: &Path) -> Result<(Digest, Option<Digest>), BuildError> {
-    let (bytes, index) = read_index(dir)?;
+fn release(src: &dyn BlobSource) -> Result<(Digest, Option<Digest>), BuildError> {
+    let (bytes, index) = src.index()?;
     let digest = Digest::of(&bytes);
     let base = (!index.manifests().is_empty()).then(|| digest.clone());
     Ok((digest, base))
