@@ -5,7 +5,7 @@ use super::Parser;
 use super::node::{args, props};
 use crate::diag::Problem;
 use crate::recipe::{Content, Perms, Spanned};
-use kdl::{KdlNode, KdlValue};
+use kdl::KdlNode;
 
 impl Parser {
     pub(super) fn copy(&mut self, node: &KdlNode) -> Option<Content> {
@@ -69,32 +69,28 @@ impl Parser {
         let mut p = Perms::default();
         for (name, e) in props(node) {
             match name {
-                "mode" => {
-                    // `mode=644` is a decimal number (0o1204): almost always a slip for 0o644.
-                    let written = e.format().map(|f| f.value_repr.trim().to_string()).unwrap_or_default();
-                    if matches!(e.value(), KdlValue::Integer(_))
-                        && !written.is_empty()
-                        && written != "0"
-                        && !written.starts_with("0o")
-                    {
-                        self.problem(
-                            Problem::new(
-                                "kiln::recipe::mode",
-                                e.span(),
-                                format!("mode `{written}` is not written in octal"),
-                            )
-                            .label("write modes as octal numbers")
-                            .help(format!("write mode=0o{written}: KDL reads {written} as a decimal number")),
-                        );
-                    } else {
-                        p.mode = self.uint(e, 0o7777, "mode").map(|v| v.value as u32);
-                    }
-                }
+                // A mode written in decimal is reported and leaves the mode as it was.
+                "mode" if self.decimal_mode(e) => {}
+                "mode" => p.mode = self.uint(e, 0o7777, "mode").map(|v| v.value as u32),
                 "uid" => p.uid = self.uint(e, u32::MAX as u64, "uid").map(|v| v.value as u32),
                 "gid" => p.gid = self.uint(e, u32::MAX as u64, "gid").map(|v| v.value as u32),
                 _ => {}
             }
         }
         p
+    }
+
+    /// `file "/DEST" "content"`: a file written from the recipe itself.
+    pub(super) fn file(&mut self, child: &KdlNode) -> Option<Content> {
+        self.no_children(child);
+        self.no_props(child, &["mode", "uid", "gid"]);
+        let perms = self.perms(child);
+        let a = self.arity(child, 2, "file \"/DEST\" \"content\" [mode=0o644]")?;
+        let dest = self.string(a[0]).and_then(|d| self.image_path(&d, "destination"));
+        let content = self.string(a[1]);
+        if let Some(d) = &dest {
+            self.file_dest(d, "file");
+        }
+        Some(Content::File { dest: dest?, content: content?.value, perms, span: child.span() })
     }
 }

@@ -2,10 +2,11 @@
 //!
 //! This file holds the entry points and the [`Parser`] that gathers the problems; the nodes are
 //! read one family to a file: the top-level nodes and `defaults` (`top.rs`), `image` and its
-//! children (`image.rs`), what puts files into an image (`content.rs`, `rust.rs`),
+//! children (`image.rs`, `base.rs`), what puts files into an image (`content.rs`, `rust.rs`),
 //! `layers` (`layers.rs`), and the pieces they share: a node's shape (`node.rs`), values
 //! (`values.rs`), paths (`paths.rs`) and the KDL parser's own diagnostics (`diagnostics.rs`).
 
+mod base;
 mod content;
 mod diagnostics;
 mod image;

@@ -62,4 +62,15 @@ impl Parser {
         }
         Some(Spanned::new(norm, s.span))
     }
+
+    /// A destination that must name a file, not a directory: refused when it ends with `/`.
+    /// `node` is the node that gives it (`file`, `dest`).
+    pub(super) fn file_dest(&mut self, d: &Spanned<String>, node: &str) {
+        if d.value.ends_with('/') {
+            self.problem(
+                Problem::new("kiln::recipe::file_dest", d.span, format!("`{node}` needs a file path, not a directory"))
+                    .label("ends with `/`"),
+            );
+        }
+    }
 }

@@ -22,26 +22,8 @@ impl Parser {
         for node in doc.nodes() {
             match node.name().value() {
                 "kiln" => {
-                    if !self.once(&mut seen, node) {
-                        continue;
-                    }
-                    self.no_children(node);
-                    self.no_props(node, &[]);
-                    if let Some(a) = self.arity(node, 1, "kiln 1")
-                        && let Some(v) = self.uint(a[0], u32::MAX as u64, "schema version")
-                    {
-                        if v.value != 1 {
-                            self.problem(
-                                Problem::new(
-                                    "kiln::recipe::schema",
-                                    v.span,
-                                    format!("unsupported recipe schema {}", v.value),
-                                )
-                                .label("this kiln reads schema 1")
-                                .help("write `kiln 1`"),
-                            );
-                        }
-                        schema = Some(v.value as u32);
+                    if self.once(&mut seen, node) {
+                        schema = self.schema(node);
                     }
                 }
                 "defaults" => {
@@ -54,27 +36,51 @@ impl Parser {
                         layers = self.layers(node);
                     }
                 }
-                "image" => {
-                    if let Some(image) = self.image(node) {
-                        if images.iter().any(|i| i.name.value == image.name.value) {
-                            self.problem(
-                                Problem::new(
-                                    "kiln::recipe::duplicate_image",
-                                    image.name.span,
-                                    format!("image `{}` defined twice", image.name.value),
-                                )
-                                .label("second definition")
-                                .help("image names must be unique within a recipe"),
-                            );
-                        } else {
-                            images.push(image);
-                        }
-                    }
-                }
+                "image" => self.add_image(&mut images, node),
                 _ => self.unknown(node, "a recipe", TOP_NODES),
             }
         }
-        if !seen.contains_key("kiln") {
+        self.required_nodes(doc, seen.contains_key("kiln"));
+        Recipe { schema: schema.unwrap_or(1), defaults, layers, images }
+    }
+
+    /// `kiln N`: the schema version the recipe is written for (any, though only 1 is read).
+    fn schema(&mut self, node: &KdlNode) -> Option<u32> {
+        self.no_children(node);
+        self.no_props(node, &[]);
+        let a = self.arity(node, 1, "kiln 1")?;
+        let v = self.uint(a[0], u32::MAX as u64, "schema version")?;
+        if v.value != 1 {
+            self.problem(
+                Problem::new("kiln::recipe::schema", v.span, format!("unsupported recipe schema {}", v.value))
+                    .label("this kiln reads schema 1")
+                    .help("write `kiln 1`"),
+            );
+        }
+        Some(v.value as u32)
+    }
+
+    /// An `image` block, added to `images` unless one of that name is there already.
+    fn add_image(&mut self, images: &mut Vec<ImageSpec>, node: &KdlNode) {
+        let Some(image) = self.image(node) else { return };
+        if images.iter().any(|i| i.name.value == image.name.value) {
+            self.problem(
+                Problem::new(
+                    "kiln::recipe::duplicate_image",
+                    image.name.span,
+                    format!("image `{}` defined twice", image.name.value),
+                )
+                .label("second definition")
+                .help("image names must be unique within a recipe"),
+            );
+        } else {
+            images.push(image);
+        }
+    }
+
+    /// The nodes no recipe goes without: `kiln` (unless `has_kiln`) and at least one `image`.
+    fn required_nodes(&mut self, doc: &KdlDocument, has_kiln: bool) {
+        if !has_kiln {
             let span = doc.nodes().first().map(name_span).unwrap_or_else(|| (0, 0).into());
             self.problem(
                 Problem::new("kiln::recipe::missing_node", span, "missing required node `kiln`")
@@ -90,7 +96,6 @@ impl Parser {
                     .help("add `image \"app\" { base \"scratch\" … }`"),
             );
         }
-        Recipe { schema: schema.unwrap_or(1), defaults, layers, images }
     }
 
     fn defaults(&mut self, node: &KdlNode) -> Defaults {
@@ -121,38 +126,41 @@ impl Parser {
                         d.epoch = self.uint(a[0], MAX_EPOCH, "epoch");
                     }
                 }
-                "debian" if self.once(&mut seen, child) => {
-                    self.no_children(child);
-                    self.no_props(child, &["mirror", "suite"]);
-                    self.arity(child, 0, "debian mirror=\"http://deb.debian.org/debian\" suite=\"bookworm\"");
-                    for (k, e) in props(child) {
-                        let v = self.string(e);
-                        match k {
-                            "mirror" => {
-                                if let Some(m) = &v
-                                    && !(m.value.starts_with("http://") || m.value.starts_with("https://"))
-                                {
-                                    self.problem(
-                                        Problem::new(
-                                            "kiln::recipe::mirror",
-                                            m.span,
-                                            "the mirror must be an http:// or https:// URL",
-                                        )
-                                        .label("not a URL"),
-                                    );
-                                }
-                                d.debian_mirror = v;
-                            }
-                            "suite" => d.debian_suite = v,
-                            _ => {}
-                        }
-                    }
-                }
+                "debian" if self.once(&mut seen, child) => self.debian(child, &mut d),
                 "platforms" | "compression" | "epoch" | "debian" => {}
                 _ => self.unknown(child, "`defaults`", DEFAULTS_NODES),
             }
         }
         d
+    }
+
+    /// `debian mirror="…" suite="…"`: where distroless bases' packages come from.
+    fn debian(&mut self, child: &KdlNode, d: &mut Defaults) {
+        self.no_children(child);
+        self.no_props(child, &["mirror", "suite"]);
+        self.arity(child, 0, "debian mirror=\"http://deb.debian.org/debian\" suite=\"bookworm\"");
+        for (k, e) in props(child) {
+            let v = self.string(e);
+            match k {
+                "mirror" => {
+                    if let Some(m) = &v
+                        && !(m.value.starts_with("http://") || m.value.starts_with("https://"))
+                    {
+                        self.problem(
+                            Problem::new(
+                                "kiln::recipe::mirror",
+                                m.span,
+                                "the mirror must be an http:// or https:// URL",
+                            )
+                            .label("not a URL"),
+                        );
+                    }
+                    d.debian_mirror = v;
+                }
+                "suite" => d.debian_suite = v,
+                _ => {}
+            }
+        }
     }
 
     fn compression(&mut self, node: &KdlNode) -> Option<Spanned<Compression>> {

@@ -1,5 +1,5 @@
-//! Values: strings, integers in a range, lists of strings, key-value pairs, platforms and
-//! ports, each refused with the type or range it should have had.
+//! Values: strings, integers in a range, lists of strings, key-value pairs, platforms, ports
+//! and modes, each refused with the type or range it should have had.
 
 use super::Parser;
 use super::node::{args, props};
@@ -147,5 +147,23 @@ impl Parser {
             }
             _ => bad(self, e.span()),
         }
+    }
+
+    /// `mode=644` is a decimal number (0o1204): almost always a slip for 0o644. Reports it, and
+    /// says whether it did.
+    pub(super) fn decimal_mode(&mut self, e: &KdlEntry) -> bool {
+        let written = e.format().map(|f| f.value_repr.trim().to_string()).unwrap_or_default();
+        let slip = matches!(e.value(), KdlValue::Integer(_))
+            && !written.is_empty()
+            && written != "0"
+            && !written.starts_with("0o");
+        if slip {
+            self.problem(
+                Problem::new("kiln::recipe::mode", e.span(), format!("mode `{written}` is not written in octal"))
+                    .label("write modes as octal numbers")
+                    .help(format!("write mode=0o{written}: KDL reads {written} as a decimal number")),
+            );
+        }
+        slip
     }
 }
