@@ -1,5 +1,5 @@
 //! The node grammar of KDL 2, followed token by token for the scan in front of the parser
-//! (`scan.rs`): it counts nesting and syntax errors, which is what costs the parser stack.
+//! (`scan/`): it counts nesting and syntax errors, which is what costs the parser stack.
 //!
 //! It is not a parser: it keeps no values, only where it is within the current node, and after
 //! an error it carries on as the parser would, one node later.

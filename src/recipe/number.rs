@@ -1,7 +1,7 @@
 //! What is wrong with a word KDL reads as a number (`0o999`, `1.`, `12abc`), in words a person
 //! can act on. The KDL parser only says that it expected a number, and for a property's value
-//! points at the start of the file; the scan in front of it (`scan.rs`) checks every such word
-//! with [`check`], and `parse.rs` puts the explanation where the parser failed.
+//! points at the start of the file; the scan in front of it (`scan/`) checks every such word
+//! with [`check`], and `parse/diagnostics.rs` puts the explanation where the parser failed.
 
 use crate::diag::{Problem, shown};
 
