@@ -1,4 +1,5 @@
-//! The stable error codes: every `kiln::stage::name` kiln reports, in one enum. Each is
+//! The stable error codes: every `kiln::stage::name` kiln reports, in one enum (problems
+//! carry a [`Code`]; the typed errors' `#[diagnostic(code(…))]` attributes name the same codes). Each is
 //! documented in `book/src/errors.md`, and a test checks that the book, this list and the
 //! codes used in the source are the same set.
 
@@ -146,6 +147,13 @@ mod tests {
                 source_codes(&p, set);
             } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("codes.rs") {
                 let text = std::fs::read_to_string(&p).unwrap();
+                // Codes as most of the source writes them: `Code::RecipeSyntax`.
+                for (i, _) in text.match_indices("Code::") {
+                    let name: String = text[i + 6..].chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+                    if let Some(c) = Code::ALL.iter().find(|c| format!("{c:?}") == name) {
+                        set.insert(c.as_str().to_string());
+                    }
+                }
                 // Codes as the source writes them: quoted, or in a `code(...)` attribute.
                 for line in text.lines().filter(|l| l.contains("\"kiln::") || l.contains("code(kiln::")) {
                     let mut found = BTreeSet::new();

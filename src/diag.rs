@@ -4,13 +4,14 @@
 //! points at, a label and help. All problems are collected and reported together as one
 //! [`RecipeErrors`], which the CLI renders with line and column through `miette`.
 
+use crate::codes::Code;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 
 /// One problem in a recipe.
 #[derive(Debug, Clone)]
 pub struct Problem {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub span: SourceSpan,
     pub label: String,
@@ -20,7 +21,7 @@ pub struct Problem {
 }
 
 impl Problem {
-    pub fn new(code: &'static str, span: SourceSpan, message: impl Into<String>) -> Self {
+    pub fn new(code: Code, span: SourceSpan, message: impl Into<String>) -> Self {
         Problem { code, message: message.into(), span, label: "here".into(), help: None, also: None }
     }
 
@@ -136,7 +137,7 @@ impl RecipeErrors {
     }
 
     /// The codes of all problems, in report order (used by tests and `--json`).
-    pub fn codes(&self) -> Vec<&'static str> {
+    pub fn codes(&self) -> Vec<Code> {
         self.problems.iter().map(|p| p.code).collect()
     }
 }
@@ -248,7 +249,7 @@ mod tests {
         let text = "x\n".repeat(60);
         let problems = (0..60)
             .rev()
-            .map(|i| Problem::new("kiln::recipe::syntax", (i * 2, 1).into(), format!("problem {i}")))
+            .map(|i| Problem::new(Code::RecipeSyntax, (i * 2, 1).into(), format!("problem {i}")))
             .collect();
         let out = render(&RecipeErrors::new("k", &text, problems));
         assert!(out.contains("problem 0") && out.contains("problem 49") && !out.contains("problem 50"), "{out}");
@@ -262,9 +263,9 @@ mod tests {
             "k",
             text,
             vec![
-                Problem::new("kiln::recipe::syntax", (0, text.len()).into(), "whole file"),
-                Problem::new("kiln::recipe::syntax", (3, 1).into(), "inside é"),
-                Problem::new("kiln::recipe::syntax", (100, 5).into(), "past the end"),
+                Problem::new(Code::RecipeSyntax, (0, text.len()).into(), "whole file"),
+                Problem::new(Code::RecipeSyntax, (3, 1).into(), "inside é"),
+                Problem::new(Code::RecipeSyntax, (100, 5).into(), "past the end"),
             ],
         );
         let spans: Vec<(usize, usize)> = e.problems.iter().map(|p| (p.span.offset(), p.span.len())).collect();
@@ -279,19 +280,19 @@ mod tests {
         let e = RecipeErrors::new(
             "k",
             &text,
-            vec![Problem::new("kiln::recipe::syntax", (2 + MAX_LINE_BYTES, 1).into(), "far")],
+            vec![Problem::new(Code::RecipeSyntax, (2 + MAX_LINE_BYTES, 1).into(), "far")],
         );
         assert!(render(&e).len() < 70_000);
         let text = format!("a\n{}x\n", "\t".repeat(MAX_LINE_BYTES - 1));
         render(&RecipeErrors::new(
             "k",
             &text,
-            vec![Problem::new("kiln::recipe::syntax", (text.len() - 2, 1).into(), "far")],
+            vec![Problem::new(Code::RecipeSyntax, (text.len() - 2, 1).into(), "far")],
         ));
         let e = RecipeErrors::new(
             "k",
             &"y".repeat(100_000),
-            vec![Problem::new("kiln::recipe::syntax", (0, 80).into(), "long")],
+            vec![Problem::new(Code::RecipeSyntax, (0, 80).into(), "long")],
         );
         assert_eq!(e.source.inner().len(), 80);
     }

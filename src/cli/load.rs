@@ -3,6 +3,7 @@
 
 use super::env::{cache_dir, recipe_root, source_date_epoch};
 use super::{CliError, Failure, Select, read_recipe};
+use kiln::codes::Code;
 use kiln::diag::{Problem, RecipeErrors};
 use kiln::plan::{Plan, PlanOptions};
 use kiln::platform::Platform;
@@ -31,7 +32,7 @@ fn debian_inputs(
     };
     let mut problems = Vec::new();
     let stale = |span, msg: String| {
-        Problem::new("kiln::plan::stale_lock", span, msg)
+        Problem::new(Code::PlanStaleLock, span, msg)
             .label("needs packages kiln.lock does not pin")
             .help("run `kiln lock` again to pin what the recipe asks for")
     };
@@ -124,8 +125,8 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         Ok(_) => Err(fail(problems)),
         Err(more) => {
             // A stale lock was reported already; planning sees no lock and would say so too.
-            let stale = problems.iter().any(|p| p.code == "kiln::plan::stale_lock");
-            problems.extend(more.into_iter().filter(|p| !(stale && p.code == "kiln::plan::missing_lock")));
+            let stale = problems.iter().any(|p| p.code == Code::PlanStaleLock);
+            problems.extend(more.into_iter().filter(|p| !(stale && p.code == Code::PlanMissingLock)));
             Err(fail(problems))
         }
     }

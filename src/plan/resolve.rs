@@ -2,6 +2,7 @@
 //! source, expands directories and per-platform placeholders, and checks what the text alone
 //! cannot (missing sources, two nodes writing the same path).
 
+use crate::codes::Code;
 mod base;
 mod copy;
 mod layers;
@@ -244,11 +245,7 @@ impl Resolver<'_> {
             }),
             Err(e) => {
                 let msg = format!("cannot read `{rel}`: {e}");
-                self.once(
-                    rel.clone(),
-                    span,
-                    Problem::new("kiln::plan::unreadable_source", span, msg).label("named here"),
-                );
+                self.once(rel.clone(), span, Problem::new(Code::PlanUnreadableSource, span, msg).label("named here"));
                 None
             }
         }
@@ -341,7 +338,7 @@ impl Resolver<'_> {
                 assign(units, self.named, previous).into_iter().map(|u| layer_over(u, compression, epoch, &view)),
             );
             if layers.len() > self.budget {
-                let p = Problem::new("kiln::plan::layer_budget", spec.name.span, format!("image `{}` needs {} layers for {platform}, over the budget of {}", spec.name.value, layers.len(), self.budget))
+                let p = Problem::new(Code::PlanLayerBudget, spec.name.span, format!("image `{}` needs {} layers for {platform}, over the budget of {}", spec.name.value, layers.len(), self.budget))
                     .label("too many layers")
                     .help("group paths with `layers { layer \"NAME\" { path \"/prefix/\" } }`, or raise `layers { budget N }` (containerd allows 127)");
                 self.once(format!("budget {platform}"), spec.name.span, p);

@@ -6,6 +6,7 @@
 //! one of the same length (`"""`, a line of `x`, `"""`: every span stays where it was), and
 //! the values are decoded here, as KDL 2 specifies, and put back into the parsed document.
 
+use crate::codes::Code;
 use crate::diag::Problem;
 use kdl::{KdlDocument, KdlIdentifier, KdlValue};
 use std::collections::BTreeMap;
@@ -104,7 +105,7 @@ fn misindented(body: &str, offset: usize, prefix: &str) -> Option<(usize, usize)
 }
 
 fn syntax(span: (usize, usize), message: &str, label: &str, help: &str) -> Problem {
-    Problem::new("kiln::recipe::syntax", span.into(), format!("invalid KDL: {message}")).label(label).help(help)
+    Problem::new(Code::RecipeSyntax, span.into(), format!("invalid KDL: {message}")).label(label).help(help)
 }
 
 /// Removes each `\` followed by whitespace or line breaks, with them; keeps other escapes.

@@ -3,6 +3,7 @@
 //! points at the start of the file; the scan in front of it (`scan/`) checks every such word
 //! with [`check`], and `parse/diagnostics.rs` puts the explanation where the parser failed.
 
+use crate::codes::Code;
 use crate::diag::{Problem, shown};
 
 /// `None` when `word` is a valid KDL 2 number (as the `kdl` crate reads them: prefixes and
@@ -17,7 +18,7 @@ pub(crate) fn check(word: &str, at: usize) -> Option<Problem> {
     };
     let problem = |message: String, label: String, help: &str| {
         Some(
-            Problem::new("kiln::recipe::syntax", (at, word.len()).into(), format!("invalid KDL: {message}"))
+            Problem::new(Code::RecipeSyntax, (at, word.len()).into(), format!("invalid KDL: {message}"))
                 .label(label)
                 .help(help.to_string()),
         )

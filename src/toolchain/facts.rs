@@ -4,6 +4,7 @@
 //! process); building reads the host paths it needs from them (the plan holds none).
 
 use super::rust::{self as cargo, Missing, Package, Probe, Target};
+use crate::codes::Code;
 use crate::platform::Platform;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -83,7 +84,7 @@ impl Facts {
 /// as a problem rather than a panic.
 fn not_gathered(what: &str) -> Missing {
     Missing {
-        code: "kiln::toolchain::not_gathered",
+        code: Code::ToolchainNotGathered,
         message: format!("kiln did not look up {what} before planning"),
         help: "this is a fault in kiln; please report it with the recipe".into(),
     }

@@ -4,6 +4,7 @@
 use super::layers::layer;
 use super::{Placed, Resolver};
 use crate::baseview::BaseView;
+use crate::codes::Code;
 use crate::debian::Flavour;
 use crate::diag::Problem;
 use crate::plan::layering::{Unit, Volatility, reason};
@@ -28,7 +29,7 @@ impl Resolver<'_> {
             Base::Distroless(flavour) => self.distroless_base(*flavour, span, platform, config, (compression, epoch)),
             Base::OciLayout { path, tag } => self.layout_base(spec, (path.as_str(), tag.as_deref()), platform, config),
             Base::Registry(r) => {
-                let p = Problem::new("kiln::plan::registry_base", span, format!("bases from a registry (`{r}`) are not supported yet"))
+                let p = Problem::new(Code::PlanRegistryBase, span, format!("bases from a registry (`{r}`) are not supported yet"))
                     .label("a registry base")
                     .help("copy it into an OCI layout (`skopeo copy docker://REF oci:base:TAG`) and write base \"oci-layout:base:TAG\"");
                 self.once("registry".into(), span, p);
@@ -48,7 +49,7 @@ impl Resolver<'_> {
     ) -> (Vec<LayerPlan>, BaseView) {
         let Some(inputs) = self.debian else {
             let p = Problem::new(
-                "kiln::plan::missing_lock",
+                Code::PlanMissingLock,
                 span,
                 format!("{} needs pinned Debian packages, and there is no kiln.lock", flavour.name()),
             )
@@ -79,7 +80,7 @@ impl Resolver<'_> {
             }
             Err(e) => {
                 let p = Problem::new(
-                    "kiln::plan::stale_lock",
+                    Code::PlanStaleLock,
                     span,
                     format!("kiln.lock does not cover {} for {platform}: {e}", flavour.name()),
                 )
@@ -124,8 +125,8 @@ impl Resolver<'_> {
                 (layers, view)
             }
             Err(e) => {
-                let p = Problem::new("kiln::plan::base_layout", span, format!("cannot use the base: {e}"))
-                    .label("this base");
+                let p =
+                    Problem::new(Code::PlanBaseLayout, span, format!("cannot use the base: {e}")).label("this base");
                 self.once(format!("layout:{e}"), span, p);
                 (Vec::new(), BaseView::default())
             }
@@ -148,8 +149,7 @@ impl Resolver<'_> {
                     Ok(_) => {}
                     Err(msg) => {
                         let span = spec.contents[*i].dest_span();
-                        let problem =
-                            Problem::new("kiln::plan::base_symlink", span, msg).label("writes below this path");
+                        let problem = Problem::new(Code::PlanBaseSymlink, span, msg).label("writes below this path");
                         self.once(format!("links:{}", e.path), span, problem);
                     }
                 }

@@ -3,6 +3,7 @@
 //! `.kilnignore` and the node's `exclude` patterns).
 
 use super::{Placed, Resolver, join_image};
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::ignore::{Patterns, is_kiln_own};
 use crate::plan::{Entry, EntryKind};
@@ -60,7 +61,7 @@ impl Resolver<'_> {
     /// when it does not exist or leads outside the recipe's directory.
     fn source_path(&mut self, rel: &str, src: &Spanned<String>, platform: Platform) -> Option<PathBuf> {
         if let Some(e) = self.kilnignore_error.take() {
-            let p = Problem::new("kiln::plan::kilnignore", src.span, format!("cannot use .kilnignore: {e}"))
+            let p = Problem::new(Code::PlanKilnignore, src.span, format!("cannot use .kilnignore: {e}"))
                 .label("copies with .kilnignore's patterns")
                 .help("fix the pattern: .kilnignore takes .dockerignore patterns, one a line");
             self.problem("kilnignore".into(), src.span, p);
@@ -78,12 +79,12 @@ impl Resolver<'_> {
                     (format!("source `{rel}` not found"), "no such file or directory".to_string())
                 };
                 let help = format!("sources are relative to the recipe's directory ({})", self.real_root.display());
-                let p = Problem::new("kiln::plan::missing_source", src.span, msg).label(label).help(help);
+                let p = Problem::new(Code::PlanMissingSource, src.span, msg).label(label).help(help);
                 self.problem(rel.to_string(), src.span, p);
                 return None;
             }
             Err(e) => {
-                let p = Problem::new("kiln::plan::unreadable_source", src.span, format!("cannot read `{rel}`: {e}"))
+                let p = Problem::new(Code::PlanUnreadableSource, src.span, format!("cannot read `{rel}`: {e}"))
                     .label("named here");
                 self.problem(rel.to_string(), src.span, p);
                 return None;
@@ -91,7 +92,7 @@ impl Resolver<'_> {
         };
         if !real.starts_with(&self.real_root) {
             let p = Problem::new(
-                "kiln::recipe::source_outside",
+                Code::RecipeSourceOutside,
                 src.span,
                 format!("source `{rel}` resolves to {}, outside the recipe's directory", real.display()),
             )
@@ -108,7 +109,7 @@ impl Resolver<'_> {
         let cache = self.real_cache.as_deref().is_some_and(|c| real.starts_with(c));
         if is_kiln_own(&name) || cache || (!rel_root.is_empty() && self.kilnignore.excluded(&rel_root)) {
             let why = if cache || is_kiln_own(&name) { "kiln's own files" } else { "excluded by .kilnignore" };
-            let p = Problem::new("kiln::plan::excluded_source", src.span, format!("source `{rel}` is {why}"))
+            let p = Problem::new(Code::PlanExcludedSource, src.span, format!("source `{rel}` is {why}"))
                 .label(why)
                 .help("kiln never copies .git, its cache, its output or what .kilnignore excludes");
             self.problem(format!("excluded:{rel}"), src.span, p);
@@ -125,7 +126,7 @@ impl Resolver<'_> {
         let meta = match std::fs::metadata(&real) {
             Ok(m) => m,
             Err(e) => {
-                let p = Problem::new("kiln::plan::unreadable_source", src.span, format!("cannot read `{rel}`: {e}"))
+                let p = Problem::new(Code::PlanUnreadableSource, src.span, format!("cannot read `{rel}`: {e}"))
                     .label("named here");
                 self.problem(rel.clone(), src.span, p);
                 return None;
@@ -141,12 +142,8 @@ impl Resolver<'_> {
             return self.file_entry(path, &real, rel, &meta, perms, src.span).map(|e| Placed::shared(vec![e]));
         }
         if !meta.is_dir() {
-            let p = Problem::new(
-                "kiln::plan::special_file",
-                src.span,
-                format!("`{rel}` is neither a file nor a directory"),
-            )
-            .label("cannot be copied");
+            let p = Problem::new(Code::PlanSpecialFile, src.span, format!("`{rel}` is neither a file nor a directory"))
+                .label("cannot be copied");
             self.problem(rel.clone(), src.span, p);
             return None;
         }
@@ -154,7 +151,7 @@ impl Resolver<'_> {
             Ok(p) => p,
             Err((i, msg)) => {
                 let span = node.exclude[i].span;
-                let p = Problem::new("kiln::recipe::exclude_pattern", span, msg)
+                let p = Problem::new(Code::RecipeExcludePattern, span, msg)
                     .label("not a valid pattern")
                     .help("patterns are .dockerignore patterns: `*`, `?`, `**`, `[a-z]`, a leading `!` to re-include");
                 self.problem(format!("exclude:{i}"), span, p);
@@ -170,7 +167,7 @@ impl Resolver<'_> {
         }
         let dir = path.parent().unwrap_or(path);
         let p = Problem::new(
-            "kiln::plan::non_utf8_name",
+            Code::PlanNonUtf8Name,
             span,
             format!("`{}` in {} is not valid UTF-8", name.to_string_lossy(), dir.display()),
         )
@@ -198,9 +195,8 @@ impl Resolver<'_> {
             let item = match item {
                 Ok(i) => i,
                 Err(e) => {
-                    let p =
-                        Problem::new("kiln::plan::unreadable_source", src.span, format!("cannot read `{rel}`: {e}"))
-                            .label("named here");
+                    let p = Problem::new(Code::PlanUnreadableSource, src.span, format!("cannot read `{rel}`: {e}"))
+                        .label("named here");
                     self.problem(rel.to_string(), src.span, p);
                     ok = false;
                     break;
@@ -246,9 +242,8 @@ impl Resolver<'_> {
             let target = match std::fs::read_link(item.path()) {
                 Ok(t) => t,
                 Err(e) => {
-                    let p =
-                        Problem::new("kiln::plan::unreadable_source", span, format!("cannot read `{src_rel}`: {e}"))
-                            .label("named here");
+                    let p = Problem::new(Code::PlanUnreadableSource, span, format!("cannot read `{src_rel}`: {e}"))
+                        .label("named here");
                     self.problem(src_rel, span, p);
                     return None;
                 }
@@ -262,7 +257,7 @@ impl Resolver<'_> {
         }
         if !ft.is_file() {
             let p = Problem::new(
-                "kiln::plan::special_file",
+                Code::PlanSpecialFile,
                 span,
                 format!("`{src_rel}` is neither a file, a directory nor a symlink"),
             )
@@ -273,7 +268,7 @@ impl Resolver<'_> {
         match item.metadata() {
             Ok(meta) => self.file_entry(image_path, item.path(), src_rel, &meta, perms, span),
             Err(e) => {
-                let p = Problem::new("kiln::plan::unreadable_source", span, format!("cannot read `{src_rel}`: {e}"))
+                let p = Problem::new(Code::PlanUnreadableSource, span, format!("cannot read `{src_rel}`: {e}"))
                     .label("named here");
                 self.problem(src_rel, span, p);
                 None

@@ -3,6 +3,7 @@
 
 use super::{Placed, Resolver};
 use crate::baseview::BaseView;
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::plan::layering::{Unit, Volatility, reason};
 use crate::plan::{Entry, EntryKind, LayerPlan};
@@ -25,7 +26,7 @@ impl Resolver<'_> {
                         self.once(
                             format!("dup:{key}"),
                             here,
-                            Problem::new("kiln::plan::duplicate_destination", here, msg)
+                            Problem::new(Code::PlanDuplicateDestination, here, msg)
                                 .label("second write here")
                                 .also(first, "first written here")
                                 .help("each path in an image must come from one node; remove or rename one of them"),
@@ -54,7 +55,7 @@ impl Resolver<'_> {
                             format!("parent:{up}"),
                             here,
                             Problem::new(
-                                "kiln::plan::duplicate_destination",
+                                Code::PlanDuplicateDestination,
                                 here,
                                 format!("`{up}` is a file, but this node puts files below it"),
                             )

@@ -2,6 +2,7 @@
 //! hashes the workspace's sources and records one reproducible build per platform.
 
 use super::{Placed, Resolver};
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::plan::{Entry, EntryKind, RustBuild};
 use crate::platform::Platform;
@@ -86,7 +87,7 @@ impl<'a> Resolver<'a> {
         let path = self.root.join(&rel);
         if !path.is_file() {
             let m = Missing {
-                code: "kiln::plan::missing_manifest",
+                code: Code::PlanMissingManifest,
                 message: format!("no cargo manifest at `{rel}`"),
                 help: format!(
                     "put the recipe beside Cargo.toml, or name it: `manifest \"path/Cargo.toml\"` (relative to {})",
@@ -109,7 +110,7 @@ impl<'a> Resolver<'a> {
         let workspace = std::fs::canonicalize(&pkg.workspace_root).unwrap_or_else(|_| pkg.workspace_root.clone());
         if !workspace.starts_with(&self.real_root) {
             let m = Missing {
-                code: "kiln::recipe::source_outside",
+                code: Code::RecipeSourceOutside,
                 message: format!(
                     "the cargo workspace of `{}` is {}, outside the recipe's directory",
                     manifest.rel,
@@ -132,7 +133,7 @@ impl<'a> Resolver<'a> {
             Some(b) if pkg.bins.contains(&b.value) => Some(b.value.clone()),
             Some(b) => {
                 let m = Missing {
-                    code: "kiln::plan::unknown_bin",
+                    code: Code::PlanUnknownBin,
                     message: format!("package `{}` has no binary `{}`", spec.package.value, b.value),
                     help: format!("its binaries: {}", pkg.bins.join(", ")),
                 };
@@ -144,7 +145,7 @@ impl<'a> Resolver<'a> {
                 Some(d) => Some(d.clone()),
                 None => {
                     let m = Missing {
-                        code: "kiln::plan::unknown_bin",
+                        code: Code::PlanUnknownBin,
                         message: format!("package `{}` has {} binaries; say which", spec.package.value, pkg.bins.len()),
                         help: format!("add `bin \"NAME\"` with one of: {}", pkg.bins.join(", ")),
                     };
@@ -159,7 +160,7 @@ impl<'a> Resolver<'a> {
     fn lockfile(&mut self, span: SourceSpan, pkg: &Package) -> Option<String> {
         let Ok(lock_sha) = lockfile_sha256(pkg) else {
             let m = Missing {
-                code: "kiln::plan::missing_lockfile",
+                code: Code::PlanMissingLockfile,
                 message: format!("`{}` has no Cargo.lock", pkg.workspace_root.display()),
                 help: format!(
                     "kiln builds with --locked: run `cargo generate-lockfile` in {} and commit Cargo.lock",
@@ -181,7 +182,7 @@ impl<'a> Resolver<'a> {
                 }
                 Err(e) => {
                     let m = Missing {
-                        code: "kiln::plan::unreadable_source",
+                        code: Code::PlanUnreadableSource,
                         message: format!("cannot read the sources of {}: {e}", pkg.workspace_root.display()),
                         help: "check the files' permissions".into(),
                     };

@@ -5,6 +5,7 @@
 
 use super::{Placed, Resolver};
 use crate::baseview::BaseView;
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::plan::{ConfigPlan, DEFAULT_USER, EntryKind, UserSource};
 use crate::recipe::ImageSpec;
@@ -77,7 +78,7 @@ impl Resolver<'_> {
                 format!("image `{}` runs as {what} `{wanted}`, and it has no {file} to name it", spec.name.value)
             };
             let span = spec.user_span.unwrap_or(spec.span);
-            let p = Problem::new("kiln::recipe::unknown_user", span, msg)
+            let p = Problem::new(Code::RecipeUnknownUser, span, msg)
                 .label(format!("no such {what} in the image"))
                 .help(format!(
                     "give the {what} as a number (`user 65532` or `user \"65532:65532\"`), or add it to {file}"

@@ -3,6 +3,7 @@
 
 use super::Parser;
 use super::node::props;
+use crate::codes::Code;
 use crate::debian::Flavour;
 use crate::diag::Problem;
 use crate::recipe::{Base, Spanned};
@@ -26,7 +27,7 @@ impl Parser {
             && !matches!(b, Base::Distroless(Flavour::Cc { .. }))
         {
             self.problem(
-                Problem::new("kiln::recipe::property", span, "`libstdcxx` only applies to \"distroless/cc\"")
+                Problem::new(Code::RecipeProperty, span, "`libstdcxx` only applies to \"distroless/cc\"")
                     .label("not for this base"),
             );
         }
@@ -56,7 +57,7 @@ impl Parser {
             v if v.contains("@sha256:") => Some(Base::Registry(v.to_string())),
             other => {
                 self.problem(
-                    Problem::new("kiln::recipe::base", s.span, format!("unsupported base `{other}`"))
+                    Problem::new(Code::RecipeBase, s.span, format!("unsupported base `{other}`"))
                         .label("not a base kiln can use")
                         .help(format!("bases: {BASES}, or \"host/repo@sha256:…\"")),
                 );
@@ -73,7 +74,7 @@ impl Parser {
         };
         if path.is_empty() {
             self.problem(
-                Problem::new("kiln::recipe::base", s.span, "`oci-layout:` needs a path")
+                Problem::new(Code::RecipeBase, s.span, "`oci-layout:` needs a path")
                     .label("no path")
                     .help("write base \"oci-layout:path/to/layout[:tag]\""),
             );

@@ -3,6 +3,7 @@
 
 use super::Parser;
 use super::node::{args, props};
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::recipe::{Content, Perms, Spanned};
 use kdl::KdlNode;
@@ -20,7 +21,7 @@ impl Parser {
         if let Some(src) = &src
             && src.value.is_empty()
         {
-            self.problem(Problem::new("kiln::recipe::source", src.span, "empty source path").label("names no file"));
+            self.problem(Problem::new(Code::RecipeSource, src.span, "empty source path").label("names no file"));
         }
         Some(Content::Copy { src: src?, dest: dest?, perms, exclude: exclude?, span: node.span() })
     }
@@ -41,7 +42,7 @@ impl Parser {
             let a = args(child);
             if a.is_empty() {
                 self.problem(
-                    Problem::new("kiln::recipe::arguments", child.span(), "`exclude` needs at least one pattern")
+                    Problem::new(Code::RecipeArguments, child.span(), "`exclude` needs at least one pattern")
                         .label("no pattern given")
                         .help("for example: exclude \"target/\" \"*.log\""),
                 );
@@ -51,7 +52,7 @@ impl Parser {
                 match self.string(e).filter(|p| self.printable(p, "exclude pattern")) {
                     Some(p) if p.value.trim().trim_start_matches('!').trim().is_empty() => {
                         self.problem(
-                            Problem::new("kiln::recipe::exclude_pattern", p.span, "empty exclude pattern")
+                            Problem::new(Code::RecipeExcludePattern, p.span, "empty exclude pattern")
                                 .label("matches nothing")
                                 .help("write a path pattern such as \"target/\" or \"*.log\"; `!` before one re-includes what it matches"),
                         );

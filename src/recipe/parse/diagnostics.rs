@@ -1,6 +1,7 @@
 //! The KDL parser's own diagnostics turned into recipe problems: spans moved onto the value
 //! that went wrong, and the scan's explanation of a malformed value put in the parser's place.
 
+use crate::codes::Code;
 use crate::diag::{Problem, shown};
 use miette::SourceSpan;
 
@@ -30,7 +31,7 @@ pub(super) fn syntax_problems(text: &str, err: &kdl::KdlError, values: Vec<Probl
         return values.into_iter().zip(explained).filter(|(_, e)| *e).map(|(v, _)| v).collect();
     }
     if out.is_empty() {
-        out.push(Problem::new("kiln::recipe::syntax", (0, 0).into(), format!("invalid KDL: {err}")));
+        out.push(Problem::new(Code::RecipeSyntax, (0, 0).into(), format!("invalid KDL: {err}")));
     }
     out
 }
@@ -39,16 +40,12 @@ fn kdl_problem(text: &str, d: &kdl::KdlDiagnostic, property: bool) -> Problem {
     let span = if property { value_at(text, d.span.offset() + d.span.len()) } else { d.span };
     if property && text.get(span.offset()..span.offset() + span.len()) == Some("=") {
         let key = text[..span.offset()].rsplit(|c: char| c.is_whitespace()).next().unwrap_or_default();
-        return Problem::new(
-            "kiln::recipe::syntax",
-            span,
-            format!("invalid KDL: property `{}` has no value", shown(key)),
-        )
-        .label("a value must follow `=`")
-        .help("write the value right after `=`, such as mode=0o644 or name=\"text\"");
+        return Problem::new(Code::RecipeSyntax, span, format!("invalid KDL: property `{}` has no value", shown(key)))
+            .label("a value must follow `=`")
+            .help("write the value right after `=`, such as mode=0o644 or name=\"text\"");
     }
     let message = d.message.clone().unwrap_or_else(|| "syntax error".into());
-    let mut problem = Problem::new("kiln::recipe::syntax", span, format!("invalid KDL: {message}"));
+    let mut problem = Problem::new(Code::RecipeSyntax, span, format!("invalid KDL: {message}"));
     if let Some(label) = &d.label {
         problem = problem.label(label.clone());
     }

@@ -4,6 +4,7 @@
 
 use super::Parser;
 use super::node::args;
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::platform::Platform;
 use crate::recipe::{Base, Content, ImageSpec, Spanned};
@@ -61,7 +62,7 @@ impl Parser {
         let mut seen = BTreeMap::new();
         let Some(children) = node.children() else {
             self.problem(
-                Problem::new("kiln::recipe::missing_node", node.span(), "image has no block")
+                Problem::new(Code::RecipeMissingNode, node.span(), "image has no block")
                     .label("expected `{ base \"scratch\" … }`")
                     .help("an image needs at least a `base`"),
             );
@@ -80,7 +81,7 @@ impl Parser {
         let name = name?;
         let Some(base) = g.base.take() else {
             self.problem(
-                Problem::new("kiln::recipe::missing_node", name.span, format!("image `{}` has no `base`", name.value))
+                Problem::new(Code::RecipeMissingNode, name.span, format!("image `{}` has no `base`", name.value))
                     .label("this image needs a base")
                     .help("add `base \"scratch\"` to the image block"),
             );
@@ -97,7 +98,7 @@ impl Parser {
                 && n.value.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-/".contains(c));
             if !ok {
                 self.problem(
-                    Problem::new("kiln::recipe::image_name", n.span, format!("invalid image name `{}`", n.value))
+                    Problem::new(Code::RecipeImageName, n.span, format!("invalid image name `{}`", n.value))
                         .label("not a valid image name")
                         .help("use lowercase letters, digits, `.`, `_`, `-` and `/`"),
                 );
@@ -140,7 +141,7 @@ impl Parser {
         for (k, v) in self.key_values(child, "env NAME=\"value\" or env \"NAME\" \"value\"") {
             if k.is_empty() || k.contains('=') {
                 self.problem(
-                    Problem::new("kiln::recipe::env", child.span(), format!("invalid variable name `{k}`"))
+                    Problem::new(Code::RecipeEnv, child.span(), format!("invalid variable name `{k}`"))
                         .label("bad name"),
                 );
                 continue;
@@ -189,7 +190,7 @@ impl Parser {
             if k.starts_with("dev.kiln.") {
                 self.problem(
                     Problem::new(
-                        "kiln::recipe::reserved_annotation",
+                        Code::RecipeReservedAnnotation,
                         child.span(),
                         format!("annotation `{k}` is kiln's own"),
                     )

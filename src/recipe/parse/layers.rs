@@ -3,6 +3,7 @@
 
 use super::Parser;
 use super::node::props;
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::plan::layering::{NamedLayer, Volatility};
 use crate::recipe::{LayerRules, Spanned};
@@ -39,8 +40,7 @@ impl Parser {
         let v = self.uint(a[0], 127, "layer budget")?;
         if v.value == 0 {
             self.problem(
-                Problem::new("kiln::recipe::range", v.span, "layer budget out of range")
-                    .label("must be between 1 and 127"),
+                Problem::new(Code::RecipeRange, v.span, "layer budget out of range").label("must be between 1 and 127"),
             );
             return None;
         }
@@ -59,12 +59,8 @@ impl Parser {
         let paths = self.layer_paths(child, &name.value);
         if named.iter().any(|n| n.name == name.value) {
             self.problem(
-                Problem::new(
-                    "kiln::recipe::duplicate_node",
-                    name.span,
-                    format!("layer `{}` defined twice", name.value),
-                )
-                .label("second definition"),
+                Problem::new(Code::RecipeDuplicateNode, name.span, format!("layer `{}` defined twice", name.value))
+                    .label("second definition"),
             );
             return None;
         }
@@ -82,7 +78,7 @@ impl Parser {
             Some(v) if v == "often" => Volatility::Often,
             Some(v) => {
                 self.problem(
-                    Problem::new("kiln::recipe::volatility", e.span(), format!("unknown volatility `{v}`"))
+                    Problem::new(Code::RecipeVolatility, e.span(), format!("unknown volatility `{v}`"))
                         .label("not a volatility")
                         .help("use \"rare\", \"normal\" or \"often\""),
                 );
@@ -110,7 +106,7 @@ impl Parser {
         }
         if given == 0 {
             self.problem(
-                Problem::new("kiln::recipe::missing_node", child.span(), format!("layer `{name}` names no path"))
+                Problem::new(Code::RecipeMissingNode, child.span(), format!("layer `{name}` names no path"))
                     .label("needs `path \"/prefix/\"`"),
             );
         }

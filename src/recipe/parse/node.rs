@@ -2,6 +2,7 @@
 //! valid ones (with the closest one suggested for a slip), and nodes that may be given once.
 
 use super::Parser;
+use crate::codes::Code;
 use crate::diag::{Problem, shown};
 use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;
@@ -40,7 +41,7 @@ impl Parser {
         if let Some(children) = node.children() {
             self.problem(
                 Problem::new(
-                    "kiln::recipe::children",
+                    Code::RecipeChildren,
                     children.span(),
                     format!("`{}` takes no block", node.name().value()),
                 )
@@ -62,7 +63,7 @@ impl Parser {
                     _ => "unknown property".into(),
                 };
                 self.problem(
-                    Problem::new("kiln::recipe::property", e.span(), format!("unknown property `{}`", shown(name)))
+                    Problem::new(Code::RecipeProperty, e.span(), format!("unknown property `{}`", shown(name)))
                         .label(label)
                         .help(help),
                 );
@@ -79,7 +80,7 @@ impl Parser {
         let span = if a.len() > n { a[n].span() } else { node.span() };
         self.problem(
             Problem::new(
-                "kiln::recipe::arguments",
+                Code::RecipeArguments,
                 span,
                 format!(
                     "`{}` takes {n} argument{}, found {}",
@@ -102,7 +103,7 @@ impl Parser {
         };
         self.problem(
             Problem::new(
-                "kiln::recipe::unknown_node",
+                Code::RecipeUnknownNode,
                 name_span(node),
                 format!("unknown node `{}` in {within}", shown(name)),
             )
@@ -116,7 +117,7 @@ impl Parser {
         if let Some(first) = seen.get(&name) {
             let (first, span) = (*first, name_span(node));
             self.problem(
-                Problem::new("kiln::recipe::duplicate_node", span, format!("`{name}` given twice"))
+                Problem::new(Code::RecipeDuplicateNode, span, format!("`{name}` given twice"))
                     .label("second one here")
                     .help(format!("the first `{name}` is at byte {}; keep one", first.offset())),
             );

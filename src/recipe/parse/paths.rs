@@ -2,6 +2,7 @@
 //! normalised without climbing above `/`.
 
 use super::Parser;
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::recipe::Spanned;
 
@@ -12,7 +13,7 @@ impl Parser {
         let Some(c) = s.value.chars().find(|c| c.is_control()) else { return true };
         self.problem(
             Problem::new(
-                "kiln::recipe::control_character",
+                Code::RecipeControlCharacter,
                 s.span,
                 format!("{what} {:?} holds the control character {:?}", s.value, c),
             )
@@ -29,7 +30,7 @@ impl Parser {
         }
         if !s.value.starts_with('/') {
             self.problem(
-                Problem::new("kiln::recipe::relative_path", s.span, format!("{what} `{}` is not absolute", s.value))
+                Problem::new(Code::RecipeRelativePath, s.span, format!("{what} `{}` is not absolute", s.value))
                     .label("must start with `/`")
                     .help(format!("write `/{}`", s.value.trim_start_matches("./"))),
             );
@@ -43,7 +44,7 @@ impl Parser {
                     if parts.pop().is_none() {
                         self.problem(
                             Problem::new(
-                                "kiln::recipe::path_escape",
+                                Code::RecipePathEscape,
                                 s.span,
                                 format!("{what} `{}` escapes the image root", s.value),
                             )
@@ -68,7 +69,7 @@ impl Parser {
     pub(super) fn file_dest(&mut self, d: &Spanned<String>, node: &str) {
         if d.value.ends_with('/') {
             self.problem(
-                Problem::new("kiln::recipe::file_dest", d.span, format!("`{node}` needs a file path, not a directory"))
+                Problem::new(Code::RecipeFileDest, d.span, format!("`{node}` needs a file path, not a directory"))
                     .label("ends with `/`"),
             );
         }

@@ -2,6 +2,7 @@
 //! profile, for which target triples, installed where.
 
 use super::Parser;
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::platform::Platform;
 use crate::recipe::{RustSpec, Spanned};
@@ -77,7 +78,7 @@ impl Parser {
             return Some(p.value);
         }
         self.problem(
-            Problem::new("kiln::recipe::profile", p.span, format!("invalid cargo profile `{}`", p.value))
+            Problem::new(Code::RecipeProfile, p.span, format!("invalid cargo profile `{}`", p.value))
                 .label("not a profile name"),
         );
         None
@@ -94,7 +95,7 @@ impl Parser {
             Some(platform) => Some((platform, t)),
             None => {
                 self.problem(
-                    Problem::new("kiln::recipe::platform", p.span, format!("unknown platform `{}`", p.value))
+                    Problem::new(Code::RecipePlatform, p.span, format!("unknown platform `{}`", p.value))
                         .label("not a supported platform")
                         .help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"),
                 );

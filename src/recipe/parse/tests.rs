@@ -2,12 +2,13 @@
 //! spans, in order) out.
 
 use super::{document, parse};
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::platform::Platform;
 use crate::recipe::Content;
 use kdl::{KdlDocument, KdlValue};
 
-fn codes(text: &str) -> Vec<&'static str> {
+fn codes(text: &str) -> Vec<Code> {
     match parse("kiln.kdl", text) {
         Ok(_) => vec![],
         Err(e) => e.codes(),
@@ -32,18 +33,18 @@ fn reports_all_problems_at_once() {
     let c = codes(
         "kiln 1\nfrob 1\nimage \"app\" {\n base \"scratch\"\n platforms \"linux/amd46\"\n copy \"a\" \"rel/x\"\n}\n",
     );
-    assert_eq!(c, vec!["kiln::recipe::unknown_node", "kiln::recipe::platform", "kiln::recipe::relative_path"]);
+    assert_eq!(c, vec![Code::RecipeUnknownNode, Code::RecipePlatform, Code::RecipeRelativePath]);
 }
 
 #[test]
 fn rejects_escaping_and_missing_nodes() {
     assert_eq!(
         codes("kiln 1\nimage \"a\" {\n base \"scratch\"\n copy \"x\" \"/../etc\"\n}"),
-        vec!["kiln::recipe::path_escape"]
+        vec![Code::RecipePathEscape]
     );
-    assert_eq!(codes("image \"a\" { base \"scratch\"; }"), vec!["kiln::recipe::missing_node"]);
-    assert_eq!(codes("kiln 1\nimage \"a\" { user \"x\"; }"), vec!["kiln::recipe::missing_node"]);
-    assert_eq!(codes("kiln 1\nimage \"a\" { base 1; }"), vec!["kiln::recipe::type"]);
+    assert_eq!(codes("image \"a\" { base \"scratch\"; }"), vec![Code::RecipeMissingNode]);
+    assert_eq!(codes("kiln 1\nimage \"a\" { user \"x\"; }"), vec![Code::RecipeMissingNode]);
+    assert_eq!(codes("kiln 1\nimage \"a\" { base 1; }"), vec![Code::RecipeType]);
 }
 
 #[test]
@@ -65,7 +66,7 @@ fn rust_node_parses_every_child() {
     assert_eq!(spec.targets[0].1.value, "armv7-unknown-linux-musleabihf");
     assert_eq!(
         codes("kiln 1\nimage \"a\" { base \"scratch\"; rust \"x\" { target \"linux/mips\" \"t\"; binn \"y\"; }; }"),
-        vec!["kiln::recipe::platform", "kiln::recipe::unknown_node"]
+        vec![Code::RecipePlatform, Code::RecipeUnknownNode]
     );
 }
 
@@ -73,7 +74,7 @@ fn rust_node_parses_every_child() {
 fn refuses_control_characters_in_paths() {
     assert_eq!(
         codes("kiln 1\nimage \"a\" { base \"scratch\"; copy \"x\\ny\" \"/a\\tb\"; }"),
-        vec!["kiln::recipe::control_character", "kiln::recipe::control_character"]
+        vec![Code::RecipeControlCharacter, Code::RecipeControlCharacter]
     );
 }
 
@@ -81,7 +82,7 @@ fn refuses_control_characters_in_paths() {
 fn refuses_kilns_own_annotations() {
     assert_eq!(
         codes("kiln 1\nimage \"a\" { base \"scratch\"; annotation \"dev.kiln.layers\" \"x\"; }"),
-        vec!["kiln::recipe::reserved_annotation"]
+        vec![Code::RecipeReservedAnnotation]
     );
 }
 
@@ -89,7 +90,7 @@ fn refuses_kilns_own_annotations() {
 fn a_refused_layer_path_is_not_also_missing() {
     assert_eq!(
         codes("kiln 1\nlayers { layer \"ui\" { path \"rel/\"; }; }\nimage \"a\" { base \"scratch\"; }"),
-        vec!["kiln::recipe::relative_path"]
+        vec![Code::RecipeRelativePath]
     );
 }
 
@@ -115,20 +116,16 @@ const OK: &str = "kiln 1\nimage \"a\" { base \"scratch\"; }\n";
 fn nesting_is_refused_past_32_levels_at_the_brace() {
     let blocks = |n: usize| format!("{}{}", "x{".repeat(n), "}".repeat(n));
     assert!(
-        parse("k", &format!("{OK}{}", blocks(32)))
-            .unwrap_err()
-            .codes()
-            .iter()
-            .all(|c| *c == "kiln::recipe::unknown_node")
+        parse("k", &format!("{OK}{}", blocks(32))).unwrap_err().codes().iter().all(|c| *c == Code::RecipeUnknownNode)
     );
     // A `/-` in front of a node counts with its block: 32 blocks under it make 33 levels.
     let text = format!("{OK}/-{}", blocks(32));
     let p = first(&text);
-    assert_eq!((p.code, &text[p.span.offset()..p.span.offset() + 2]), ("kiln::recipe::too_deep", "{}"));
+    assert_eq!((p.code, &text[p.span.offset()..p.span.offset() + 2]), (Code::RecipeTooDeep, "{}"));
     let p = first(&format!("{OK}{}", "a{".repeat(5000)));
-    assert_eq!((p.code, p.span.offset()), ("kiln::recipe::too_deep", OK.len() + 65));
-    assert_eq!(first(&format!("{OK}{}", "/*".repeat(40))).code, "kiln::recipe::too_deep");
-    assert_eq!(first(&format!("{OK}a {}b", "/- ".repeat(40))).code, "kiln::recipe::too_deep");
+    assert_eq!((p.code, p.span.offset()), (Code::RecipeTooDeep, OK.len() + 65));
+    assert_eq!(first(&format!("{OK}{}", "/*".repeat(40))).code, Code::RecipeTooDeep);
+    assert_eq!(first(&format!("{OK}a {}b", "/- ".repeat(40))).code, Code::RecipeTooDeep);
 }
 
 #[test]
@@ -166,7 +163,7 @@ fn malformed_strings_and_comments_are_refused_before_the_parser() {
         (format!("a /* unclosed\n{braces}"), 2),
     ] {
         let p = first(&text);
-        assert_eq!((p.code, p.span.offset()), ("kiln::recipe::syntax", at), "{text:.20}: {}", p.message);
+        assert_eq!((p.code, p.span.offset()), (Code::RecipeSyntax, at), "{text:.20}: {}", p.message);
     }
 }
 
@@ -174,7 +171,7 @@ fn malformed_strings_and_comments_are_refused_before_the_parser() {
 fn many_syntax_errors_stop_at_the_first() {
     for text in ["}\n".repeat(5000), "a =\n".repeat(5000), "(t)\n".repeat(5000), "a \\ ".repeat(3000)] {
         let p = first(&text);
-        assert_eq!(p.code, "kiln::recipe::syntax");
+        assert_eq!(p.code, Code::RecipeSyntax);
         assert!(p.help.unwrap().contains("more than 32 syntax errors"), "{text:.10}");
     }
     // A few go to the KDL parser, which explains them.
@@ -186,13 +183,10 @@ fn many_syntax_errors_stop_at_the_first() {
 #[test]
 fn long_lines_and_files_are_refused() {
     let p = first(&format!("kiln 1\n{}\n", "x".repeat(20_000)));
-    assert_eq!(
-        (p.code, p.message.as_str(), p.span.offset()),
-        ("kiln::recipe::too_long", "line 2 is 20000 bytes long", 7)
-    );
+    assert_eq!((p.code, p.message.as_str(), p.span.offset()), (Code::RecipeTooLong, "line 2 is 20000 bytes long", 7));
     let line = format!("/- x \"{}\"\n", "y".repeat(1000));
     let p = first(&line.repeat(2000));
-    assert_eq!(p.code, "kiln::recipe::too_long");
+    assert_eq!(p.code, Code::RecipeTooLong);
     assert!(p.message.starts_with("the recipe is 2016000 bytes long"), "{}", p.message);
     assert_eq!(p.span.offset() % line.len(), 0);
     assert!(parse("k", &format!("{OK}/- x \"{}\"\n", "y".repeat(15_980))).is_ok());
@@ -200,11 +194,11 @@ fn long_lines_and_files_are_refused() {
 
 #[test]
 fn unusual_line_breaks_and_control_characters_are_refused() {
-    assert_eq!(first("kiln 1\rimage").code, "kiln::recipe::line_break");
-    assert_eq!(first("kiln 1\nimage \"a\u{2028}\"").code, "kiln::recipe::line_break");
-    assert_eq!(first("\"\"\"\r\"\"\"").code, "kiln::recipe::line_break");
+    assert_eq!(first("kiln 1\rimage").code, Code::RecipeLineBreak);
+    assert_eq!(first("kiln 1\nimage \"a\u{2028}\"").code, Code::RecipeLineBreak);
+    assert_eq!(first("\"\"\"\r\"\"\"").code, Code::RecipeLineBreak);
     let p = first("kiln 1\nimage \"a\u{1}\"");
-    assert_eq!((p.code, p.span.offset()), ("kiln::recipe::syntax", 15));
+    assert_eq!((p.code, p.span.offset()), (Code::RecipeSyntax, 15));
     assert!(parse("k", &OK.replace('\n', "\r\n")).is_ok());
     assert!(parse("k", &format!("\u{FEFF}{OK}")).is_ok());
 }
@@ -226,7 +220,7 @@ fn malformed_numbers_are_explained_where_they_are() {
 fn unknown_nodes_suggest_the_closest_valid_one() {
     let label = |text: &str| {
         let e = parse("k", text).unwrap_err();
-        e.problems.iter().find(|p| p.code != "kiln::recipe::missing_node").unwrap().label.clone()
+        e.problems.iter().find(|p| p.code != Code::RecipeMissingNode).unwrap().label.clone()
     };
     assert_eq!(label("kiln 1\ndefualts {}\nimage \"a\" { base \"scratch\"; }"), "did you mean `defaults`?");
     assert_eq!(label(&format!("kiln 1\ndefaults {{ platfroms \"linux/amd64\"; }}\n{OK}")), "did you mean `platforms`?");
@@ -258,12 +252,12 @@ fn copy_takes_exclude_patterns() {
             "kiln 1\nimage \"a\" { base \"scratch\"; copy \".\" \"/app/\" { exclude \"\" \"!\" \"a\\nb\"; exclude; exclude 1; skip \"x\"; }; }"
         ),
         vec![
-            "kiln::recipe::exclude_pattern",
-            "kiln::recipe::exclude_pattern",
-            "kiln::recipe::control_character",
-            "kiln::recipe::arguments",
-            "kiln::recipe::type",
-            "kiln::recipe::unknown_node"
+            Code::RecipeExcludePattern,
+            Code::RecipeExcludePattern,
+            Code::RecipeControlCharacter,
+            Code::RecipeArguments,
+            Code::RecipeType,
+            Code::RecipeUnknownNode
         ]
     );
 }

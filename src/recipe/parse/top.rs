@@ -4,6 +4,7 @@
 
 use super::Parser;
 use super::node::{args, name_span, props};
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::recipe::{Compression, Defaults, ImageSpec, LayerRules, MAX_EPOCH, Recipe, Spanned};
 use kdl::{KdlDocument, KdlNode};
@@ -52,7 +53,7 @@ impl Parser {
         let v = self.uint(a[0], u32::MAX as u64, "schema version")?;
         if v.value != 1 {
             self.problem(
-                Problem::new("kiln::recipe::schema", v.span, format!("unsupported recipe schema {}", v.value))
+                Problem::new(Code::RecipeSchema, v.span, format!("unsupported recipe schema {}", v.value))
                     .label("this kiln reads schema 1")
                     .help("write `kiln 1`"),
             );
@@ -66,7 +67,7 @@ impl Parser {
         if images.iter().any(|i| i.name.value == image.name.value) {
             self.problem(
                 Problem::new(
-                    "kiln::recipe::duplicate_image",
+                    Code::RecipeDuplicateImage,
                     image.name.span,
                     format!("image `{}` defined twice", image.name.value),
                 )
@@ -83,7 +84,7 @@ impl Parser {
         if !has_kiln {
             let span = doc.nodes().first().map(name_span).unwrap_or_else(|| (0, 0).into());
             self.problem(
-                Problem::new("kiln::recipe::missing_node", span, "missing required node `kiln`")
+                Problem::new(Code::RecipeMissingNode, span, "missing required node `kiln`")
                     .label("the recipe should start with `kiln 1`")
                     .help("add `kiln 1` as the first line: it names the recipe schema version"),
             );
@@ -91,7 +92,7 @@ impl Parser {
         if !doc.nodes().iter().any(|n| n.name().value() == "image") {
             let span = doc.nodes().last().map(|n| n.span()).unwrap_or_else(|| (0, 0).into());
             self.problem(
-                Problem::new("kiln::recipe::missing_node", span, "the recipe defines no image")
+                Problem::new(Code::RecipeMissingNode, span, "the recipe defines no image")
                     .label("expected an `image \"NAME\" { … }` block")
                     .help("add `image \"app\" { base \"scratch\" … }`"),
             );
@@ -103,12 +104,8 @@ impl Parser {
         self.no_props(node, &[]);
         if !args(node).is_empty() {
             self.problem(
-                Problem::new(
-                    "kiln::recipe::arguments",
-                    args(node)[0].span(),
-                    "`defaults` takes a block, not arguments",
-                )
-                .label("unexpected argument"),
+                Problem::new(Code::RecipeArguments, args(node)[0].span(), "`defaults` takes a block, not arguments")
+                    .label("unexpected argument"),
             );
         }
         let Some(children) = node.children() else {
@@ -147,12 +144,8 @@ impl Parser {
                         && !(m.value.starts_with("http://") || m.value.starts_with("https://"))
                     {
                         self.problem(
-                            Problem::new(
-                                "kiln::recipe::mirror",
-                                m.span,
-                                "the mirror must be an http:// or https:// URL",
-                            )
-                            .label("not a URL"),
+                            Problem::new(Code::RecipeMirror, m.span, "the mirror must be an http:// or https:// URL")
+                                .label("not a URL"),
                         );
                     }
                     d.debian_mirror = v;
@@ -176,7 +169,7 @@ impl Parser {
                         Some(v) if v.value >= 1 => v.value as u32,
                         Some(v) => {
                             self.problem(
-                                Problem::new("kiln::recipe::range", v.span, "gzip level out of range")
+                                Problem::new(Code::RecipeRange, v.span, "gzip level out of range")
                                     .label("must be between 1 and 9"),
                             );
                             return None;
@@ -193,7 +186,7 @@ impl Parser {
                         Some(v) if v.value >= 1 => v.value as i32,
                         Some(v) => {
                             self.problem(
-                                Problem::new("kiln::recipe::range", v.span, "zstd level out of range")
+                                Problem::new(Code::RecipeRange, v.span, "zstd level out of range")
                                     .label("must be between 1 and 19"),
                             );
                             return None;
@@ -206,7 +199,7 @@ impl Parser {
             }
             other => {
                 self.problem(
-                    Problem::new("kiln::recipe::compression", algo.span, format!("unknown compression `{other}`"))
+                    Problem::new(Code::RecipeCompression, algo.span, format!("unknown compression `{other}`"))
                         .label("not a supported compression")
                         .help("use \"gzip\" (most compatible) or \"zstd\""),
                 );

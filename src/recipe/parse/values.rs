@@ -3,6 +3,7 @@
 
 use super::Parser;
 use super::node::{args, props};
+use crate::codes::Code;
 use crate::diag::Problem;
 use crate::platform::Platform;
 use crate::recipe::Spanned;
@@ -21,7 +22,7 @@ fn kind(v: &KdlValue) -> &'static str {
 impl Parser {
     pub(super) fn wrong_type(&mut self, e: &KdlEntry, expected: &str) {
         self.problem(
-            Problem::new("kiln::recipe::type", e.span(), format!("expected {expected}, found {}", kind(e.value())))
+            Problem::new(Code::RecipeType, e.span(), format!("expected {expected}, found {}", kind(e.value())))
                 .label(format!("expected {expected}")),
         );
     }
@@ -41,7 +42,7 @@ impl Parser {
             KdlValue::Integer(i) if *i >= 0 && (*i as u128) <= max as u128 => Some(Spanned::new(*i as u64, e.span())),
             KdlValue::Integer(_) => {
                 self.problem(
-                    Problem::new("kiln::recipe::range", e.span(), format!("{what} out of range"))
+                    Problem::new(Code::RecipeRange, e.span(), format!("{what} out of range"))
                         .label(format!("must be between 0 and {max}")),
                 );
                 None
@@ -85,7 +86,7 @@ impl Parser {
         if out.is_empty() && a.is_empty() && props(node).is_empty() {
             self.problem(
                 Problem::new(
-                    "kiln::recipe::arguments",
+                    Code::RecipeArguments,
                     node.span(),
                     format!("`{}` needs a key and a value", node.name().value()),
                 )
@@ -102,7 +103,7 @@ impl Parser {
         let a = args(node);
         if a.is_empty() {
             self.problem(
-                Problem::new("kiln::recipe::arguments", node.span(), "`platforms` needs at least one platform")
+                Problem::new(Code::RecipeArguments, node.span(), "`platforms` needs at least one platform")
                     .label("no platform given")
                     .help("for example: platforms \"linux/amd64\" \"linux/arm64\" \"linux/arm/v7\""),
             );
@@ -113,12 +114,12 @@ impl Parser {
             let Some(s) = self.string(e) else { continue };
             match Platform::parse(&s.value) {
                 Some(p) if out.iter().any(|o| o.value == p) => self.problem(
-                    Problem::new("kiln::recipe::duplicate_platform", s.span, format!("platform `{p}` listed twice"))
+                    Problem::new(Code::RecipeDuplicatePlatform, s.span, format!("platform `{p}` listed twice"))
                         .label("repeated"),
                 ),
                 Some(p) => out.push(Spanned::new(p, s.span)),
                 None => self.problem(
-                    Problem::new("kiln::recipe::platform", s.span, format!("unknown platform `{}`", s.value))
+                    Problem::new(Code::RecipePlatform, s.span, format!("unknown platform `{}`", s.value))
                         .label("not a supported platform")
                         .help("supported platforms: linux/amd64, linux/arm64, linux/arm/v7"),
                 ),
@@ -130,7 +131,7 @@ impl Parser {
     pub(super) fn port(&mut self, e: &KdlEntry) -> Option<String> {
         let bad = |p: &mut Self, span| {
             p.problem(
-                Problem::new("kiln::recipe::port", span, "invalid port")
+                Problem::new(Code::RecipePort, span, "invalid port")
                     .label("expected a port such as 8080, \"8080/tcp\" or \"53/udp\"")
                     .help("ports are 1-65535; protocols tcp, udp or sctp"),
             );
@@ -159,7 +160,7 @@ impl Parser {
             && !written.starts_with("0o");
         if slip {
             self.problem(
-                Problem::new("kiln::recipe::mode", e.span(), format!("mode `{written}` is not written in octal"))
+                Problem::new(Code::RecipeMode, e.span(), format!("mode `{written}` is not written in octal"))
                     .label("write modes as octal numbers")
                     .help(format!("write mode=0o{written}: KDL reads {written} as a decimal number")),
             );

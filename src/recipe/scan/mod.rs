@@ -20,6 +20,7 @@
 //! `parse/diagnostics.rs`). This file holds the scanner's core, which reads code and checks the
 //! limits; strings and comments are lexed in `lexer.rs`.
 
+use crate::codes::Code;
 mod lexer;
 
 use super::grammar::{Grammar, Tok};
@@ -58,7 +59,7 @@ pub(crate) fn scan(text: &str) -> Result<Findings, Box<Problem>> {
 }
 
 fn syntax(span: (usize, usize), message: &str) -> Problem {
-    Problem::new("kiln::recipe::syntax", span.into(), format!("invalid KDL: {message}"))
+    Problem::new(Code::RecipeSyntax, span.into(), format!("invalid KDL: {message}"))
 }
 
 struct Scanner<'t> {
@@ -118,7 +119,7 @@ impl<'t> Scanner<'t> {
             '\r' | '\u{0B}' | '\u{0C}' | '\u{85}' | '\u{2028}' | '\u{2029}' => {
                 return Err(Box::new(
                     Problem::new(
-                        "kiln::recipe::line_break",
+                        Code::RecipeLineBreak,
                         (start, c.len_utf8()).into(),
                         format!(
                             "the recipe has a line break kiln does not read ({})",
@@ -149,7 +150,7 @@ impl<'t> Scanner<'t> {
     fn too_wide(&self) -> Problem {
         let end = self.text[self.line_start..].find('\n').map_or(self.text.len(), |n| self.line_start + n);
         Problem::new(
-            "kiln::recipe::too_long",
+            Code::RecipeTooLong,
             (self.line_start, crate::diag::clip_len(self.text, self.line_start)).into(),
             format!("line {} is {} bytes long", self.line, end - self.line_start),
         )
@@ -161,7 +162,7 @@ impl<'t> Scanner<'t> {
 
     fn too_big(&self) -> Problem {
         Problem::new(
-            "kiln::recipe::too_long",
+            Code::RecipeTooLong,
             (self.line_start, crate::diag::clip_len(self.text, self.line_start)).into(),
             format!("the recipe is {} bytes long", self.text.len()),
         )
@@ -298,7 +299,7 @@ fn ident_char(c: char) -> bool {
 
 pub(crate) fn too_deep_commented(at: usize) -> Problem {
     Problem::new(
-        "kiln::recipe::too_deep",
+        Code::RecipeTooDeep,
         (at, 1).into(),
         format!("the recipe has commented-out blocks nested more than {MAX_COMMENTED_DEPTH} levels deep"),
     )
@@ -316,7 +317,7 @@ fn looks_numeric(w: &str) -> bool {
 }
 
 pub(crate) fn too_deep(at: usize, len: usize) -> Problem {
-    Problem::new("kiln::recipe::too_deep", (at, len).into(), format!("the recipe is nested more than {MAX_DEPTH} levels deep"))
+    Problem::new(Code::RecipeTooDeep, (at, len).into(), format!("the recipe is nested more than {MAX_DEPTH} levels deep"))
         .label(format!("level {} starts here", MAX_DEPTH + 1))
         .help(format!(
             "kiln reads recipes nested up to {MAX_DEPTH} levels (blocks, `/-` in a row and `/* */` comments inside each other all count); recipes need 3 or 4"

@@ -2,6 +2,7 @@
 //! triple, linker and strip program, the inputs are hashed, and the compile runs offline with a
 //! cleared environment, remapped paths and (where the machine allows) no network at all.
 
+use crate::codes::Code;
 mod compile;
 
 pub use compile::{Compiled, Exec, cached, compile, fetch};
@@ -34,7 +35,7 @@ pub struct Probe {
 /// A missing piece, with the command that installs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Missing {
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub help: String,
 }
@@ -43,7 +44,7 @@ impl Probe {
     /// Probes the toolchain that rustup picks in `dir` (so `rust-toolchain.toml` applies).
     pub fn detect(dir: &Path) -> Result<Probe, Missing> {
         let no_rust = || Missing {
-            code: "kiln::toolchain::rustc",
+            code: Code::ToolchainRustc,
             message: "no Rust toolchain found (`rustc` is not on PATH)".into(),
             help: "install Rust with rustup: https://rustup.rs".into(),
         };
@@ -164,7 +165,7 @@ pub fn target(platform: Platform, triple: Option<&str>, probe: &Probe) -> Result
     } && triple.contains("-linux-");
     if !arch_ok {
         return Err(Missing {
-            code: "kiln::toolchain::triple",
+            code: Code::ToolchainTriple,
             message: format!("target `{triple}` does not build for {platform}"),
             help: format!("{platform} takes a triple such as {}", default_triple(platform, probe)),
         });
@@ -178,14 +179,14 @@ pub fn target(platform: Platform, triple: Option<&str>, probe: &Probe) -> Result
             format!("run `rustup target add {triple}`")
         };
         return Err(Missing {
-            code: "kiln::toolchain::missing_target",
+            code: Code::ToolchainMissingTarget,
             message: format!("the Rust standard library for `{triple}` is not installed"),
             help,
         });
     }
     let (strip_name, strip_pkg) = strip_for(&triple);
     let strip = which(strip_name).ok_or_else(|| Missing {
-        code: "kiln::toolchain::missing_strip",
+        code: Code::ToolchainMissingStrip,
         message: format!("`{strip_name}` is not installed (kiln strips {platform} binaries with it)"),
         help: format!("run `apt-get install {strip_pkg}`"),
     })?;
@@ -193,7 +194,7 @@ pub fn target(platform: Platform, triple: Option<&str>, probe: &Probe) -> Result
     let mut link_flags = vec!["-C".to_string(), "linker=${linker}".to_string()];
     let (linker, linker_desc) = if triple.contains("-musl") {
         let lld = probe.rust_lld.clone().ok_or_else(|| Missing {
-            code: "kiln::toolchain::missing_linker",
+            code: Code::ToolchainMissingLinker,
             message: "rust-lld is missing from the Rust toolchain".into(),
             help: "reinstall the toolchain: `rustup toolchain install stable --force`".into(),
         })?;
@@ -202,13 +203,13 @@ pub fn target(platform: Platform, triple: Option<&str>, probe: &Probe) -> Result
     } else {
         let Some((gcc, pkg)) = gcc_for(&triple) else {
             return Err(Missing {
-                code: "kiln::toolchain::missing_linker",
+                code: Code::ToolchainMissingLinker,
                 message: format!("kiln does not know a linker for `{triple}`"),
                 help: "use a musl triple, or x86_64/aarch64-unknown-linux-gnu, armv7-unknown-linux-gnueabihf".into(),
             });
         };
         let path = which(gcc).ok_or_else(|| Missing {
-            code: "kiln::toolchain::missing_linker",
+            code: Code::ToolchainMissingLinker,
             message: format!("the linker `{gcc}` for `{triple}` is not installed"),
             help: format!("run `apt-get install {pkg}`"),
         })?;
@@ -237,14 +238,14 @@ pub fn find_package(probe: &Probe, manifest: &Path, package: &str) -> Result<Pac
         .env("CARGO_HOME", &probe.cargo_home)
         .exec()
         .map_err(|e| Missing {
-            code: "kiln::plan::cargo_metadata",
+            code: Code::PlanCargoMetadata,
             message: format!("cargo metadata failed for {}: {}", manifest.display(), e.to_string().trim()),
             help: "check that the manifest is a valid Cargo.toml".into(),
         })?;
     let Some(p) = meta.packages.iter().find(|p| p.name.as_str() == package) else {
         let names: Vec<&str> = meta.packages.iter().map(|p| p.name.as_str()).collect();
         return Err(Missing {
-            code: "kiln::plan::unknown_package",
+            code: Code::PlanUnknownPackage,
             message: format!("no package `{package}` in the workspace of {}", manifest.display()),
             help: format!("packages there: {}", names.join(", ")),
         });
