@@ -11,6 +11,9 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Toolchain(#[from] ToolchainError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
     #[error("cannot {action} {}: {source}", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -22,38 +25,12 @@ pub enum BuildError {
     #[error("source {} changed while kiln was building (planned sha256:{planned}, read sha256:{read})", path.display())]
     #[diagnostic(code(kiln::build::source_changed), help("run the build again once the sources are stable"))]
     SourceChanged { path: PathBuf, planned: String, read: String },
-    #[error("{} exists and is not an OCI image layout kiln can replace", path.display())]
-    #[diagnostic(code(kiln::build::output_not_layout), help("choose another --out directory, or remove this one"))]
-    OutputNotLayout { path: PathBuf },
     #[error("{what} does not match what was pinned: expected sha256 {expected}, got {actual}")]
     #[diagnostic(code(kiln::fetch::integrity), help("the download or the cache was altered; kiln used none of it"))]
     Integrity { what: String, expected: String, actual: String },
     #[error("refusing bundle {}: {reason}", bundle.display())]
     #[diagnostic(code(kiln::update::refused), help("the layout was left as it was"))]
     BundleRefused { bundle: PathBuf, reason: String },
-    #[error("{} is not a valid OCI image layout: {reason}", path.display())]
-    #[diagnostic(code(kiln::layout::invalid))]
-    InvalidLayout { path: PathBuf, reason: String },
-    #[error("{} is not an OCI image layout: it has no oci-layout file", path.display())]
-    #[diagnostic(
-        code(kiln::layout::invalid),
-        help("an OCI image layout holds oci-layout, index.json and blobs/sha256/, as `kiln build --out` writes it")
-    )]
-    NotLayout { path: PathBuf },
-    #[error("{} is {size} bytes, more than the {limit} bytes kiln reads of a JSON document", path.display())]
-    #[diagnostic(
-        code(kiln::layout::too_large),
-        help(
-            "index.json, image indexes, manifests, configs and a bundle's manifest are read up to 4 MiB, as registries limit manifests"
-        )
-    )]
-    TooLarge { path: PathBuf, size: u64, limit: u64 },
-    #[error("{} is being written by another kiln ({holder}); gave up after waiting {waited}", path.display())]
-    #[diagnostic(
-        code(kiln::store::locked),
-        help("let that kiln finish, or stop it, then run again; it holds the lock {}", lock.display())
-    )]
-    Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
 }
 
 impl BuildError {
@@ -137,5 +114,51 @@ impl ToolchainError {
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ToolchainError {
         let path = path.into();
         move |source| ToolchainError::Io { action, path, source }
+    }
+}
+
+/// The store stage: OCI layouts and bundles read and written, their locks.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum StoreError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    #[diagnostic(code(kiln::io))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} exists and is not an OCI image layout kiln can replace", path.display())]
+    #[diagnostic(code(kiln::build::output_not_layout), help("choose another --out directory, or remove this one"))]
+    OutputNotLayout { path: PathBuf },
+    #[error("{} is not a valid OCI image layout: {reason}", path.display())]
+    #[diagnostic(code(kiln::layout::invalid))]
+    InvalidLayout { path: PathBuf, reason: String },
+    #[error("{} is not an OCI image layout: it has no oci-layout file", path.display())]
+    #[diagnostic(
+        code(kiln::layout::invalid),
+        help("an OCI image layout holds oci-layout, index.json and blobs/sha256/, as `kiln build --out` writes it")
+    )]
+    NotLayout { path: PathBuf },
+    #[error("{} is {size} bytes, more than the {limit} bytes kiln reads of a JSON document", path.display())]
+    #[diagnostic(
+        code(kiln::layout::too_large),
+        help(
+            "index.json, image indexes, manifests, configs and a bundle's manifest are read up to 4 MiB, as registries limit manifests"
+        )
+    )]
+    TooLarge { path: PathBuf, size: u64, limit: u64 },
+    #[error("{} is being written by another kiln ({holder}); gave up after waiting {waited}", path.display())]
+    #[diagnostic(
+        code(kiln::store::locked),
+        help("let that kiln finish, or stop it, then run again; it holds the lock {}", lock.display())
+    )]
+    Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
+}
+
+impl StoreError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
+        let path = path.into();
+        move |source| StoreError::Io { action, path, source }
     }
 }

@@ -27,7 +27,7 @@ pub struct BuiltImage {
 }
 
 fn spec_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> BuildError {
-    move |e| BuildError::InvalidLayout { path: what.into(), reason: e.to_string() }
+    move |e| crate::error::StoreError::InvalidLayout { path: what.into(), reason: e.to_string() }.into()
 }
 
 fn digest(d: &crate::digest::Digest) -> Result<Digest, BuildError> {
@@ -62,7 +62,7 @@ fn write_platform(
         .layers
         .iter()
         .map(|l| {
-            layers.get(&l.id).ok_or_else(|| BuildError::InvalidLayout {
+            layers.get(&l.id).ok_or_else(|| crate::error::StoreError::InvalidLayout {
                 path: "staging".into(),
                 reason: format!("layer {} was not built", l.id),
             })

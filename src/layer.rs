@@ -122,7 +122,7 @@ pub fn write_tar(
             }
             EntryKind::File => match (&e.build, &e.source, &e.content) {
                 (Some(id), _, _) => {
-                    let c = inputs.compiled.get(id).ok_or_else(|| BuildError::InvalidLayout {
+                    let c = inputs.compiled.get(id).ok_or_else(|| crate::error::StoreError::InvalidLayout {
                         path: out.clone(),
                         reason: format!("binary {id} was not built"),
                     })?;
@@ -240,7 +240,7 @@ pub fn build_layer(
         diff = Some((diff_id, tar_size));
         Ok(())
     })?;
-    let (diff_id, tar_size) = diff.ok_or_else(|| BuildError::InvalidLayout {
+    let (diff_id, tar_size) = diff.ok_or_else(|| crate::error::StoreError::InvalidLayout {
         path: sink.location(),
         reason: format!("layer {} was written without its tar", layer.name),
     })?;

@@ -8,7 +8,7 @@
 //! someone removed it in between and it takes the lock again): so two processes never both
 //! believe they hold one lock.
 
-use crate::error::BuildError;
+use crate::error::StoreError;
 use crate::progress::Progress;
 use rustix::fs::FlockOperation;
 use rustix::io::Errno;
@@ -124,19 +124,19 @@ pub(crate) fn lock_output(
     (parent, name): (&Path, &OsStr),
     wait: Duration,
     progress: &dyn Progress,
-) -> Result<Held, BuildError> {
+) -> Result<Held, StoreError> {
     let path = output_lock_path(parent, name);
     let deadline = Instant::now() + wait;
     let mut told = false;
     loop {
-        match attempt(&path, true, FlockOperation::NonBlockingLockExclusive).map_err(BuildError::io("lock", &path))? {
+        match attempt(&path, true, FlockOperation::NonBlockingLockExclusive).map_err(StoreError::io("lock", &path))? {
             Attempt::Got(mut held) => {
-                held.record(b"").map_err(BuildError::io("write", &path))?;
+                held.record(b"").map_err(StoreError::io("write", &path))?;
                 return Ok(held);
             }
             Attempt::Unlinked => continue,
             Attempt::Busy if Instant::now() >= deadline => {
-                return Err(BuildError::Locked {
+                return Err(StoreError::Locked {
                     path: out.to_path_buf(),
                     holder: holder(&path),
                     waited: humantime::format_duration(wait).to_string(),
@@ -166,7 +166,7 @@ fn holder(path: &Path) -> String {
 /// Creates and locks a new staging lock in `parent`, recording `out_name` for the run that
 /// may have to repair a crash; returns it with its token. The lock exists (and is held) before
 /// the staging directory does, so no other kiln ever sees a live staging directory unlocked.
-pub(crate) fn new_staging_lock(parent: &Path, out_name: &OsStr) -> Result<(Held, String), BuildError> {
+pub(crate) fn new_staging_lock(parent: &Path, out_name: &OsStr) -> Result<(Held, String), StoreError> {
     loop {
         let (file, path) = tempfile::Builder::new()
             .prefix(STAGING_PREFIX)
@@ -174,9 +174,9 @@ pub(crate) fn new_staging_lock(parent: &Path, out_name: &OsStr) -> Result<(Held,
             .rand_bytes(12)
             .tempfile_in(parent)
             .and_then(|t| t.keep().map_err(|e| e.error))
-            .map_err(BuildError::io("create a lock file in", parent))?;
+            .map_err(StoreError::io("create a lock file in", parent))?;
         // Blocking: a run cleaning up may hold it for a moment, taking it for a dead run's.
-        rustix::fs::flock(&file, FlockOperation::LockExclusive).map_err(|e| BuildError::Io {
+        rustix::fs::flock(&file, FlockOperation::LockExclusive).map_err(|e| StoreError::Io {
             action: "lock",
             path: path.clone(),
             source: e.into(),
@@ -186,7 +186,7 @@ pub(crate) fn new_staging_lock(parent: &Path, out_name: &OsStr) -> Result<(Held,
         }
         let token = token_of(&path, LOCK_SUFFIX).unwrap_or_default();
         let mut held = Held { file, path, unlink: true };
-        held.record(out_name.as_bytes()).map_err(BuildError::io("write", &held.path))?;
+        held.record(out_name.as_bytes()).map_err(StoreError::io("write", &held.path))?;
         return Ok((held, token));
     }
 }
@@ -290,7 +290,7 @@ mod tests {
         let e = lock_output(&out, (parent, name), Duration::from_millis(200), &Quiet).err().unwrap();
         let text = e.to_string();
         assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
-        assert!(matches!(e, BuildError::Locked { .. }), "{e:?}");
+        assert!(matches!(e, StoreError::Locked { .. }), "{e:?}");
         drop(first);
         assert!(!output_lock_path(parent, name).exists(), "the lock file is removed with the lock");
         let again = lock_output(&out, (parent, name), Duration::from_millis(200), &Quiet);

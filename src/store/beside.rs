@@ -2,7 +2,7 @@
 //! an output, the staging directories and parked layouts of dead runs (told from live ones by
 //! the locks in [`crate::lock`]), and a layout a dead run parked and did not replace.
 
-use crate::error::BuildError;
+use crate::error::StoreError;
 use crate::lock;
 use std::collections::BTreeSet;
 use std::ffi::{OsStr, OsString};
@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// Puts back a layout that a run writing `out` parked and died before replacing (see
 /// [`super::Staging`]'s fallback swap), for callers that look at `out` before [`super::Staging::new`].
-pub(crate) fn recover(out: &Path) -> Result<(), BuildError> {
+pub(crate) fn recover(out: &Path) -> Result<(), StoreError> {
     let (parent, name) = parent_and_name(out)?;
     if std::fs::symlink_metadata(out).is_ok() || !parent.is_dir() {
         return Ok(());
@@ -21,9 +21,9 @@ pub(crate) fn recover(out: &Path) -> Result<(), BuildError> {
 }
 
 /// The directory holding `out`, and `out`'s name in it.
-pub(super) fn parent_and_name(out: &Path) -> Result<(PathBuf, OsString), BuildError> {
+pub(super) fn parent_and_name(out: &Path) -> Result<(PathBuf, OsString), StoreError> {
     let Some(name) = out.file_name() else {
-        return Err(BuildError::Io {
+        return Err(StoreError::Io {
             action: "replace",
             path: out.to_path_buf(),
             source: std::io::Error::new(

@@ -5,6 +5,7 @@ use super::walk::{MAX_JSON, check_read, invalid, parse_json};
 use super::{Blob, BlobRef, BlobSink, BlobSource, Fill};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
+use crate::error::StoreError;
 use oci_spec::image::ImageIndex;
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -40,7 +41,7 @@ impl BlobSink for Memory {
     }
 
     fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, BuildError> {
-        self.write_blob(&mut |w| w.write_all(bytes).map_err(BuildError::io("write", WHERE)))
+        self.write_blob(&mut |w| w.write_all(bytes).map_err(|e| StoreError::io("write", WHERE)(e).into()))
     }
 
     fn has_blob(&self, digest: &Digest) -> bool {
@@ -71,22 +72,22 @@ impl BlobSource for Memory {
         Path::new(WHERE)
     }
 
-    fn index(&self) -> Result<(Vec<u8>, ImageIndex), BuildError> {
+    fn index(&self) -> Result<(Vec<u8>, ImageIndex), StoreError> {
         let bytes = self.index.lock().unwrap().clone().ok_or_else(|| invalid(Path::new(WHERE), "no index.json"))?;
         let index = parse_json(Path::new(WHERE), "index.json", &bytes)?;
         Ok((bytes, index))
     }
 
-    fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, BuildError> {
+    fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, StoreError> {
         if blob.size > MAX_JSON {
-            return Err(BuildError::TooLarge { path: self.blob_name(&blob.digest), size: blob.size, limit: MAX_JSON });
+            return Err(StoreError::TooLarge { path: self.blob_name(&blob.digest), size: blob.size, limit: MAX_JSON });
         }
         let bytes = self.get(&blob.digest).ok_or_else(|| invalid(Path::new(WHERE), "a blob is missing"))?;
         check_read(Path::new(WHERE), &blob.digest, blob.size, (&Digest::of(&bytes), bytes.len() as u64))?;
         Ok(bytes)
     }
 
-    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, BuildError> {
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, StoreError> {
         let bytes = self.get(digest).ok_or_else(|| invalid(Path::new(WHERE), format!("{digest} is missing")))?;
         Ok(Box::new(std::io::Cursor::new(bytes)))
     }

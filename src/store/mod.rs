@@ -26,7 +26,7 @@ pub use tar::TarPublisher;
 pub use walk::{Blob, MAX_JSON};
 
 use crate::digest::Digest;
-use crate::error::BuildError;
+use crate::error::{BuildError, StoreError};
 use oci_spec::image::ImageIndex;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -74,7 +74,7 @@ pub trait BlobSink: Sync {
 /// Makes a finished set of blobs visible, with the `index.json` that names them, in one step:
 /// before it returns nothing is visible, and a failure leaves what was there before.
 pub trait Publisher: BlobSink {
-    fn publish(self: Box<Self>, index_json: &[u8]) -> Result<(), BuildError>;
+    fn publish(self: Box<Self>, index_json: &[u8]) -> Result<(), StoreError>;
 }
 
 /// A release to read: its `index.json` and its blobs, each checked against its digest.
@@ -83,14 +83,14 @@ pub trait BlobSource {
     fn location(&self) -> &Path;
 
     /// `index.json`, as bytes and parsed (every descriptor's digest checked).
-    fn index(&self) -> Result<(Vec<u8>, ImageIndex), BuildError>;
+    fn index(&self) -> Result<(Vec<u8>, ImageIndex), StoreError>;
 
     /// A JSON blob's bytes, refused unread when it is over [`MAX_JSON`] and refused when they
     /// do not match the descriptor's digest and size.
-    fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, BuildError>;
+    fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, StoreError>;
 
     /// A blob as a stream, unchecked: the reader hashes what it reads.
-    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, BuildError>;
+    fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, StoreError>;
 
     /// Whether the release holds `digest`.
     fn has_blob(&self, digest: &Digest) -> bool;

@@ -12,6 +12,7 @@ use super::beside::{clean_beside, parent_and_name};
 use super::{BlobRef, BlobSink, Fill, OCI_LAYOUT, Publisher};
 use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
+use crate::error::StoreError;
 use crate::lock;
 use crate::progress::Progress;
 use rustix::fs::{CWD, RenameFlags};
@@ -38,22 +39,22 @@ pub struct Staging {
 impl Staging {
     /// Starts a layout that will replace `out`. Refuses an `out` that holds something other
     /// than an OCI layout, so a typo cannot wipe a source directory.
-    pub fn new(out: &Path) -> Result<Staging, BuildError> {
+    pub fn new(out: &Path) -> Result<Staging, StoreError> {
         Staging::new_with(out, &crate::progress::Quiet)
     }
 
     /// [`Staging::new`], saying through `progress` when it waits for another kiln writing
     /// `out`. Waits up to ten minutes, then fails with `kiln::store::locked`.
-    pub fn new_with(out: &Path, progress: &dyn Progress) -> Result<Staging, BuildError> {
+    pub fn new_with(out: &Path, progress: &dyn Progress) -> Result<Staging, StoreError> {
         let (parent, name) = parent_and_name(out)?;
-        std::fs::create_dir_all(&parent).map_err(BuildError::io("create", &parent))?;
+        std::fs::create_dir_all(&parent).map_err(StoreError::io("create", &parent))?;
         let output_lock = lock::lock_output(out, (&parent, &name), lock::OUTPUT_WAIT, progress)?;
         clean_beside(&parent, &name);
         if out.exists() {
             let is_layout = out.join("oci-layout").is_file();
             let is_empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
             if !is_layout && !is_empty {
-                return Err(BuildError::OutputNotLayout { path: out.to_path_buf() });
+                return Err(StoreError::OutputNotLayout { path: out.to_path_buf() });
             }
         }
         let (staging_lock, token) = lock::new_staging_lock(&parent, &name)?;
@@ -64,9 +65,9 @@ impl Staging {
             staging_lock: Some(staging_lock),
             _output_lock: output_lock,
         };
-        std::fs::create_dir(&staging.dir).map_err(BuildError::io("create a staging directory in", &parent))?;
+        std::fs::create_dir(&staging.dir).map_err(StoreError::io("create a staging directory in", &parent))?;
         let blobs = staging.blob_dir();
-        std::fs::create_dir_all(&blobs).map_err(BuildError::io("create", &blobs))?;
+        std::fs::create_dir_all(&blobs).map_err(StoreError::io("create", &blobs))?;
         Ok(staging)
     }
 
@@ -82,19 +83,19 @@ impl Staging {
     /// Streams a blob: `fill` writes it, the digest is taken on the way.
     fn write_streamed(&self, fill: &mut Fill<'_>) -> Result<BlobRef, BuildError> {
         let dir = self.blob_dir();
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a blob in", &dir))?;
-        let file = tmp.reopen().map_err(BuildError::io("open", tmp.path()))?;
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(StoreError::io("create a blob in", &dir))?;
+        let file = tmp.reopen().map_err(StoreError::io("open", tmp.path()))?;
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         fill(&mut w)?;
         let (buf, digest, size) = w.finish();
-        let file = buf.into_inner().map_err(|e| BuildError::Io {
+        let file = buf.into_inner().map_err(|e| StoreError::Io {
             action: "write",
             path: tmp.path().to_path_buf(),
             source: e.into_error(),
         })?;
         drop(file);
         let dest = self.dir.join(digest.layout_path());
-        tmp.persist(&dest).map_err(|e| BuildError::Io {
+        tmp.persist(&dest).map_err(|e| StoreError::Io {
             action: "rename a blob to",
             path: dest.clone(),
             source: e.error,
@@ -105,21 +106,21 @@ impl Staging {
 
     /// Writes a blob held in memory (configs, manifests, indexes).
     pub fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, BuildError> {
-        self.write_streamed(&mut |w| w.write_all(bytes).map_err(BuildError::io("write", self.blob_dir())))
+        self.write_streamed(&mut |w| w.write_all(bytes).map_err(|e| StoreError::io("write", self.blob_dir())(e).into()))
     }
 
     /// Writes `index.json` and `oci-layout`, then swaps the staging directory into place.
-    pub fn commit(self, index_json: &[u8]) -> Result<(), BuildError> {
+    pub fn commit(self, index_json: &[u8]) -> Result<(), StoreError> {
         self.commit_with(index_json, true)
     }
 
     /// [`Staging::commit`]; `exchange: false` takes the fallback a file system without
     /// `RENAME_EXCHANGE` gets.
-    fn commit_with(mut self, index_json: &[u8], exchange: bool) -> Result<(), BuildError> {
+    fn commit_with(mut self, index_json: &[u8], exchange: bool) -> Result<(), StoreError> {
         let root = self.dir.as_path();
         for (name, bytes) in [("oci-layout", OCI_LAYOUT), ("index.json", index_json)] {
             let p = root.join(name);
-            std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
+            std::fs::write(&p, bytes).map_err(StoreError::io("write", &p))?;
             set_read_only(&p)?;
         }
         // Layout directories get fixed modes, whatever the umask.
@@ -128,7 +129,7 @@ impl Staging {
         }
         sync_layout(root)?;
         let swapped = if std::fs::symlink_metadata(&self.out).is_err() {
-            std::fs::rename(&self.dir, &self.out).map_err(BuildError::io("rename the new layout to", &self.out))
+            std::fs::rename(&self.dir, &self.out).map_err(StoreError::io("rename the new layout to", &self.out))
         } else if !exchange {
             self.swap_by_renames()
         } else {
@@ -137,7 +138,7 @@ impl Staging {
                 Ok(()) => Ok(()),
                 Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => self.swap_by_renames(),
                 Err(e) => {
-                    Err(BuildError::Io { action: "swap the new layout with", path: self.out.clone(), source: e.into() })
+                    Err(StoreError::Io { action: "swap the new layout with", path: self.out.clone(), source: e.into() })
                 }
             }
         };
@@ -152,14 +153,14 @@ impl Staging {
     /// lock records the name of `out`. Should the run die between the renames, `out` is missing
     /// and the next run writing `out` finds the dead run's lock and renames the old layout back
     /// ([`clean_beside`]); after both, the parked layout is removed, now or by the next run.
-    fn swap_by_renames(&mut self) -> Result<(), BuildError> {
+    fn swap_by_renames(&mut self) -> Result<(), StoreError> {
         let old = self.parked();
-        std::fs::rename(&self.out, &old).map_err(BuildError::io("move aside", &self.out))?;
+        std::fs::rename(&self.out, &old).map_err(StoreError::io("move aside", &self.out))?;
         if let Err(e) = std::fs::rename(&self.dir, &self.out) {
             if std::fs::rename(&old, &self.out).is_err() {
                 self.keep = true;
             }
-            return Err(BuildError::Io { action: "rename the new layout to", path: self.out.clone(), source: e });
+            return Err(StoreError::Io { action: "rename the new layout to", path: self.out.clone(), source: e });
         }
         let _ = std::fs::remove_dir_all(&old);
         Ok(())
@@ -223,23 +224,23 @@ impl BlobSink for Staging {
 
 impl Publisher for Staging {
     /// [`Staging::commit`].
-    fn publish(self: Box<Self>, index_json: &[u8]) -> Result<(), BuildError> {
+    fn publish(self: Box<Self>, index_json: &[u8]) -> Result<(), StoreError> {
         self.commit(index_json)
     }
 }
 
 /// Flushes a file's or a directory's data and metadata to the disk.
-fn sync_path(p: &Path) -> Result<(), BuildError> {
-    std::fs::File::open(p).and_then(|f| f.sync_all()).map_err(BuildError::io("flush to disk", p))
+fn sync_path(p: &Path) -> Result<(), StoreError> {
+    std::fs::File::open(p).and_then(|f| f.sync_all()).map_err(StoreError::io("flush to disk", p))
 }
 
 /// Every blob, `index.json`, `oci-layout` and the directories holding them, on the disk before
 /// the layout is switched in: a device that loses power right after the switch finds a layout
 /// whose files hold their bytes, not a renamed directory of empty files.
-fn sync_layout(root: &Path) -> Result<(), BuildError> {
+fn sync_layout(root: &Path) -> Result<(), StoreError> {
     let blobs = root.join("blobs/sha256");
-    for e in std::fs::read_dir(&blobs).map_err(BuildError::io("read", &blobs))? {
-        let e = e.map_err(BuildError::io("read", &blobs))?;
+    for e in std::fs::read_dir(&blobs).map_err(StoreError::io("read", &blobs))? {
+        let e = e.map_err(StoreError::io("read", &blobs))?;
         sync_path(&e.path())?;
     }
     for p in [root.join("index.json"), root.join("oci-layout"), blobs, root.join("blobs"), root.to_path_buf()] {
@@ -248,12 +249,12 @@ fn sync_layout(root: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn set_mode(p: &Path, mode: u32) -> Result<(), BuildError> {
+fn set_mode(p: &Path, mode: u32) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(BuildError::io("set permissions of", p))
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).map_err(StoreError::io("set permissions of", p))
 }
 
-fn set_read_only(p: &Path) -> Result<(), BuildError> {
+fn set_read_only(p: &Path) -> Result<(), StoreError> {
     set_mode(p, 0o644)
 }
 

@@ -7,6 +7,7 @@ use super::walk::{check_read, check_size};
 use super::{BlobRef, BlobSink, BlobSource, Fill, Publisher};
 use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::BuildError;
+use crate::error::StoreError;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek};
@@ -38,22 +39,22 @@ fn header(size: u64) -> tar::Header {
     h
 }
 
-fn poisoned(file: &Path) -> BuildError {
-    BuildError::Io { action: "write", path: file.to_path_buf(), source: std::io::Error::other("a writer failed") }
+fn poisoned(file: &Path) -> StoreError {
+    StoreError::Io { action: "write", path: file.to_path_buf(), source: std::io::Error::other("a writer failed") }
 }
 
 impl TarPublisher {
     /// Starts the tar that will be `file`, with `heads` as its first members.
-    pub fn create(file: &Path, heads: &[(&str, &[u8])]) -> Result<TarPublisher, BuildError> {
+    pub fn create(file: &Path, heads: &[(&str, &[u8])]) -> Result<TarPublisher, StoreError> {
         let dir = match file.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(BuildError::io("create a file in", &dir))?;
-        let out = BufWriter::new(tmp.reopen().map_err(BuildError::io("open", tmp.path()))?);
+        let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(StoreError::io("create a file in", &dir))?;
+        let out = BufWriter::new(tmp.reopen().map_err(StoreError::io("open", tmp.path()))?);
         let mut tar = tar::Builder::new(out);
         for (name, bytes) in heads {
-            tar.append_data(&mut header(bytes.len() as u64), name, *bytes).map_err(BuildError::io("write", file))?;
+            tar.append_data(&mut header(bytes.len() as u64), name, *bytes).map_err(StoreError::io("write", file))?;
         }
         let index = heads.iter().find(|(n, _)| *n == "index.json").map(|(_, b)| b.to_vec());
         let blobs = Mutex::new(BTreeMap::new());
@@ -61,16 +62,16 @@ impl TarPublisher {
     }
 
     /// Appends `r`, `size` bytes, as blob `digest`, once.
-    fn append(&self, digest: &Digest, size: u64, r: &mut dyn Read) -> Result<(), BuildError> {
+    fn append(&self, digest: &Digest, size: u64, r: &mut dyn Read) -> Result<(), StoreError> {
         let mut tar = self.tar.lock().map_err(|_| poisoned(&self.file))?;
-        tar.append_data(&mut header(size), digest.layout_path(), r).map_err(BuildError::io("write", &self.file))?;
+        tar.append_data(&mut header(size), digest.layout_path(), r).map_err(StoreError::io("write", &self.file))?;
         self.blobs.lock().map_err(|_| poisoned(&self.file))?.insert(digest.clone(), size);
         Ok(())
     }
 
     /// Copies one blob of `from` into the tar, hashed on the way: a blob whose bytes are not
     /// the ones its name says is refused, and the tar is not written.
-    pub fn copy_blob(&self, from: &dyn BlobSource, (digest, size): (&Digest, u64)) -> Result<(), BuildError> {
+    pub fn copy_blob(&self, from: &dyn BlobSource, (digest, size): (&Digest, u64)) -> Result<(), StoreError> {
         check_size(from, digest, size)?;
         let mut r = HashingReader::new(from.open_blob(digest)?.take(size));
         self.append(digest, size, &mut r)?;
@@ -82,12 +83,12 @@ impl TarPublisher {
 impl BlobSink for TarPublisher {
     /// A tar member's size comes before its bytes: the blob is held in a temporary file first.
     fn write_blob(&self, fill: &mut Fill<'_>) -> Result<BlobRef, BuildError> {
-        let mut held = tempfile::tempfile().map_err(BuildError::io("create a file for", &self.file))?;
+        let mut held = tempfile::tempfile().map_err(StoreError::io("create a file for", &self.file))?;
         let mut w = HashingWriter::new(BufWriter::new(&mut held));
         fill(&mut w)?;
         let (buf, digest, size) = w.finish();
-        buf.into_inner().map_err(|e| BuildError::io("write", &self.file)(e.into_error()))?;
-        held.rewind().map_err(BuildError::io("read", &self.file))?;
+        buf.into_inner().map_err(|e| StoreError::io("write", &self.file)(e.into_error()))?;
+        held.rewind().map_err(StoreError::io("read", &self.file))?;
         if !self.has_blob(&digest) {
             self.append(&digest, size, &mut held)?;
         }
@@ -95,7 +96,7 @@ impl BlobSink for TarPublisher {
     }
 
     fn write_bytes(&self, bytes: &[u8]) -> Result<BlobRef, BuildError> {
-        self.write_blob(&mut |w| w.write_all(bytes).map_err(BuildError::io("write", &self.file)))
+        self.write_blob(&mut |w| w.write_all(bytes).map_err(|e| StoreError::io("write", &self.file)(e).into()))
     }
 
     fn has_blob(&self, digest: &Digest) -> bool {
@@ -124,13 +125,13 @@ impl BlobSink for TarPublisher {
 impl Publisher for TarPublisher {
     /// Finishes the tar (with `index_json` last, unless it was among the first members, where
     /// it must be the same bytes) and gives it its name.
-    fn publish(self: Box<Self>, index_json: &[u8]) -> Result<(), BuildError> {
+    fn publish(self: Box<Self>, index_json: &[u8]) -> Result<(), StoreError> {
         let TarPublisher { file, tmp, tar, index, .. } = *self;
-        let io = || BuildError::io("write", &file);
+        let io = || StoreError::io("write", &file);
         let mut tar = tar.into_inner().map_err(|_| poisoned(&file))?;
         match index {
             Some(announced) if announced != index_json => {
-                return Err(BuildError::Io {
+                return Err(StoreError::Io {
                     action: "write",
                     path: file,
                     source: std::io::Error::other("index.json differs from the one written first"),
@@ -144,9 +145,9 @@ impl Publisher for TarPublisher {
         {
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
-                .map_err(BuildError::io("set permissions of", tmp.path()))?;
+                .map_err(StoreError::io("set permissions of", tmp.path()))?;
         }
-        tmp.persist(&file).map_err(|e| BuildError::Io { action: "write", path: file.clone(), source: e.error })?;
+        tmp.persist(&file).map_err(|e| StoreError::Io { action: "write", path: file.clone(), source: e.error })?;
         Ok(())
     }
 }

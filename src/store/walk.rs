@@ -7,7 +7,7 @@ use super::BlobSource;
 pub use crate::annotation::encode_keys;
 use crate::annotation::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
 use crate::digest::Digest;
-use crate::error::BuildError;
+use crate::error::StoreError;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -55,8 +55,8 @@ pub struct PlatformImage {
     pub layers: Vec<Blob>,
 }
 
-pub(crate) fn invalid(dir: &Path, reason: impl Into<String>) -> BuildError {
-    BuildError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
+pub(crate) fn invalid(dir: &Path, reason: impl Into<String>) -> StoreError {
+    StoreError::InvalidLayout { path: dir.to_path_buf(), reason: reason.into() }
 }
 
 /// The most kiln reads of one JSON document from a layout or a bundle (`index.json`, image
@@ -74,7 +74,7 @@ pub(crate) fn shown(s: &str) -> String {
 }
 
 /// A descriptor of `file` (which names it in messages), its digest parsed.
-fn blob(dir: &Path, file: &str, d: &Descriptor) -> Result<Blob, BuildError> {
+fn blob(dir: &Path, file: &str, d: &Descriptor) -> Result<Blob, StoreError> {
     let digest = Digest::try_from(d.digest()).map_err(|e| invalid(dir, format!("{file} has the digest {e}")))?;
     Ok(Blob { digest, size: d.size(), media_type: d.media_type().to_string() })
 }
@@ -85,7 +85,7 @@ fn file_name(what: &str, blob: &Blob) -> String {
 }
 
 /// Checks what was read of a blob (its digest and byte count) against its descriptor.
-pub(crate) fn check_read(dir: &Path, digest: &Digest, size: u64, read: (&Digest, u64)) -> Result<(), BuildError> {
+pub(crate) fn check_read(dir: &Path, digest: &Digest, size: u64, read: (&Digest, u64)) -> Result<(), StoreError> {
     let (actual, len) = read;
     if actual != digest {
         return Err(invalid(dir, format!("blob {digest} has digest {actual}")));
@@ -98,7 +98,7 @@ pub(crate) fn check_read(dir: &Path, digest: &Digest, size: u64, read: (&Digest,
 
 /// Refuses a blob whose file is not the size its descriptor says; a blob the layout does not
 /// hold is left to the caller.
-pub(crate) fn check_size(src: &dyn BlobSource, digest: &Digest, size: u64) -> Result<(), BuildError> {
+pub(crate) fn check_size(src: &dyn BlobSource, digest: &Digest, size: u64) -> Result<(), StoreError> {
     match src.stored_size(digest) {
         Some(held) if held != size => {
             Err(invalid(src.location(), format!("blob {digest} is {held} bytes; its descriptor says {size}")))
@@ -125,11 +125,11 @@ fn descriptors(v: &Value) -> impl Iterator<Item = &Value> {
 /// Parses an index or a manifest of a layout (`file` names it in messages). Every
 /// descriptor's digest is parsed first, so a malformed one is named with the reason, before
 /// anything uses it.
-pub(crate) fn parse_json<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8]) -> Result<T, BuildError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8]) -> Result<T, StoreError> {
     parse(dir, file, bytes, true)
 }
 
-fn parse<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8], has_descriptors: bool) -> Result<T, BuildError> {
+fn parse<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8], has_descriptors: bool) -> Result<T, StoreError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| invalid(dir, format!("{file}: {e}")))?;
     for d in descriptors(&v).filter(|_| has_descriptors) {
         match d.get("digest") {
@@ -144,7 +144,7 @@ fn parse<T: DeserializeOwned>(dir: &Path, file: &str, bytes: &[u8], has_descript
 
 /// A JSON blob (`what`: image index, manifest, config), read and parsed. A config holds no
 /// descriptors (its `config` is the container's settings).
-fn read_json<T: DeserializeOwned>(src: &dyn BlobSource, what: &str, blob: &Blob) -> Result<T, BuildError> {
+fn read_json<T: DeserializeOwned>(src: &dyn BlobSource, what: &str, blob: &Blob) -> Result<T, StoreError> {
     let bytes = src.read_blob(blob)?;
     parse(src.location(), &file_name(what, blob), &bytes, what != "config")
 }
@@ -165,7 +165,7 @@ pub fn platform_name(desc: &Descriptor) -> String {
 }
 
 /// Every image of the release `src` (with `only`, just the image of that name).
-pub fn images(src: &dyn BlobSource, only: Option<&str>) -> Result<Vec<Image>, BuildError> {
+pub fn images(src: &dyn BlobSource, only: Option<&str>) -> Result<Vec<Image>, StoreError> {
     walk(src, only, &[], false)
 }
 
@@ -175,19 +175,19 @@ pub fn images_present(
     src: &dyn BlobSource,
     only: Option<&str>,
     platforms: &[String],
-) -> Result<Vec<Image>, BuildError> {
+) -> Result<Vec<Image>, StoreError> {
     walk(src, only, platforms, true)
 }
 
 /// Like [`images`], with only the manifests of `platforms` (`os/arch[/variant]`; empty: all).
 /// The others are not read, so a layout holding only some platforms of an image (as a
 /// device does) can be walked for those.
-pub fn images_for(src: &dyn BlobSource, only: Option<&str>, platforms: &[String]) -> Result<Vec<Image>, BuildError> {
+pub fn images_for(src: &dyn BlobSource, only: Option<&str>, platforms: &[String]) -> Result<Vec<Image>, StoreError> {
     walk(src, only, platforms, false)
 }
 
 /// One platform's manifest, `desc` its descriptor (`blob`: that descriptor parsed), with its config's and layers' descriptors parsed and their sizes checked.
-fn platform_image(src: &dyn BlobSource, desc: &Descriptor, blob: Blob) -> Result<PlatformImage, BuildError> {
+fn platform_image(src: &dyn BlobSource, desc: &Descriptor, blob: Blob) -> Result<PlatformImage, StoreError> {
     let manifest: ImageManifest = read_json(src, "manifest", &blob)?;
     let dir = src.location();
     let file = file_name("manifest", &blob);
@@ -217,7 +217,7 @@ fn walk(
     only: Option<&str>,
     platforms: &[String],
     partial: bool,
-) -> Result<Vec<Image>, BuildError> {
+) -> Result<Vec<Image>, StoreError> {
     let (_, top) = src.index()?;
     let dir = src.location();
     let mut out = Vec::new();
@@ -275,7 +275,7 @@ impl Image {
         &self,
         src: &dyn BlobSource,
         p: &PlatformImage,
-    ) -> Result<(Vec<Option<String>>, bool), BuildError> {
+    ) -> Result<(Vec<Option<String>>, bool), StoreError> {
         let layers = &p.layers;
         let recorded = |a: &Option<HashMap<String, String>>| a.as_ref().and_then(|a| a.get(ANNOTATION_LAYERS)).cloned();
         let own =
