@@ -101,7 +101,7 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
     let p = Project::new();
     let old_plan = p.plan();
     let (old, old_out) = p.build(&old_plan, "old");
-    p.write("src/main.rs", "fn main() { println!(\"v2\"); }\n");
+    p.write("src/main.rs", "fn main() { let _release = 2; }\n");
     let changes = crate::plan::changes(&old_plan, p.root(), &p.facts, Some(p.cache.path()));
     assert_eq!(changes.len(), 3, "sources_sha256, once per platform (the id is not repeated): {changes:?}");
     assert!(changes.iter().all(|c| c.contains("sources_sha256")), "{changes:?}");

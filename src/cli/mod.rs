@@ -269,8 +269,8 @@ mod tests {
     /// values), and the Debian index names the temporary directory tempfile picked in its error.
     const KNOWN: &[(&str, &str)] = &[
         ("toolchain/mod.rs", "env::var_os(\"PATH\")"),
-        ("toolchain/rust.rs", "env::var_os(\"CARGO_HOME\")"),
-        ("toolchain/rust.rs", "env::var_os(\"HOME\")"),
+        ("toolchain/rust/mod.rs", "env::var_os(\"CARGO_HOME\")"),
+        ("toolchain/rust/mod.rs", "env::var_os(\"HOME\")"),
         ("debian/index.rs", "env::temp_dir()"),
     ];
 

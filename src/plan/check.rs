@@ -109,3 +109,118 @@ fn rust_changes(b: &RustBuild, epoch: u64, root: &Path, facts: &Facts, cache: Op
         out.push(format!("{what}: its id was {}, is now {} (another kiln version?)", b.id, now.id));
     }
 }
+
+/// Checks that a plan read back is one kiln could have made: ids that hash what they stand
+/// for, entries a layer can hold, values in the ranges a recipe allows. A saved plan is input
+/// like a recipe; this keeps a hand-made or damaged one from reaching the layer writer.
+pub fn shape(plan: &Plan) -> Result<(), String> {
+    if plan.epoch > crate::recipe::MAX_EPOCH {
+        return Err(format!("epoch {} is past {}", plan.epoch, crate::recipe::MAX_EPOCH));
+    }
+    match plan.compression {
+        crate::recipe::Compression::Gzip { level } if level > 9 => {
+            return Err(format!("gzip level {level} is not 0-9"));
+        }
+        crate::recipe::Compression::Zstd { level } if !(0..=19).contains(&level) => {
+            return Err(format!("zstd level {level} is not 0-19"));
+        }
+        _ => {}
+    }
+    let mut steps = BTreeSet::new();
+    for b in &plan.rust {
+        let mut again = b.clone();
+        seal(&mut again, plan.epoch);
+        if again.id != b.id || !steps.insert(b.id.as_str()) {
+            return Err(format!(
+                "rust build {} for {}: its id does not hash its inputs, or is repeated",
+                b.package, b.platform
+            ));
+        }
+    }
+    let mut names = BTreeSet::new();
+    for image in &plan.images {
+        if image.name.is_empty() || !names.insert(image.name.as_str()) {
+            return Err(format!("image name `{}` is empty or repeated", image.name));
+        }
+        let mut platforms = BTreeSet::new();
+        for p in &image.platforms {
+            if !platforms.insert(p.platform) {
+                return Err(format!("image `{}` lists {} twice", image.name, p.platform));
+            }
+            let mut ids = BTreeSet::new();
+            for l in &p.layers {
+                let what = format!("image `{}` {} layer `{}`", image.name, p.platform, l.name);
+                if !ids.insert(l.id.as_str()) {
+                    return Err(format!("{what}: its id {} is repeated", l.id));
+                }
+                layer_shape(l, plan, &steps).map_err(|e| format!("{what}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn layer_shape(l: &super::LayerPlan, plan: &Plan, steps: &BTreeSet<&str>) -> Result<(), String> {
+    if l.prebuilt.is_some() {
+        return match l.entries.is_empty() {
+            true => Ok(()),
+            false => Err("a base layer lists entries".into()),
+        };
+    }
+    for e in &l.entries {
+        entry_shape(e, steps).map_err(|why| format!("entry `{}`: {why}", crate::diag::shown(&e.path)))?;
+    }
+    let identity: Vec<super::Entry> =
+        l.entries.iter().cloned().map(|e| super::Entry { source: None, from: None, ..e }).collect();
+    let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&plan.compression, plan.epoch, &identity)));
+    match id == l.id {
+        true => Ok(()),
+        false => Err(format!("its id {} does not hash its entries ({id})", l.id)),
+    }
+}
+
+fn entry_shape(e: &super::Entry, steps: &BTreeSet<&str>) -> Result<(), String> {
+    use super::EntryKind;
+    let path = e.path.trim_end_matches('/');
+    let parts_ok = path.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..");
+    if !e.path.starts_with('/') || path.is_empty() || !parts_ok || e.path.contains('\0') {
+        return Err("not an absolute, normal path".into());
+    }
+    if e.mode > 0o7777 {
+        return Err(format!("mode {:o} is more than 7777", e.mode));
+    }
+    if (e.kind == EntryKind::Dir) != e.path.ends_with('/') {
+        return Err("a directory's path ends in `/`, and only a directory's".into());
+    }
+    let hex =
+        |s: &Option<String>| s.as_deref().is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
+    let origins = [e.source.is_some(), e.content.is_some(), e.build.is_some(), e.from.is_some()];
+    match e.kind {
+        EntryKind::Dir | EntryKind::Symlink if origins[..3].contains(&true) || e.sha256.is_some() => {
+            Err("only a file has contents".into())
+        }
+        EntryKind::Symlink if e.target.as_deref().is_none_or(|t| t.is_empty() || t.contains('\0')) => {
+            Err("a symlink needs a target".into())
+        }
+        EntryKind::File
+            if origins[..3].iter().filter(|o| **o).count() + usize::from(origins[..3] == [false; 3] && origins[3])
+                != 1
+                || e.target.is_some() =>
+        {
+            Err("a file comes from one source, inline content, a build step or a base package".into())
+        }
+        EntryKind::File if e.build.as_deref().is_some_and(|b| !steps.contains(b)) => {
+            Err("it is built by a step the plan does not have".into())
+        }
+        EntryKind::File if e.build.is_none() && (!hex(&e.sha256) || e.size.is_none()) => {
+            Err("a file needs its sha256 and size".into())
+        }
+        EntryKind::File => match &e.content {
+            Some(c) if Some(crate::digest::sha256_hex(c.as_bytes())) != e.sha256 || Some(c.len() as u64) != e.size => {
+                Err("its sha256 or size is not that of its content".into())
+            }
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}

@@ -224,6 +224,8 @@ impl Plan {
                 format.plan_format
             ));
         }
-        serde_json::from_str(text).map_err(|e| format!("not a kiln plan: {e}"))
+        let plan: Plan = serde_json::from_str(text).map_err(|e| format!("not a kiln plan: {e}"))?;
+        check::shape(&plan).map_err(|e| format!("not a plan kiln makes: {e}"))?;
+        Ok(plan)
     }
 }

@@ -141,8 +141,72 @@ fn planning_a_distroless_rust_image_needs_no_network_once_fetched() {
     assert!(std::fs::read_to_string(f.recipe_path()).unwrap().contains("distroless/static"));
     run(kiln_in(f.path(), f.cache_path()).args(["lock", "-q"]));
     let online = plan_json(f.path(), f.cache_path());
+    // A distroless plan (generated, package and inline files) reads back as it was written.
+    assert_eq!(kiln::plan::Plan::from_json(&online).unwrap().to_json(), online);
     let mut offline = Command::new(unshare);
     offline.arg("--net").arg(env!("CARGO_BIN_EXE_kiln")).args(["plan", "-q", "--json"]);
     offline.current_dir(f.path()).env("KILN_CACHE_DIR", f.cache_path()).env_remove("SOURCE_DATE_EPOCH");
     assert_eq!(run(&mut offline), online, "planning without a network gave another plan");
+}
+
+#[test]
+fn a_damaged_or_hand_made_plan_is_refused_before_anything_is_built() {
+    use serde_json::{Value, json};
+    let f = Fixture::new();
+    copy_project(&repo_root().join("examples/hello"), f.path());
+    let plan: Value = serde_json::from_str(&plan_json(f.path(), f.cache_path())).unwrap();
+    let first = |p: &mut Value| p["images"][0]["platforms"][0]["layers"][0].clone();
+    type Edit = Box<dyn Fn(&mut Value)>;
+    let edits: Vec<(&str, Edit)> = vec![
+        ("epoch 18446744073709551615 is past", Box::new(|p| p["epoch"] = json!(u64::MAX))),
+        ("gzip level 99 is not 0-9", Box::new(|p| p["compression"] = json!({"algorithm": "gzip", "level": 99}))),
+        ("its id", Box::new(|p| p["images"][0]["platforms"][0]["layers"][0]["entries"][0]["mode"] = json!(0o700))),
+        (
+            "is repeated",
+            Box::new(move |p| {
+                let l = first(p);
+                p["images"][0]["platforms"][0]["layers"].as_array_mut().unwrap().push(l);
+            }),
+        ),
+        (
+            "is empty or repeated",
+            Box::new(|p| {
+                let i = p["images"][0].clone();
+                p["images"].as_array_mut().unwrap().push(i);
+            }),
+        ),
+        (
+            "not an absolute, normal path",
+            Box::new(|p| p["images"][0]["platforms"][0]["layers"][0]["entries"][0]["path"] = json!("/srv/../../etc/")),
+        ),
+        (
+            "a symlink needs a target",
+            Box::new(|p| {
+                let e = json!({"path": "/x", "kind": "symlink", "mode": 511, "uid": 0, "gid": 0});
+                p["images"][0]["platforms"][0]["layers"][0]["entries"].as_array_mut().unwrap().push(e);
+            }),
+        ),
+        (
+            "a file comes from one source",
+            Box::new(|p| {
+                let e = json!({"path": "/y", "kind": "file", "mode": 420, "uid": 0, "gid": 0, "size": 0,
+                "sha256": "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"});
+                p["images"][0]["platforms"][0]["layers"][0]["entries"].as_array_mut().unwrap().push(e);
+            }),
+        ),
+    ];
+    for (words, edit) in edits {
+        let mut p = plan.clone();
+        edit(&mut p);
+        f.write("../plan-edited.json", serde_json::to_string(&p).unwrap());
+        let o = kiln_in(f.path(), f.cache_path())
+            .args(["build", "-q", "--plan", "../plan-edited.json", "-o", "refused"])
+            .output()
+            .unwrap();
+        // miette wraps long messages: read them as one line.
+        let err = stderr(&o).replace("\n  | ", " ");
+        assert_eq!(o.status.code(), Some(2), "{words}: {err}");
+        assert!(err.contains("kiln::cli::plan_file") && err.contains(words), "expected `{words}` in:\n{err}");
+        assert!(!f.path().join("refused").exists(), "{words}: a refused plan wrote a layout");
+    }
 }
