@@ -205,7 +205,7 @@ fn build_layers(
                             }
                             Ok(None) => layer::build_layer(l, inputs, plan.epoch, plan.compression, sink)
                                 .inspect(|b| cache.put(&l.id, b, sink)),
-                            Err(e) => Err(e),
+                            Err(e) => Err(e.into()),
                         },
                     } {
                         Ok(blob) => {
@@ -216,7 +216,7 @@ fn build_layers(
                         }
                         Err(e) => {
                             if let Ok(mut f) = failure.lock() {
-                                f.get_or_insert(e);
+                                f.get_or_insert(e.into());
                             }
                         }
                     }

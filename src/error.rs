@@ -14,6 +14,12 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Layer(LayerError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Update(UpdateError),
     #[error("cannot {action} {}: {source}", path.display())]
     #[diagnostic(code(kiln::io))]
     Io {
@@ -22,15 +28,6 @@ pub enum BuildError {
         #[source]
         source: std::io::Error,
     },
-    #[error("source {} changed while kiln was building (planned sha256:{planned}, read sha256:{read})", path.display())]
-    #[diagnostic(code(kiln::build::source_changed), help("run the build again once the sources are stable"))]
-    SourceChanged { path: PathBuf, planned: String, read: String },
-    #[error("{what} does not match what was pinned: expected sha256 {expected}, got {actual}")]
-    #[diagnostic(code(kiln::fetch::integrity), help("the download or the cache was altered; kiln used none of it"))]
-    Integrity { what: String, expected: String, actual: String },
-    #[error("refusing bundle {}: {reason}", bundle.display())]
-    #[diagnostic(code(kiln::update::refused), help("the layout was left as it was"))]
-    BundleRefused { bundle: PathBuf, reason: String },
 }
 
 impl BuildError {
@@ -160,5 +157,108 @@ impl StoreError {
     pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
         let path = path.into();
         move |source| StoreError::Io { action, path, source }
+    }
+}
+
+/// The layer stage: a layer's files read, checked against the plan and written as a tar.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum LayerError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    #[diagnostic(code(kiln::io))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("source {} changed while kiln was building (planned sha256:{planned}, read sha256:{read})", path.display())]
+    #[diagnostic(code(kiln::build::source_changed), help("run the build again once the sources are stable"))]
+    SourceChanged { path: PathBuf, planned: String, read: String },
+    #[error("{what} does not match what was pinned: expected sha256 {expected}, got {actual}")]
+    #[diagnostic(code(kiln::fetch::integrity), help("the download or the cache was altered; kiln used none of it"))]
+    Integrity { what: String, expected: String, actual: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    /// An error of another stage that passed through this one (a blob's fill runs the
+    /// caller's code inside the store).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Other(Box<BuildError>),
+}
+
+impl LayerError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LayerError {
+        let path = path.into();
+        move |source| LayerError::Io { action, path, source }
+    }
+}
+
+impl From<BuildError> for LayerError {
+    fn from(e: BuildError) -> LayerError {
+        match e {
+            BuildError::Layer(e) => e,
+            BuildError::Store(e) => LayerError::Store(e),
+            other => LayerError::Other(Box::new(other)),
+        }
+    }
+}
+
+impl From<LayerError> for BuildError {
+    fn from(e: LayerError) -> BuildError {
+        match e {
+            LayerError::Other(e) => *e,
+            e => BuildError::Layer(e),
+        }
+    }
+}
+
+/// The update stage: diffs, bundles and applying them.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum UpdateError {
+    #[error("cannot {action} {}: {source}", path.display())]
+    #[diagnostic(code(kiln::io))]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("refusing bundle {}: {reason}", bundle.display())]
+    #[diagnostic(code(kiln::update::refused), help("the layout was left as it was"))]
+    BundleRefused { bundle: PathBuf, reason: String },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    /// An error of another stage that passed through this one (a blob's fill runs the
+    /// caller's code inside the store).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Other(Box<BuildError>),
+}
+
+impl UpdateError {
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> UpdateError {
+        let path = path.into();
+        move |source| UpdateError::Io { action, path, source }
+    }
+}
+
+impl From<BuildError> for UpdateError {
+    fn from(e: BuildError) -> UpdateError {
+        match e {
+            BuildError::Update(e) => e,
+            BuildError::Store(e) => UpdateError::Store(e),
+            other => UpdateError::Other(Box::new(other)),
+        }
+    }
+}
+
+impl From<UpdateError> for BuildError {
+    fn from(e: UpdateError) -> BuildError {
+        match e {
+            UpdateError::Other(e) => *e,
+            e => BuildError::Update(e),
+        }
     }
 }

@@ -7,7 +7,7 @@
 //! the same bytes for the same input and library version, which `Cargo.lock` pins.
 
 use crate::digest::{Digest, HashingWriter};
-use crate::error::BuildError;
+use crate::error::LayerError;
 use crate::plan::{Entry, EntryKind, LayerPlan};
 use crate::recipe::Compression;
 use crate::store::{BlobRef, BlobSink, blob_path};
@@ -83,19 +83,19 @@ fn append_verified<W: Write>(
     abs: &Path,
     size: u64,
     planned: &str,
-) -> Result<(), BuildError> {
+) -> Result<(), LayerError> {
     h.set_size(size);
-    let file = std::fs::File::open(abs).map_err(BuildError::io("open", abs))?;
+    let file = std::fs::File::open(abs).map_err(LayerError::io("open", abs))?;
     let mut r = Verified { inner: file.take(size), hasher: Sha256::new(), failed: false };
     if let Err(e) = tar.append_data(h, path, &mut r) {
         return Err(match r.failed {
-            true => BuildError::Io { action: "read", path: abs.to_path_buf(), source: e },
-            false => BuildError::Io { action: "write", path: out.to_path_buf(), source: e },
+            true => LayerError::Io { action: "read", path: abs.to_path_buf(), source: e },
+            false => LayerError::Io { action: "write", path: out.to_path_buf(), source: e },
         });
     }
     let read = crate::digest::hex(&r.hasher.finalize());
     if read != planned {
-        return Err(BuildError::SourceChanged { path: abs.to_path_buf(), planned: planned.to_string(), read });
+        return Err(LayerError::SourceChanged { path: abs.to_path_buf(), planned: planned.to_string(), read });
     }
     Ok(())
 }
@@ -108,17 +108,17 @@ pub fn write_tar(
     epoch: u64,
     w: impl Write,
     out: &Path,
-) -> Result<(), BuildError> {
+) -> Result<(), LayerError> {
     let mut tar = tar::Builder::new(w);
     let out = out.to_path_buf();
     for e in &layer.entries {
         let path = e.path.trim_start_matches('/');
         let mut h = header(e, epoch);
         match e.kind {
-            EntryKind::Dir => tar.append_data(&mut h, path, io::empty()).map_err(BuildError::io("write", &out))?,
+            EntryKind::Dir => tar.append_data(&mut h, path, io::empty()).map_err(LayerError::io("write", &out))?,
             EntryKind::Symlink => {
                 let target = e.target.as_deref().unwrap_or_default();
-                tar.append_link(&mut h, path, target).map_err(BuildError::io("write", &out))?
+                tar.append_link(&mut h, path, target).map_err(LayerError::io("write", &out))?
             }
             EntryKind::File => match (&e.build, &e.source, &e.content) {
                 (Some(id), _, _) => {
@@ -153,26 +153,26 @@ pub fn write_tar(
                 (None, None, content) => {
                     let bytes = content.as_deref().unwrap_or_default().as_bytes();
                     h.set_size(bytes.len() as u64);
-                    tar.append_data(&mut h, path, bytes).map_err(BuildError::io("write", &out))?;
+                    tar.append_data(&mut h, path, bytes).map_err(LayerError::io("write", &out))?;
                 }
             },
         }
     }
-    tar.into_inner().map_err(BuildError::io("finish", &out))?;
+    tar.into_inner().map_err(LayerError::io("finish", &out))?;
     Ok(())
 }
 
 /// Copies a base image's layer into the blob sink, checking its digest.
-pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, sink: &dyn BlobSink) -> Result<LayerBlob, BuildError> {
+pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, sink: &dyn BlobSink) -> Result<LayerBlob, LayerError> {
     let layout = root.join(&p.layout);
     let src = blob_path(&layout, &p.digest);
     let blob = sink.write_blob(&mut |w| {
-        let mut f = std::fs::File::open(&src).map_err(BuildError::io("open", &src))?;
-        io::copy(&mut f, w).map_err(BuildError::io("copy", &src))?;
+        let mut f = std::fs::File::open(&src).map_err(LayerError::io("open", &src))?;
+        io::copy(&mut f, w).map_err(LayerError::io("copy", &src))?;
         Ok(())
     })?;
     if blob.digest != p.digest {
-        return Err(BuildError::Integrity {
+        return Err(LayerError::Integrity {
             what: src.display().to_string(),
             expected: p.digest.to_string(),
             actual: blob.digest.to_string(),
@@ -182,7 +182,7 @@ pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, sink: &dyn BlobSink
 }
 
 /// The sha256 and size of the tar [`write_tar`] makes for `layer`, without compressing it.
-pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<(Digest, u64), BuildError> {
+pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<(Digest, u64), LayerError> {
     let mut w = HashingWriter::new(io::sink());
     write_tar(layer, inputs, epoch, &mut w, Path::new("a tar stream to hash"))?;
     let (_, digest, size) = w.finish();
@@ -213,7 +213,7 @@ pub fn build_layer(
     epoch: u64,
     compression: Compression,
     sink: &dyn BlobSink,
-) -> Result<LayerBlob, BuildError> {
+) -> Result<LayerBlob, LayerError> {
     let mut diff = None;
     let blob = sink.write_blob(&mut |w| {
         let out = sink.location().join(format!("(layer {})", layer.name));
@@ -224,16 +224,16 @@ pub fn build_layer(
                 let mut t = HashingWriter::new(gz);
                 write_tar(layer, inputs, epoch, &mut t, &out)?;
                 let (gz, diff_id, n) = t.finish();
-                gz.finish().map_err(BuildError::io("compress", &out))?;
+                gz.finish().map_err(LayerError::io("compress", &out))?;
                 (diff_id, n)
             }
             Compression::Zstd { level } => {
-                let mut z = zstd::stream::write::Encoder::new(w, level).map_err(BuildError::io("compress", &out))?;
-                z.include_checksum(true).map_err(BuildError::io("compress", &out))?;
+                let mut z = zstd::stream::write::Encoder::new(w, level).map_err(LayerError::io("compress", &out))?;
+                z.include_checksum(true).map_err(LayerError::io("compress", &out))?;
                 let mut t = HashingWriter::new(z);
                 write_tar(layer, inputs, epoch, &mut t, &out)?;
                 let (z, diff_id, n) = t.finish();
-                z.finish().map_err(BuildError::io("compress", &out))?;
+                z.finish().map_err(LayerError::io("compress", &out))?;
                 (diff_id, n)
             }
         };

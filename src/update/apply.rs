@@ -4,7 +4,7 @@
 use super::bundle::{BUNDLE_MANIFEST, BundleManifest, parse_manifest};
 use super::{held, images, reachable, refuse, release};
 use crate::digest::Digest;
-use crate::error::BuildError;
+use crate::error::UpdateError;
 use crate::store::{BlobSink, BlobSource, LayoutDir, OCI_LAYOUT, Staging, walk};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -29,7 +29,7 @@ struct Received {
 }
 
 /// A JSON member of a bundle, refused unread when it is over [`walk::MAX_JSON`].
-fn json_member(bundle: &Path, name: &str, entry: &mut impl Read, declared: u64) -> Result<Vec<u8>, BuildError> {
+fn json_member(bundle: &Path, name: &str, entry: &mut impl Read, declared: u64) -> Result<Vec<u8>, UpdateError> {
     if declared > walk::MAX_JSON {
         return Err(refuse(
             bundle,
@@ -44,7 +44,7 @@ fn json_member(bundle: &Path, name: &str, entry: &mut impl Read, declared: u64) 
 }
 
 /// Refuses a bundle made for another release than the one `layout` holds.
-fn check_base(bundle: &Path, m: &BundleManifest, layout: (&Digest, Option<&Digest>)) -> Result<(), BuildError> {
+fn check_base(bundle: &Path, m: &BundleManifest, layout: (&Digest, Option<&Digest>)) -> Result<(), UpdateError> {
     let (digest, held) = layout;
     let holds = match held {
         Some(d) => format!("release {d}"),
@@ -70,8 +70,8 @@ fn built_on(m: &BundleManifest) -> String {
 
 /// Reads the bundle member by member: every blob is streamed into the staging directory and
 /// checked against its name, and no member may appear twice.
-fn receive(bundle: &Path, layout: (&Digest, Option<&Digest>), staging: &dyn BlobSink) -> Result<Received, BuildError> {
-    let file = std::fs::File::open(bundle).map_err(BuildError::io("open", bundle))?;
+fn receive(bundle: &Path, layout: (&Digest, Option<&Digest>), staging: &dyn BlobSink) -> Result<Received, UpdateError> {
+    let file = std::fs::File::open(bundle).map_err(UpdateError::io("open", bundle))?;
     let mut archive = tar::Archive::new(std::io::BufReader::new(file));
     let (mut manifest, mut index_json, mut blobs) = (None, None, BTreeSet::new());
     let mut seen = BTreeSet::new();
@@ -107,7 +107,7 @@ fn receive(bundle: &Path, layout: (&Digest, Option<&Digest>), staging: &dyn Blob
 }
 
 /// The digest a bundle's member `blobs/sha256/<hex>` is named by.
-fn blob_member(bundle: &Path, name: &str) -> Result<Digest, BuildError> {
+fn blob_member(bundle: &Path, name: &str) -> Result<Digest, UpdateError> {
     let bad = |why: &dyn std::fmt::Display| refuse(bundle, format!("bad blob name {} ({why})", walk::shown(name)));
     let hex = name.strip_prefix("blobs/sha256/").ok_or_else(|| bad(&"not under blobs/sha256/"))?;
     Digest::from_sha256_hex(hex).map_err(|e| bad(e.why()))
@@ -119,11 +119,11 @@ fn receive_blob(
     expected: &Digest,
     entry: &mut impl Read,
     declared: u64,
-) -> Result<(), BuildError> {
+) -> Result<(), UpdateError> {
     let blob = staging.write_blob(&mut |w| {
         let n = std::io::copy(entry, w).map_err(|e| refuse(bundle, format!("{expected}: {e}")))?;
         if n != declared {
-            return Err(refuse(bundle, format!("{expected} is truncated")));
+            return Err(refuse(bundle, format!("{expected} is truncated")).into());
         }
         Ok(())
     })?;
@@ -135,7 +135,7 @@ fn receive_blob(
 
 /// Checks that the parts of a bundle agree: its index.json is the one its manifest records and
 /// lists an image, and it carries exactly the blobs its manifest lists.
-fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), BuildError> {
+fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), UpdateError> {
     if Digest::of(&r.index_json) != r.manifest.index_json {
         return Err(refuse(bundle, "index.json does not match the bundle's manifest"));
     }
@@ -161,7 +161,7 @@ fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), Buil
 /// blob is checked against its digest, everything the new index needs must then be present,
 /// and only then does the layout change, in one rename. Blobs the new index does not reach
 /// (the previous release's) are left out, unless `keep_unused`: devices have small disks.
-pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, BuildError> {
+pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, UpdateError> {
     // A crash between the two renames of a fallback swap parks the layout beside it.
     crate::store::recover(layout)?;
     let (digest, held_release) = release(&LayoutDir::new(layout))?;
@@ -176,7 +176,7 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     // The staging directory is walked as a layout, so it gets the files that make one.
     for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", OCI_LAYOUT)] {
         let p = staged.join(name);
-        std::fs::write(&p, bytes).map_err(BuildError::io("write", &p))?;
+        std::fs::write(&p, bytes).map_err(UpdateError::io("write", &p))?;
     }
     let own = link_own(layout, &staging)?;
     let staged = LayoutDir::new(&staged);
@@ -190,7 +190,7 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
             let digest = name.to_str().and_then(|n| Digest::from_sha256_hex(n).ok());
             if !digest.is_some_and(|d| referenced.contains_key(&d)) {
                 let p = staging.blob_dir().join(name);
-                std::fs::remove_file(&p).map_err(BuildError::io("remove", &p))?;
+                std::fs::remove_file(&p).map_err(UpdateError::io("remove", &p))?;
                 pruned += 1;
                 pruned_bytes += size;
             }
@@ -202,10 +202,10 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
 
 /// Links (or copies) the layout's blobs into the staging directory; returns their names and
 /// sizes.
-fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString, u64)>, BuildError> {
+fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString, u64)>, UpdateError> {
     let blob_dir = layout.join("blobs/sha256");
     let mut own = Vec::new();
-    for e in std::fs::read_dir(&blob_dir).map_err(BuildError::io("read", &blob_dir))?.filter_map(Result::ok) {
+    for e in std::fs::read_dir(&blob_dir).map_err(UpdateError::io("read", &blob_dir))?.filter_map(Result::ok) {
         let (name, from) = (e.file_name(), e.path());
         own.push((name.clone(), e.metadata().map(|m| m.len()).unwrap_or(0)));
         let dest = staging.blob_dir().join(&name);
@@ -213,7 +213,7 @@ fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString,
             continue;
         }
         if std::fs::hard_link(&from, &dest).is_err() {
-            std::fs::copy(&from, &dest).map_err(BuildError::io("copy", &from))?;
+            std::fs::copy(&from, &dest).map_err(UpdateError::io("copy", &from))?;
         }
     }
     Ok(own)
@@ -225,7 +225,7 @@ fn check_needed(
     staged: &dyn BlobSource,
     manifest: &BundleManifest,
     carried: &BTreeSet<Digest>,
-) -> Result<(), BuildError> {
+) -> Result<(), UpdateError> {
     let needed = reachable(
         &images(staged, &manifest.platforms)
             .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
@@ -240,7 +240,7 @@ fn check_needed(
         // What the bundle does not carry, the device must hold intact.
         if !carried.contains(digest) {
             let p = staged.blob_name(digest);
-            let (hex, _) = crate::digest::sha256_reader(f).map_err(BuildError::io("read", &p))?;
+            let (hex, _) = crate::digest::sha256_reader(f).map_err(UpdateError::io("read", &p))?;
             if hex != digest.hex() {
                 return Err(refuse(bundle, format!("the layout's {digest} is damaged")));
             }

@@ -3,7 +3,7 @@
 
 use super::{held, images, reachable, refuse, release};
 use crate::digest::Digest;
-use crate::error::BuildError;
+use crate::error::UpdateError;
 use crate::store::{BlobSource, LayoutDir, OCI_LAYOUT, Publisher, TarPublisher};
 use serde::Serialize;
 use std::path::Path;
@@ -42,7 +42,7 @@ pub struct BundleSummary {
 
 /// Writes a bundle with what a device holding `have` lacks to hold `want`, for `platforms`
 /// (empty: every platform; a device usually runs one, and needs only its blobs).
-pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, BuildError> {
+pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, UpdateError> {
     let (have, want) = (LayoutDir::new(have), LayoutDir::new(want));
     let (_, base) = release(&have)?;
     let had = reachable(&held(&have, platforms)?);
@@ -78,7 +78,7 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
 
 /// `kiln-bundle.json`, refused when its format is not the one this kiln reads or when it does
 /// not say which release it builds on.
-pub(super) fn parse_manifest(bundle: &Path, bytes: &[u8]) -> Result<BundleManifest, BuildError> {
+pub(super) fn parse_manifest(bundle: &Path, bytes: &[u8]) -> Result<BundleManifest, UpdateError> {
     let bad = |e: serde_json::Error| refuse(bundle, format!("{BUNDLE_MANIFEST}: {e}"));
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
     match v.get("bundle_format").and_then(serde_json::Value::as_u64) {

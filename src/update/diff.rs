@@ -3,7 +3,7 @@
 
 use super::{PlatformBlobs, held, images, reachable};
 use crate::digest::Digest;
-use crate::error::BuildError;
+use crate::error::UpdateError;
 use crate::store::LayoutDir;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -54,7 +54,7 @@ fn blobs(list: &[&(Digest, u64)]) -> Vec<Blob> {
 }
 
 /// Compares two layouts; `platforms` limits the comparison (empty: all).
-pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, BuildError> {
+pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, UpdateError> {
     let (old_images, new_images) = (held(&LayoutDir::new(old), platforms)?, images(&LayoutDir::new(new), platforms)?);
     let old_all = reachable(&old_images);
     let mut report = Vec::new();

@@ -11,7 +11,7 @@ pub use bundle::{BundleSummary, bundle};
 pub use diff::{Blob, DiffReport, ImageDiff, PlatformDiff, diff, parse_size, render_diff};
 
 use crate::digest::Digest;
-use crate::error::BuildError;
+use crate::error::UpdateError;
 use crate::store::{BlobSource, walk};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -36,17 +36,17 @@ pub struct ImageBlobs {
 
 /// Every image of a release with the blobs it references, for `platforms` (empty: all). The
 /// manifests of other platforms are not read: a device may hold only its own.
-pub fn images(src: &dyn BlobSource, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+pub fn images(src: &dyn BlobSource, platforms: &[String]) -> Result<Vec<ImageBlobs>, UpdateError> {
     images_of(walk::images_for(src, None, platforms)?)
 }
 
 /// What a device's layout holds: platforms whose manifests it lacks are left out, as if the
 /// image did not have them.
-fn held(src: &dyn BlobSource, platforms: &[String]) -> Result<Vec<ImageBlobs>, BuildError> {
+fn held(src: &dyn BlobSource, platforms: &[String]) -> Result<Vec<ImageBlobs>, UpdateError> {
     images_of(walk::images_present(src, None, platforms)?)
 }
 
-fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, BuildError> {
+fn images_of(walked: Vec<walk::Image>) -> Result<Vec<ImageBlobs>, UpdateError> {
     let pair = |b: &walk::Blob| (b.digest.clone(), b.size);
     Ok(walked
         .into_iter()
@@ -85,7 +85,7 @@ pub fn reachable(images: &[ImageBlobs]) -> BTreeMap<Digest, u64> {
 
 /// The release a layout holds, as a bundle names it: the sha256 of its index.json, or `None`
 /// when that lists no image (a device's first install starts from such a layout).
-fn release(src: &dyn BlobSource) -> Result<(Digest, Option<Digest>), BuildError> {
+fn release(src: &dyn BlobSource) -> Result<(Digest, Option<Digest>), UpdateError> {
     let (bytes, index) = src.index()?;
     let digest = Digest::of(&bytes);
     let base = (!index.manifests().is_empty()).then(|| digest.clone());
@@ -93,6 +93,6 @@ fn release(src: &dyn BlobSource) -> Result<(Digest, Option<Digest>), BuildError>
 }
 
 /// A bundle refused, for `reason`: the layout is left as it was.
-fn refuse(bundle: &Path, reason: impl Into<String>) -> BuildError {
-    BuildError::BundleRefused { bundle: bundle.to_path_buf(), reason: reason.into() }
+fn refuse(bundle: &Path, reason: impl Into<String>) -> UpdateError {
+    UpdateError::BundleRefused { bundle: bundle.to_path_buf(), reason: reason.into() }
 }
