@@ -30,13 +30,6 @@ pub enum BuildError {
     },
 }
 
-impl BuildError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> BuildError {
-        let path = path.into();
-        move |source| BuildError::Io { action, path, source }
-    }
-}
-
 /// The inputs stage: fetching and verifying what a recipe pins (Debian indexes and packages,
 /// kiln.lock).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
@@ -65,13 +58,6 @@ pub enum InputsError {
         #[help]
         help: Option<String>,
     },
-}
-
-impl InputsError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> InputsError {
-        let path = path.into();
-        move |source| InputsError::Io { action, path, source }
-    }
 }
 
 /// The toolchain stage: running a build step's compiler, strip and checks.
@@ -105,13 +91,6 @@ pub enum ToolchainError {
     #[error("the binary {what} failed its check: {reason}")]
     #[diagnostic(code(kiln::toolchain::binary))]
     BadBinary { what: String, reason: String },
-}
-
-impl ToolchainError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> ToolchainError {
-        let path = path.into();
-        move |source| ToolchainError::Io { action, path, source }
-    }
 }
 
 /// The store stage: OCI layouts and bundles read and written, their locks.
@@ -153,13 +132,6 @@ pub enum StoreError {
     Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
 }
 
-impl StoreError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> StoreError {
-        let path = path.into();
-        move |source| StoreError::Io { action, path, source }
-    }
-}
-
 /// The layer stage: a layer's files read, checked against the plan and written as a tar.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LayerError {
@@ -187,32 +159,6 @@ pub enum LayerError {
     Other(Box<BuildError>),
 }
 
-impl LayerError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> LayerError {
-        let path = path.into();
-        move |source| LayerError::Io { action, path, source }
-    }
-}
-
-impl From<BuildError> for LayerError {
-    fn from(e: BuildError) -> LayerError {
-        match e {
-            BuildError::Layer(e) => e,
-            BuildError::Store(e) => LayerError::Store(e),
-            other => LayerError::Other(Box::new(other)),
-        }
-    }
-}
-
-impl From<LayerError> for BuildError {
-    fn from(e: LayerError) -> BuildError {
-        match e {
-            LayerError::Other(e) => *e,
-            e => BuildError::Layer(e),
-        }
-    }
-}
-
 /// The update stage: diffs, bundles and applying them.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum UpdateError {
@@ -237,28 +183,41 @@ pub enum UpdateError {
     Other(Box<BuildError>),
 }
 
-impl UpdateError {
-    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> UpdateError {
-        let path = path.into();
-        move |source| UpdateError::Io { action, path, source }
-    }
-}
-
-impl From<BuildError> for UpdateError {
-    fn from(e: BuildError) -> UpdateError {
-        match e {
-            BuildError::Update(e) => e,
-            BuildError::Store(e) => UpdateError::Store(e),
-            other => UpdateError::Other(Box::new(other)),
+/// `Type::io(action, path)`: the `map_err` argument that names what failed on which path.
+macro_rules! io_constructor {
+    ($($t:ident),*) => {$(
+        impl $t {
+            pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> $t {
+                let path = path.into();
+                move |source| $t::Io { action, path, source }
+            }
         }
-    }
+    )*};
 }
+io_constructor!(BuildError, InputsError, ToolchainError, StoreError, LayerError, UpdateError);
 
-impl From<UpdateError> for BuildError {
-    fn from(e: UpdateError) -> BuildError {
-        match e {
-            UpdateError::Other(e) => *e,
-            e => BuildError::Update(e),
+/// A stage's error to and from [`BuildError`], for errors that pass through a blob's fill:
+/// one that comes back is unwrapped, not nested.
+macro_rules! passes_through {
+    ($($t:ident => $variant:ident),*) => {$(
+        impl From<BuildError> for $t {
+            fn from(e: BuildError) -> $t {
+                match e {
+                    BuildError::$variant(e) => e,
+                    BuildError::Store(e) => $t::Store(e),
+                    other => $t::Other(Box::new(other)),
+                }
+            }
         }
-    }
+
+        impl From<$t> for BuildError {
+            fn from(e: $t) -> BuildError {
+                match e {
+                    $t::Other(e) => *e,
+                    e => BuildError::$variant(e),
+                }
+            }
+        }
+    )*};
 }
+passes_through!(LayerError => Layer, UpdateError => Update);
