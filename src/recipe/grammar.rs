@@ -74,6 +74,9 @@ pub(crate) struct Grammar {
     node_chain: usize,
     /// A `/-` waits for what it comments out.
     slashdash: bool,
+    /// A `/-` was seen in the current node, even where an error followed it: the parser may
+    /// still read the node's block as commented out, so the scan counts it as such.
+    node_slashdash: bool,
     /// The token before the current one, and whether it was an error.
     pub prev: Tok,
     pub prev_bad: bool,
@@ -94,6 +97,7 @@ impl Grammar {
             chain: 0,
             node_chain: 0,
             slashdash: false,
+            node_slashdash: false,
             prev: Tok::Newline,
             prev_bad: false,
             suspect: false,
@@ -215,6 +219,7 @@ impl Grammar {
             self.state = State::Entries { spaced: true, key: false };
         }
         self.slashdash = true;
+        self.node_slashdash = true;
         Ok(())
     }
 
@@ -230,7 +235,7 @@ impl Grammar {
         if self.nesting + weight > MAX_DEPTH {
             return Err(Box::new(too_deep(at, 1)));
         }
-        let is_commented = commented || chain > 0 || self.node_chain > 0;
+        let is_commented = commented || chain > 0 || self.node_chain > 0 || std::mem::take(&mut self.node_slashdash);
         if is_commented {
             if self.commented + 1 > MAX_COMMENTED_DEPTH {
                 return Err(Box::new(too_deep_commented(at)));
@@ -270,5 +275,6 @@ impl Grammar {
     fn end_node(&mut self) {
         self.state = State::Line;
         self.node_chain = 0;
+        self.node_slashdash = false;
     }
 }
