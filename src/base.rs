@@ -5,10 +5,11 @@
 //! everything the same on every architecture lands in layers shared byte-for-byte by every
 //! platform. `oci-layout:` bases reuse another image's layers as they are.
 
-use crate::debian::{self, Flavour, lock::Lock};
-use crate::digest::Digest;
-use crate::plan::{ConfigPlan, Entry, EntryKind, Prebuilt};
-use crate::platform::Platform;
+use crate::inputs::debian::{self, Flavour, lock::Lock};
+use crate::oci::config::{ConfigPlan, DEFAULT_PATH};
+use crate::oci::digest::Digest;
+use crate::oci::entry::{Entry, EntryKind, Prebuilt};
+use crate::oci::platform::Platform;
 use crate::store::{BlobSource, LayoutDir, walk};
 use oci_spec::image::ImageConfiguration;
 use std::collections::BTreeMap;
@@ -35,7 +36,7 @@ fn generated(path: &str, mode: u32, uid: u32, content: Option<&str>) -> Entry {
     let kind = if content.is_some() { EntryKind::File } else { EntryKind::Dir };
     Entry {
         size: content.map(|c| c.len() as u64),
-        sha256: content.map(|c| crate::digest::sha256_hex(c.as_bytes())),
+        sha256: content.map(|c| crate::oci::digest::sha256_hex(c.as_bytes())),
         content: content.map(str::to_string),
         from: Some("generated".into()),
         ..Entry::new(path, kind, mode, uid, uid)
@@ -219,7 +220,7 @@ pub fn inherit(
     if env.iter().any(|e| e.starts_with("PATH=")) {
         config.env = env;
     } else {
-        let mut with_path = vec![crate::plan::DEFAULT_PATH.to_string()];
+        let mut with_path = vec![DEFAULT_PATH.to_string()];
         with_path.extend(env);
         config.env = with_path;
     }

@@ -7,7 +7,7 @@
 //! `/bin/tool` on a usr-merged base lands in `/usr/bin/` and `bin -> usr/bin` stays a link), and
 //! a user name the recipe asks for can be checked against the base's users.
 
-use crate::entry::{Entry, EntryKind, Prebuilt};
+use crate::oci::entry::{Entry, EntryKind, Prebuilt};
 use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::Path;
@@ -74,7 +74,7 @@ impl BaseView {
     fn stack(&mut self, layout: &Path, p: &Prebuilt) -> Result<(), String> {
         let path = crate::store::blob_path(layout, &p.digest);
         let file = std::fs::File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
-        let mut hashed = crate::digest::HashingReader::new(io::BufReader::new(file));
+        let mut hashed = crate::oci::digest::HashingReader::new(io::BufReader::new(file));
         let mut layer: BTreeMap<String, Node> = BTreeMap::new();
         {
             let reader: Box<dyn Read + '_> = match p.media_type.as_str() {

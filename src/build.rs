@@ -106,7 +106,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
         }
     }
     progress.start(unique.len() as u64);
-    let store = crate::debian::store::file_store(opts.cache);
+    let store = crate::inputs::debian::store::file_store(opts.cache);
     let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store };
     let cache = layer::LayerCache::new(opts.cache);
     let hits = std::sync::atomic::AtomicUsize::new(0);
@@ -120,7 +120,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     progress.finish();
     Ok(BuildSummary {
         layout: out.display().to_string(),
-        index_digest: crate::digest::sha256_digest(&index_json),
+        index_digest: crate::oci::digest::sha256_digest(&index_json),
         images: built
             .iter()
             .map(|b| ImageSummary {

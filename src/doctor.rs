@@ -1,7 +1,7 @@
 //! `kiln doctor`: what each platform needs to build Rust binaries, what is present, and the
 //! command that installs what is missing.
 
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 use crate::toolchain::{Isolation, rust};
 use std::fmt::Write;
 use std::path::Path;

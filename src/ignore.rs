@@ -52,10 +52,6 @@ impl Patterns {
         Patterns::new(lines.iter().map(|(_, l)| *l)).map_err(|(i, e)| (lines[i].0, e))
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
-    }
-
     /// Whether some pattern re-includes: then an excluded directory must still be walked.
     pub fn has_negations(&self) -> bool {
         self.rules.iter().any(|(_, n)| *n)

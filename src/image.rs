@@ -1,11 +1,11 @@
 //! OCI image config, manifest and image index for one recipe image, from the plan and the
-//! layers already written. Types come from `oci-spec`; bytes come from [`crate::canonical`].
+//! layers already written. Types come from `oci-spec`; bytes come from [`crate::oci::canonical`].
 
-use crate::canonical;
 use crate::error::BuildError;
 use crate::layer::LayerBlob;
+use crate::oci::canonical;
+use crate::oci::platform::Platform;
 use crate::plan::{ImagePlan, PlatformPlan};
-use crate::platform::Platform;
 use crate::store::{BlobRef, BlobSink};
 use oci_spec::image::{
     Arch, ConfigBuilder, Descriptor, DescriptorBuilder, Digest, ImageConfigurationBuilder, ImageIndexBuilder,
@@ -14,7 +14,7 @@ use oci_spec::image::{
 use std::collections::{BTreeMap, HashMap};
 use std::str::FromStr;
 
-pub use crate::annotation::{
+pub use crate::oci::annotation::{
     ANNOTATION_COMPRESSION, ANNOTATION_CREATED, ANNOTATION_LAYERS, ANNOTATION_REF_NAME, encode_keys,
 };
 
@@ -30,7 +30,7 @@ fn spec_err(what: &'static str) -> impl FnOnce(oci_spec::OciSpecError) -> BuildE
     move |e| crate::error::StoreError::InvalidLayout { path: what.into(), reason: e.to_string() }.into()
 }
 
-fn digest(d: &crate::digest::Digest) -> Result<Digest, BuildError> {
+fn digest(d: &crate::oci::digest::Digest) -> Result<Digest, BuildError> {
     Digest::from_str(&d.to_string()).map_err(spec_err("digest"))
 }
 

@@ -1,8 +1,8 @@
 //! `kiln init`: a starting `kiln.kdl` from a template, filled in for the cargo project in the
 //! current directory, and `out/` (kiln's default output) in the project's `.gitignore`.
 
-use crate::debian::lock::StagedFile;
 use crate::error::BuildError;
+use crate::inputs::debian::lock::StagedFile;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

@@ -1,8 +1,8 @@
 //! Reads an OCI image layout back: images, platforms, layers, and which images and platforms
 //! share each layer. Works on any OCI layout, not only kiln's.
 
-use crate::digest::{Digest, HashingReader};
 use crate::error::BuildError;
+use crate::oci::digest::{Digest, HashingReader};
 use crate::store::walk::{self, Blob, Image, PlatformImage};
 use crate::store::{BlobSource, LayoutDir};
 use serde::Serialize;
@@ -179,12 +179,12 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
 
 /// The layer keys recorded in a layout's images, by (image, platform): what `--previous`
 /// keeps the order of. Images whose keys are not all known are left out.
-pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::platform::Platform), Vec<String>>, BuildError> {
+pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::oci::platform::Platform), Vec<String>>, BuildError> {
     let src = LayoutDir::new(dir);
     let mut out = BTreeMap::new();
     for i in walk::images_present(&src, None, &[])? {
         for p in &i.platforms {
-            let Some(platform) = crate::platform::Platform::parse(&p.platform) else { continue };
+            let Some(platform) = crate::oci::platform::Platform::parse(&p.platform) else { continue };
             if let Some(keys) = i.layer_keys(&src, p)?.0.into_iter().collect::<Option<Vec<String>>>() {
                 out.insert((i.name.clone(), platform), keys);
             }

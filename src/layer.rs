@@ -6,8 +6,8 @@
 //! written (digest). gzip has no name and no timestamp; zstd runs single-threaded. Both give
 //! the same bytes for the same input and library version, which `Cargo.lock` pins.
 
-use crate::digest::{Digest, HashingWriter};
 use crate::error::LayerError;
+use crate::oci::digest::{Digest, HashingWriter};
 use crate::plan::{Entry, EntryKind, LayerPlan};
 use crate::recipe::Compression;
 use crate::store::{BlobRef, BlobSink, blob_path};
@@ -93,7 +93,7 @@ fn append_verified<W: Write>(
             false => LayerError::Io { action: "write", path: out.to_path_buf(), source: e },
         });
     }
-    let read = crate::digest::hex(&r.hasher.finalize());
+    let read = crate::oci::digest::hex(&r.hasher.finalize());
     if read != planned {
         return Err(LayerError::SourceChanged { path: abs.to_path_buf(), planned: planned.to_string(), read });
     }
@@ -191,7 +191,7 @@ pub fn tar_digest(layer: &LayerPlan, inputs: &Inputs<'_>, epoch: u64) -> Result<
 
 /// A compressed layer's digest and size, and the digest and size of the tar inside it.
 fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Result<(Digest, u64, Digest, u64)> {
-    let mut blob = crate::digest::HashingReader::new(io::BufReader::new(file));
+    let mut blob = crate::oci::digest::HashingReader::new(io::BufReader::new(file));
     let mut tar = HashingWriter::new(io::sink());
     if media_type.ends_with("+gzip") {
         io::copy(&mut flate2::read::GzDecoder::new(&mut blob), &mut tar)?;
@@ -273,7 +273,7 @@ impl LayerCache {
         // another's records. Unreadable, it keys nothing, and every lookup misses.
         let kiln = std::env::current_exe()
             .and_then(std::fs::File::open)
-            .and_then(crate::digest::sha256_reader)
+            .and_then(crate::oci::digest::sha256_reader)
             .map(|(hex, _)| hex)
             .unwrap_or_default();
         LayerCache { dir: cache.join("layers"), kiln }
@@ -281,7 +281,7 @@ impl LayerCache {
 
     fn record_path(&self, id: &str) -> Option<PathBuf> {
         (!self.kiln.is_empty())
-            .then(|| self.dir.join(crate::digest::sha256_hex(format!("{} {id}", self.kiln).as_bytes())))
+            .then(|| self.dir.join(crate::oci::digest::sha256_hex(format!("{} {id}", self.kiln).as_bytes())))
     }
 
     /// The record of cached layer `id`, when there is one.
@@ -324,7 +324,7 @@ impl LayerCache {
             return;
         }
         let intact = std::fs::File::open(&dest)
-            .and_then(crate::digest::sha256_reader)
+            .and_then(crate::oci::digest::sha256_reader)
             .is_ok_and(|(h, n)| h == layer.blob.digest.hex() && n == layer.blob.size);
         if !intact {
             let Ok(tmp) = tempfile::NamedTempFile::new_in(parent) else { return };

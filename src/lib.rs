@@ -1,39 +1,37 @@
 //! kiln turns a declarative KDL recipe into deterministic, multi-platform OCI images.
 //!
-//! The pipeline runs one way: [`recipe`] (KDL with spans) → [`plan`] (every detail decided,
-//! printable) → layers and images (deterministic tar, compression, canonical JSON) → an OCI
-//! image layout on disk. `inspect` reads what was written.
+//! The pipeline runs one way: [`recipe`] (KDL with spans) and the pinned [`inputs`] →
+//! [`plan`] (every detail decided, pure data) → [`toolchain`] (the build steps) → layers and
+//! images (deterministic tar, compression, canonical JSON) → `store`/`publish` (an OCI layout
+//! on disk, a tar). [`update`] and [`inspect`] read what was written. [`oci`], [`diag`] and
+//! [`error`] are the vocabulary all of them share. Imports between these modules run downwards
+//! only; `tests/it/module_cycles.rs` holds the order and checks it.
 
 // No `unwrap()` on input-dependent paths (DESIGN.md, house rule 9): denied outside the tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
-pub mod annotation;
 pub mod base;
-pub mod baseview;
+pub(crate) mod baseview;
 pub mod build;
-pub mod canonical;
-pub mod codes;
-pub mod debian;
 pub mod diag;
-pub mod digest;
 pub mod doctor;
-pub mod entry;
 pub mod error;
-pub mod ignore;
-pub mod image;
+pub(crate) mod host;
+pub(crate) mod ignore;
+pub(crate) mod image;
 pub mod init;
+pub mod inputs;
 pub mod inspect;
-pub mod layer;
-pub mod layout;
-pub mod lock;
+pub(crate) mod layer;
+pub(crate) mod lock;
+pub mod oci;
 pub mod plan;
-pub mod platform;
 pub mod progress;
+pub(crate) mod publish;
 pub mod recipe;
-pub mod store;
+pub(crate) mod store;
 pub mod toolchain;
 pub mod update;
-pub mod walk;
 
 #[cfg(test)]
 mod pipeline_tests;

@@ -86,10 +86,10 @@ fn a_plan_with_a_rust_step_builds_on_the_fake_toolchain_and_reads_back() {
     assert_eq!(summary.images.len(), 1);
     assert_eq!(summary.images[0].platforms.len(), 3);
     for (step, binary) in plan.rust.iter().zip(&summary.binaries) {
-        assert_eq!(binary.sha256, crate::digest::sha256_hex(&Fake::bytes(step)), "{}", step.platform);
+        assert_eq!(binary.sha256, crate::oci::digest::sha256_hex(&Fake::bytes(step)), "{}", step.platform);
     }
     let index = std::fs::read(out.join("index.json")).unwrap();
-    assert_eq!(crate::digest::sha256_digest(&index), summary.index_digest);
+    assert_eq!(crate::oci::digest::sha256_digest(&index), summary.index_digest);
     // The same plan, again and from its JSON, writes the same bytes.
     let (again, _) = p.build(&Plan::from_json(&json).unwrap(), "b");
     assert_eq!(again.index_digest, summary.index_digest);
@@ -117,7 +117,7 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
     crate::update::bundle(&old_out, &new_out, &[], &bundle).unwrap();
     crate::update::apply(&bundle, &old_out, false).unwrap();
     let applied = std::fs::read(old_out.join("index.json")).unwrap();
-    assert_eq!(crate::digest::sha256_digest(&applied), new.index_digest);
+    assert_eq!(crate::oci::digest::sha256_digest(&applied), new.index_digest);
 }
 
 /// The blob seams hold: the plan's layers and images written to an in-memory sink (no
@@ -131,7 +131,7 @@ fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
     let (summary, out) = p.build(&plan, "a");
     let toolchain = Fake { dir: p.cache.path().join("fake-bin") };
     let compiled = crate::build::compile_all(&plan, p.cache.path(), &toolchain, &Quiet).unwrap();
-    let files = crate::debian::store::file_store(p.cache.path());
+    let files = crate::inputs::debian::store::file_store(p.cache.path());
     let inputs = crate::layer::Inputs { root: p.root(), compiled: &compiled, store: &files };
     let memory = Memory::default();
     let mut layers = std::collections::BTreeMap::new();
@@ -143,7 +143,7 @@ fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
     let built: Vec<_> =
         plan.images.iter().map(|i| crate::image::write_image(i, &created, &layers, &memory).unwrap()).collect();
     let index = crate::image::layout_index(&built).unwrap();
-    assert_eq!(crate::digest::sha256_digest(&index), summary.index_digest, "the same release, byte for byte");
+    assert_eq!(crate::oci::digest::sha256_digest(&index), summary.index_digest, "the same release, byte for byte");
     assert_eq!(memory.stored_bytes(), summary.blob_bytes);
     memory.set_index(&index);
     let digests = |images: Vec<walk::Image>| -> Vec<(String, String, Vec<String>)> {

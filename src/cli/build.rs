@@ -26,7 +26,7 @@ pub(crate) fn run(
     let opts = kiln::build::BuildOptions { root: &root, out, cache: &cache, toolchain: &toolchain };
     let summary = kiln::build::build(&loaded.plan, &opts, progress.as_ref())?;
     if json {
-        print!("{}", kiln::canonical::to_pretty(&summary));
+        print!("{}", kiln::oci::canonical::to_pretty(&summary));
     } else if !quiet {
         print_summary(&summary);
     }

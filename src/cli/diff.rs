@@ -18,7 +18,7 @@ pub(crate) fn run(
     };
     let report = kiln::update::diff(old, new, &platforms, budget)?;
     if json {
-        print!("{}", kiln::canonical::to_pretty(&report));
+        print!("{}", kiln::oci::canonical::to_pretty(&report));
     } else {
         print!("{}", kiln::update::render_diff(&report));
     }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 pub(crate) fn run(dir: &Path, image: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
     let report = kiln::inspect::inspect(dir, image)?;
     if json {
-        print!("{}", kiln::canonical::to_pretty(&report));
+        print!("{}", kiln::oci::canonical::to_pretty(&report));
     } else {
         print!("{}", kiln::inspect::render_text(&report));
     }

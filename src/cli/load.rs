@@ -3,10 +3,10 @@
 
 use super::env::{cache_dir, recipe_root, source_date_epoch};
 use super::{CliError, Failure, Select, read_recipe};
-use kiln::codes::Code;
+use kiln::diag::codes::Code;
 use kiln::diag::{Problem, RecipeErrors};
+use kiln::oci::platform::Platform;
 use kiln::plan::{Plan, PlanOptions};
-use kiln::platform::Platform;
 use kiln::progress::Progress;
 use kiln::recipe::Recipe;
 use kiln::toolchain::facts::Facts;
@@ -25,7 +25,7 @@ fn debian_inputs(
         return Ok(Ok(None));
     }
     let lock_path = recipe_root(&select.file).join("kiln.lock");
-    let lock = match kiln::debian::lock::Lock::read(&lock_path) {
+    let lock = match kiln::inputs::debian::lock::Lock::read(&lock_path) {
         Ok(Some(lock)) => lock,
         Ok(None) => return Ok(Ok(None)),
         Err(source) => return Err(kiln::error::BuildError::Io { action: "read", path: lock_path, source }.into()),
@@ -59,7 +59,7 @@ fn debian_inputs(
     if !problems.is_empty() {
         return Ok(Err(problems));
     }
-    let contents = kiln::debian::store::ensure(&cache_dir(), &packages, progress)?;
+    let contents = kiln::inputs::debian::store::ensure(&cache_dir(), &packages, progress)?;
     Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
 }
 
@@ -147,10 +147,10 @@ pub(crate) fn load_saved(file: &Path, root: &Path, cache: &Path, progress: &dyn 
     let mut changes = Vec::new();
     if let Some(d) = &plan.debian {
         let lock_path = root.join("kiln.lock");
-        match kiln::debian::lock::Lock::read(&lock_path) {
+        match kiln::inputs::debian::lock::Lock::read(&lock_path) {
             Ok(Some(lock)) if lock.mirror == d.mirror && lock.suite == d.suite && lock.release == d.release => {
                 let packages: Vec<_> = lock.packages.iter().collect();
-                kiln::debian::store::ensure(cache, &packages, progress)?;
+                kiln::inputs::debian::store::ensure(cache, &packages, progress)?;
             }
             Ok(Some(lock)) => changes.push(format!(
                 "kiln.lock pins {} {} {} ({}), the plan {} {} {} ({})",

@@ -19,7 +19,12 @@ pub(crate) fn run(file: &Path, quiet: bool) -> Result<ExitCode, Failure> {
     }
     let progress = progress::for_terminal(quiet);
     let wanted = needs.into_iter().map(|(w, _)| w).collect();
-    let lock = kiln::debian::index::resolve(recipe.debian_mirror(), recipe.debian_suite(), &wanted, progress.as_ref())?;
+    let lock = kiln::inputs::debian::index::resolve(
+        recipe.debian_mirror(),
+        recipe.debian_suite(),
+        &wanted,
+        progress.as_ref(),
+    )?;
     let path = recipe_root(file).join("kiln.lock");
     lock.write(&path)?;
     if !quiet {

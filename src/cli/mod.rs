@@ -18,7 +18,7 @@ mod progress;
 pub(crate) mod render;
 
 use clap::{Parser, Subcommand};
-use kiln::platform::Platform;
+use kiln::oci::platform::Platform;
 use miette::Diagnostic;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -268,10 +268,10 @@ mod tests {
     /// on PATH and for cargo's home as cargo itself would, from planning (which takes no such
     /// values), and the Debian index names the temporary directory tempfile picked in its error.
     const KNOWN: &[(&str, &str)] = &[
-        ("toolchain/mod.rs", "env::var_os(\"PATH\")"),
+        ("host.rs", "env::var_os(\"PATH\")"),
         ("toolchain/rust/mod.rs", "env::var_os(\"CARGO_HOME\")"),
         ("toolchain/rust/mod.rs", "env::var_os(\"HOME\")"),
-        ("debian/index.rs", "env::temp_dir()"),
+        ("inputs/debian/index.rs", "env::temp_dir()"),
     ];
 
     fn sources(dir: &Path, out: &mut Vec<PathBuf>) {

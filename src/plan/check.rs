@@ -5,7 +5,7 @@
 
 use super::resolve::rust::{hash_workspace, lockfile_sha256, machine, relative, seal};
 use super::{Plan, RustBuild};
-use crate::toolchain::facts::{Facts, RustNeed};
+use crate::plan::facts::{Facts, RustNeed};
 use std::collections::BTreeSet;
 use std::path::Path;
 
@@ -58,7 +58,9 @@ pub fn changes(plan: &Plan, root: &Path, facts: &Facts, cache_dir: Option<&Path>
                 continue;
             }
             match inside(source).and_then(|p| {
-                std::fs::File::open(&p).and_then(crate::digest::sha256_reader).map_err(|e| format!("`{source}`: {e}"))
+                std::fs::File::open(&p)
+                    .and_then(crate::oci::digest::sha256_reader)
+                    .map_err(|e| format!("`{source}`: {e}"))
             }) {
                 Ok((now, size)) if now == *sha && Some(size) == e.size => {}
                 Ok((now, size)) => out.push(format!(
@@ -172,7 +174,8 @@ fn layer_shape(l: &super::LayerPlan, plan: &Plan, steps: &BTreeSet<&str>) -> Res
     }
     let identity: Vec<super::Entry> =
         l.entries.iter().cloned().map(|e| super::Entry { source: None, from: None, ..e }).collect();
-    let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&plan.compression, plan.epoch, &identity)));
+    let id =
+        crate::oci::digest::sha256_hex(&crate::oci::canonical::to_vec(&(&plan.compression, plan.epoch, &identity)));
     match id == l.id {
         true => Ok(()),
         false => Err(format!("its id {} does not hash its entries ({id})", l.id)),
@@ -216,7 +219,9 @@ fn entry_shape(e: &super::Entry, steps: &BTreeSet<&str>) -> Result<(), String> {
             Err("a file needs its sha256 and size".into())
         }
         EntryKind::File => match &e.content {
-            Some(c) if Some(crate::digest::sha256_hex(c.as_bytes())) != e.sha256 || Some(c.len() as u64) != e.size => {
+            Some(c)
+                if Some(crate::oci::digest::sha256_hex(c.as_bytes())) != e.sha256 || Some(c.len() as u64) != e.size =>
+            {
                 Err("its sha256 or size is not that of its content".into())
             }
             _ => Ok(()),

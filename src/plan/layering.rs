@@ -9,20 +9,7 @@
 //! platforms of one image share them byte for byte.
 
 use super::Entry;
-use serde::Serialize;
-
-/// How often a layer is expected to change; the stacking order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Volatility {
-    Base,
-    Rare,
-    Data,
-    Platform,
-    Binary,
-    Often,
-    Config,
-}
+pub use crate::recipe::{NamedLayer, Volatility};
 
 /// The files of one recipe node (or one base layer) for one platform.
 #[derive(Debug, Clone)]
@@ -34,14 +21,6 @@ pub struct Unit {
     pub reason: String,
     pub volatility: Volatility,
     pub entries: Vec<Entry>,
-}
-
-/// A `layer "NAME" { path "/prefix/" … }` from the recipe's `layers` block.
-#[derive(Debug, Clone, PartialEq)]
-pub struct NamedLayer {
-    pub name: String,
-    pub paths: Vec<String>,
-    pub volatility: Volatility,
 }
 
 fn under(path: &str, prefix: &str) -> bool {
@@ -115,7 +94,7 @@ pub fn reason(key: &str) -> String {
         format!("pinned to layer `{name}` by the recipe's layers block")
     } else if key.starts_with("rust ") {
         "a compiled binary: a layer of its own, above the data, so a code change moves only this layer".into()
-    } else if key.starts_with("copy ") && crate::platform::has_placeholder(key) {
+    } else if key.starts_with("copy ") && crate::oci::platform::has_placeholder(key) {
         "per-platform files: a layer of their own, so one platform's change moves one layer".into()
     } else if key.starts_with("copy ") {
         "platform-independent files: one layer shared by every platform and every image that copies the same".into()

@@ -5,16 +5,18 @@
 //! are equal produce byte-identical images, so diffing plans explains any digest change.
 
 mod check;
+pub mod facts;
 pub mod layering;
 mod render;
 mod resolve;
 
-pub use crate::entry::{Entry, EntryKind, Prebuilt};
+pub use crate::oci::config::{ConfigPlan, DEFAULT_PATH, DEFAULT_USER, UserSource};
+pub use crate::oci::entry::{Entry, EntryKind, Prebuilt};
 pub use check::{changes, plan_needs};
 pub use render::render_text;
-pub use resolve::{DEFAULT_PATH, PlanOptions, resolve, rust_needs};
+pub use resolve::{PlanOptions, resolve, rust_needs};
 
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 use crate::recipe::Compression;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -50,7 +52,7 @@ pub struct Plan {
 pub struct DebianPlan {
     pub mirror: String,
     pub suite: String,
-    pub release: crate::debian::lock::ReleaseInfo,
+    pub release: crate::inputs::debian::lock::ReleaseInfo,
 }
 
 /// One hermetic cargo build of one binary for one target. Its `id` hashes every input
@@ -85,7 +87,7 @@ pub struct RustBuild {
     pub source_files: usize,
     pub sources_sha256: String,
     /// How the compile is cut off from the network.
-    pub network: crate::toolchain::Isolation,
+    pub network: facts::Isolation,
     /// The base has no libc, so the binary must be statically linked.
     pub require_static: bool,
 }
@@ -104,50 +106,6 @@ pub struct PlatformPlan {
     pub platform: Platform,
     pub config: ConfigPlan,
     pub layers: Vec<LayerPlan>,
-}
-
-/// The runtime configuration written to the image config.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ConfigPlan {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub entrypoint: Option<Vec<String>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cmd: Option<Vec<String>>,
-    pub env: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user: Option<String>,
-    /// Where `user` came from: the recipe, the base, or kiln's non-root default.
-    pub user_from: UserSource,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub workdir: Option<String>,
-    pub exposed_ports: Vec<String>,
-    pub labels: BTreeMap<String, String>,
-}
-
-/// Who decided the user an image runs as.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum UserSource {
-    /// The recipe's `user`.
-    Recipe,
-    /// The base image's config.
-    Base,
-    /// Neither said: kiln's default, [`DEFAULT_USER`], as distroless's `nonroot`.
-    #[default]
-    Default,
-}
-
-/// The user an image runs as when neither its recipe nor its base says: not root.
-pub const DEFAULT_USER: &str = "65532:65532";
-
-impl UserSource {
-    pub fn describe(self) -> &'static str {
-        match self {
-            UserSource::Recipe => "set by the recipe",
-            UserSource::Base => "from the base image",
-            UserSource::Default => "kiln's default: not root; `user \"root\"` opts out",
-        }
-    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -202,7 +160,7 @@ pub const MAX_PLAN_BYTES: u64 = 64 << 20;
 impl Plan {
     /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
     pub fn to_json(&self) -> String {
-        crate::canonical::to_pretty(self)
+        crate::oci::canonical::to_pretty(self)
     }
 
     /// Every build step, in plan order.

@@ -55,9 +55,9 @@ pub fn render_text(plan: &Plan) -> String {
 
 fn rust_build(s: &mut String, b: &RustBuild) {
     let network = match b.network {
-        crate::toolchain::Isolation::NetworkNamespace => "none (private network namespace)",
-        crate::toolchain::Isolation::UserNetworkNamespace => "none (private user and network namespace)",
-        crate::toolchain::Isolation::OfflineOnly => "offline flags only (no namespaces here)",
+        facts::Isolation::NetworkNamespace => "none (private network namespace)",
+        facts::Isolation::UserNetworkNamespace => "none (private user and network namespace)",
+        facts::Isolation::OfflineOnly => "offline flags only (no namespaces here)",
     };
     let _ = writeln!(s, "\nrust build {}  {} (bin {}) for {}", short(&b.id), b.package, b.bin, b.platform);
     let _ = writeln!(s, "  target    {} (profile {})", b.triple, b.profile);

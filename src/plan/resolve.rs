@@ -2,7 +2,7 @@
 //! source, expands directories and per-platform placeholders, and checks what the text alone
 //! cannot (missing sources, two nodes writing the same path).
 
-use crate::codes::Code;
+use crate::diag::codes::Code;
 mod base;
 mod copy;
 mod layers;
@@ -13,10 +13,10 @@ use self::layers::{layer_over, unit};
 use super::layering::{NamedLayer, Unit, assign};
 use super::*;
 use crate::diag::Problem;
-use crate::platform::has_placeholder;
+use crate::oci::platform::has_placeholder;
+use crate::plan::facts::{Facts, RustNeed};
 use crate::recipe::RustSpec;
 use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe};
-use crate::toolchain::facts::{Facts, RustNeed};
 use miette::SourceSpan;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
@@ -45,8 +45,6 @@ pub struct PlanOptions {
 
 /// Layers an image may have unless the recipe says otherwise (containerd's limit is 127).
 pub const DEFAULT_LAYER_BUDGET: usize = 64;
-
-pub const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 /// The images to plan and the platforms of each, as the options select them.
 fn selected<'r>(recipe: &'r Recipe, opts: &PlanOptions) -> Vec<(&'r ImageSpec, Vec<Platform>)> {
@@ -214,7 +212,7 @@ impl Resolver<'_> {
         if let Some(h) = self.hashes.get(path) {
             return Ok(h.clone());
         }
-        let h = crate::digest::sha256_reader(std::fs::File::open(path)?)?;
+        let h = crate::oci::digest::sha256_reader(std::fs::File::open(path)?)?;
         self.hashes.insert(path.to_path_buf(), h.clone());
         Ok(h)
     }
@@ -278,7 +276,7 @@ impl Resolver<'_> {
                     uid: perms.uid.unwrap_or(0),
                     gid: perms.gid.unwrap_or(0),
                     size: Some(bytes.len() as u64),
-                    sha256: Some(crate::digest::sha256_hex(bytes)),
+                    sha256: Some(crate::oci::digest::sha256_hex(bytes)),
                     source: None,
                     content: Some(content.clone()),
                     target: None,

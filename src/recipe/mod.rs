@@ -13,7 +13,7 @@ mod scan;
 
 pub use parse::{document, parse, parse_partial, refusal};
 
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 use miette::SourceSpan;
 use std::collections::BTreeMap;
 
@@ -68,7 +68,7 @@ pub struct Defaults {
 pub enum Base {
     Scratch,
     /// Built by kiln from pinned Debian packages.
-    Distroless(crate::debian::Flavour),
+    Distroless(crate::inputs::debian::Flavour),
     /// An image in an OCI layout on disk (path relative to the recipe), by tag or the only one.
     OciLayout {
         path: String,
@@ -149,10 +149,10 @@ pub struct ImageSpec {
 
 impl Recipe {
     pub fn debian_mirror(&self) -> &str {
-        self.defaults.debian_mirror.as_ref().map(|m| m.value.as_str()).unwrap_or(crate::debian::DEFAULT_MIRROR)
+        self.defaults.debian_mirror.as_ref().map(|m| m.value.as_str()).unwrap_or(crate::inputs::debian::DEFAULT_MIRROR)
     }
     pub fn debian_suite(&self) -> &str {
-        self.defaults.debian_suite.as_ref().map(|m| m.value.as_str()).unwrap_or(crate::debian::DEFAULT_SUITE)
+        self.defaults.debian_suite.as_ref().map(|m| m.value.as_str()).unwrap_or(crate::inputs::debian::DEFAULT_SUITE)
     }
 }
 
@@ -160,7 +160,7 @@ impl Recipe {
 #[derive(Debug, Clone, Default)]
 pub struct LayerRules {
     pub budget: Option<usize>,
-    pub named: Vec<crate::plan::layering::NamedLayer>,
+    pub named: Vec<NamedLayer>,
 }
 
 /// A whole recipe.
@@ -170,4 +170,25 @@ pub struct Recipe {
     pub defaults: Defaults,
     pub layers: LayerRules,
     pub images: Vec<ImageSpec>,
+}
+
+/// How often a layer is expected to change; the stacking order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Volatility {
+    Base,
+    Rare,
+    Data,
+    Platform,
+    Binary,
+    Often,
+    Config,
+}
+
+/// A `layer "NAME" { path "/prefix/" … }` from the recipe's `layers` block.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedLayer {
+    pub name: String,
+    pub paths: Vec<String>,
+    pub volatility: Volatility,
 }

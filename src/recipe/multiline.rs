@@ -6,8 +6,8 @@
 //! one of the same length (`"""`, a line of `x`, `"""`: every span stays where it was), and
 //! the values are decoded here, as KDL 2 specifies, and put back into the parsed document.
 
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
 use kdl::{KdlDocument, KdlIdentifier, KdlValue};
 use std::collections::BTreeMap;
 

@@ -3,7 +3,7 @@
 //! points at the start of the file; the scan in front of it (`scan/`) checks every such word
 //! with [`check`], and `parse/diagnostics.rs` puts the explanation where the parser failed.
 
-use crate::codes::Code;
+use crate::diag::codes::Code;
 use crate::diag::{Problem, shown};
 
 /// `None` when `word` is a valid KDL 2 number (as the `kdl` crate reads them: prefixes and

@@ -3,8 +3,8 @@
 
 use super::walk::{MAX_JSON, check_read, check_size, parse_json, read_capped};
 use super::{Blob, BlobSource};
-use crate::digest::Digest;
 use crate::error::StoreError;
+use crate::oci::digest::Digest;
 use oci_spec::image::ImageIndex;
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -18,10 +18,6 @@ pub struct LayoutDir {
 impl LayoutDir {
     pub fn new(dir: &Path) -> LayoutDir {
         LayoutDir { dir: dir.to_path_buf() }
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.dir
     }
 }
 

@@ -3,9 +3,9 @@
 
 use super::walk::{MAX_JSON, check_read, invalid, parse_json};
 use super::{Blob, BlobRef, BlobSink, BlobSource, Fill};
-use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
 use crate::error::StoreError;
+use crate::oci::digest::{Digest, HashingWriter};
 use oci_spec::image::ImageIndex;
 use std::collections::BTreeMap;
 use std::io::Read;

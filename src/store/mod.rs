@@ -9,24 +9,23 @@
 //!
 //! Implementations today: [`Staging`] (a layout directory written beside the output and
 //! swapped in atomically: a sink and a publisher), [`LayoutDir`] (a layout on disk: a source)
-//! and [`TarPublisher`] (a tar that receives blobs, which `kiln bundle` writes).
+//! and, in [`crate::publish`], [`crate::publish::TarPublisher`] (a tar that receives blobs,
+//! which `kiln bundle` writes).
 
 mod beside;
 mod layout_dir;
 #[cfg(test)]
 pub(crate) mod memory;
 mod staging;
-mod tar;
 pub mod walk;
 
 pub(crate) use beside::recover;
 pub use layout_dir::{LayoutDir, blob_path};
 pub use staging::Staging;
-pub use tar::TarPublisher;
-pub use walk::{Blob, MAX_JSON};
+pub use walk::Blob;
 
-use crate::digest::Digest;
 use crate::error::{BuildError, StoreError};
+use crate::oci::digest::Digest;
 use oci_spec::image::ImageIndex;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};

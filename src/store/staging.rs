@@ -10,10 +10,10 @@
 
 use super::beside::{clean_beside, parent_and_name};
 use super::{BlobRef, BlobSink, Fill, OCI_LAYOUT, Publisher};
-use crate::digest::{Digest, HashingWriter};
 use crate::error::BuildError;
 use crate::error::StoreError;
 use crate::lock;
+use crate::oci::digest::{Digest, HashingWriter};
 use crate::progress::Progress;
 use rustix::fs::{CWD, RenameFlags};
 use rustix::io::Errno;

@@ -4,10 +4,9 @@
 //! any [`BlobSource`].
 
 use super::BlobSource;
-pub use crate::annotation::encode_keys;
-use crate::annotation::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
-use crate::digest::Digest;
 use crate::error::StoreError;
+use crate::oci::annotation::{ANNOTATION_LAYERS, ANNOTATION_REF_NAME};
+use crate::oci::digest::Digest;
 use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageManifest, MediaType};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -29,9 +28,7 @@ pub struct Blob {
 pub struct Image {
     /// The `org.opencontainers.image.ref.name` in `index.json`, else the digest.
     pub name: String,
-    /// Its entry in `index.json`.
-    pub desc: Descriptor,
-    /// What that entry names: the image index, or the one manifest.
+    /// What its entry in `index.json` names: the image index, or the one manifest.
     pub blob: Blob,
     /// The image index, when `index.json` points at one (multi-platform images).
     pub index: Option<ImageIndex>,
@@ -49,7 +46,6 @@ pub struct PlatformImage {
     pub desc: Descriptor,
     /// The manifest's own blob.
     pub blob: Blob,
-    pub manifest: ImageManifest,
     /// The manifest's config and layers (bottom first).
     pub config: Blob,
     pub layers: Vec<Blob>,
@@ -209,7 +205,7 @@ fn platform_image(src: &dyn BlobSource, desc: &Descriptor, blob: Blob) -> Result
             name
         }
     };
-    Ok(PlatformImage { platform, desc: desc.clone(), blob, manifest, config, layers })
+    Ok(PlatformImage { platform, desc: desc.clone(), blob, config, layers })
 }
 
 fn walk(
@@ -246,11 +242,11 @@ fn walk(
                         found.push(platform_image(src, m, b)?);
                     }
                 }
-                Image { name, desc: d.clone(), blob: listed, index: Some(idx), platforms: found, absent }
+                Image { name, blob: listed, index: Some(idx), platforms: found, absent }
             }
             MediaType::ImageManifest => {
                 let platforms = vec![platform_image(src, d, listed.clone())?];
-                Image { name, desc: d.clone(), blob: listed, index: None, platforms, absent: Vec::new() }
+                Image { name, blob: listed, index: None, platforms, absent: Vec::new() }
             }
             other => return Err(invalid(dir, format!("unsupported media type {other} in index.json"))),
         };

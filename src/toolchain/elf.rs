@@ -2,7 +2,7 @@
 //! statically linked where the base has no libc, and nothing left of its symbol table or debug
 //! information.
 
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 use object::read::elf::{ElfFile32, ElfFile64, FileHeader, ProgramHeader};
 use object::{Architecture, Object, ObjectSection};
 

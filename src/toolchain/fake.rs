@@ -6,8 +6,8 @@ use super::facts::Facts;
 use super::rust::{Compiled, Package, Probe, Target};
 use super::{Isolation, Toolchain};
 use crate::error::ToolchainError;
+use crate::oci::platform::Platform;
 use crate::plan::RustBuild;
-use crate::platform::Platform;
 use std::path::{Path, PathBuf};
 
 /// Facts for a cargo workspace at `root` whose manifest `Cargo.toml` has `package` with the
@@ -85,6 +85,6 @@ impl Toolchain for Fake {
         std::fs::create_dir_all(&self.dir).map_err(ToolchainError::io("create", &self.dir))?;
         std::fs::write(&path, &data).map_err(ToolchainError::io("write", &path))?;
         let size = data.len() as u64;
-        Ok(Compiled { path, sha256: crate::digest::sha256_hex(&data), size, unstripped: size, cached: false })
+        Ok(Compiled { path, sha256: crate::oci::digest::sha256_hex(&data), size, unstripped: size, cached: false })
     }
 }

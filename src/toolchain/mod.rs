@@ -1,5 +1,6 @@
 //! The toolchain stage: the only part of kiln that spawns processes (compilers, linkers,
-//! strip, cargo). Planning asks it what is installed; building asks it to compile.
+//! strip, cargo). It gathers the facts planning reads ([`facts::gather`]) and runs the plan's
+//! build steps.
 
 pub mod elf;
 pub mod facts;
@@ -19,23 +20,9 @@ pub(crate) fn first_line(program: &Path, args: &[&str]) -> Option<String> {
     String::from_utf8_lossy(&out.stdout).lines().next().map(|l| l.trim().to_string())
 }
 
-/// Finds a program on PATH.
-pub(crate) fn which(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
-}
+pub(crate) use crate::host::which;
 
-/// How a compile is cut off from the network.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Isolation {
-    /// A private network namespace (`unshare --net`): no network at all.
-    NetworkNamespace,
-    /// A private user and network namespace (`unshare --user --map-root-user --net`).
-    UserNetworkNamespace,
-    /// Namespaces are not available here: cargo runs with `--offline` only.
-    OfflineOnly,
-}
+pub use crate::plan::facts::Isolation;
 
 impl Isolation {
     /// Probes once what this machine allows.

@@ -3,8 +3,8 @@
 
 use super::bundle::{BUNDLE_MANIFEST, BundleManifest, parse_manifest};
 use super::{held, images, reachable, refuse, release};
-use crate::digest::Digest;
 use crate::error::UpdateError;
+use crate::oci::digest::Digest;
 use crate::store::{BlobSink, BlobSource, LayoutDir, OCI_LAYOUT, Staging, walk};
 use serde::Serialize;
 use std::collections::BTreeSet;
@@ -240,7 +240,7 @@ fn check_needed(
         // What the bundle does not carry, the device must hold intact.
         if !carried.contains(digest) {
             let p = staged.blob_name(digest);
-            let (hex, _) = crate::digest::sha256_reader(f).map_err(UpdateError::io("read", &p))?;
+            let (hex, _) = crate::oci::digest::sha256_reader(f).map_err(UpdateError::io("read", &p))?;
             if hex != digest.hex() {
                 return Err(refuse(bundle, format!("the layout's {digest} is damaged")));
             }

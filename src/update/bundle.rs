@@ -2,9 +2,10 @@
 //! a manifest naming the release it builds on; and the reading of that manifest.
 
 use super::{held, images, reachable, refuse, release};
-use crate::digest::Digest;
 use crate::error::UpdateError;
-use crate::store::{BlobSource, LayoutDir, OCI_LAYOUT, Publisher, TarPublisher};
+use crate::oci::digest::Digest;
+use crate::publish::TarPublisher;
+use crate::store::{BlobSource, LayoutDir, OCI_LAYOUT, Publisher};
 use serde::Serialize;
 use std::path::Path;
 
@@ -60,7 +61,7 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
     };
     // The manifest comes first, so that `kiln apply` refuses a bundle for another release
     // before it reads a blob.
-    let manifest_json = crate::canonical::to_vec(&manifest);
+    let manifest_json = crate::oci::canonical::to_vec(&manifest);
     let heads = [(BUNDLE_MANIFEST, &manifest_json[..]), ("index.json", &index_bytes[..]), ("oci-layout", OCI_LAYOUT)];
     let tar = Box::new(TarPublisher::create(file, &heads)?);
     for (d, size) in &provides {

@@ -2,8 +2,8 @@
 //! platform, and the text report of it.
 
 use super::{PlatformBlobs, held, images, reachable};
-use crate::digest::Digest;
 use crate::error::UpdateError;
+use crate::oci::digest::Digest;
 use crate::store::LayoutDir;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};

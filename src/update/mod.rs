@@ -10,8 +10,8 @@ pub use apply::{ApplySummary, apply};
 pub use bundle::{BundleSummary, bundle};
 pub use diff::{Blob, DiffReport, ImageDiff, PlatformDiff, diff, parse_size, render_diff};
 
-use crate::digest::Digest;
 use crate::error::UpdateError;
+use crate::oci::digest::Digest;
 use crate::store::{BlobSource, walk};
 use std::collections::BTreeMap;
 use std::path::Path;

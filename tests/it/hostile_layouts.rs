@@ -53,7 +53,7 @@ impl Site {
 }
 
 fn blob(layout: &Path, digest: &str) -> PathBuf {
-    layout.join(digest.parse::<kiln::digest::Digest>().unwrap().layout_path())
+    layout.join(digest.parse::<kiln::oci::digest::Digest>().unwrap().layout_path())
 }
 
 fn json_of(path: &Path) -> Value {
@@ -62,7 +62,7 @@ fn json_of(path: &Path) -> Value {
 
 /// Writes a blob; returns its digest and size.
 fn put_blob(layout: &Path, bytes: &[u8]) -> (String, u64) {
-    let digest = kiln::digest::sha256_digest(bytes);
+    let digest = kiln::oci::digest::sha256_digest(bytes);
     std::fs::write(blob(layout, &digest), bytes).unwrap();
     (digest, bytes.len() as u64)
 }
@@ -232,7 +232,7 @@ fn with_manifest(from: &Path, to: &Path, edit: impl FnOnce(&mut Value)) {
 }
 
 fn release(layout: &Path) -> String {
-    kiln::digest::sha256_digest(&std::fs::read(layout.join("index.json")).unwrap())
+    kiln::oci::digest::sha256_digest(&std::fs::read(layout.join("index.json")).unwrap())
 }
 
 // 1. A layer is hashed while inspect reads it.
@@ -392,7 +392,7 @@ fn apply_refuses_bundles_for_another_release_empty_indexes_and_repeated_members(
     let emptying = work.path().join("emptying.tar");
     let mut m = members(&update);
     let mut manifest: Value = serde_json::from_slice(&m[0].1).unwrap();
-    manifest["index_json"] = json!(kiln::digest::sha256_digest(&nothing));
+    manifest["index_json"] = json!(kiln::oci::digest::sha256_digest(&nothing));
     manifest["provides"] = json!([]);
     m[0].1 = serde_json::to_vec(&manifest).unwrap();
     m[1] = ("index.json".into(), nothing);
@@ -601,7 +601,8 @@ fn a_base_layout_with_a_malformed_digest_is_named_and_nothing_is_built() {
     let app = Fixture::new();
     app.recipe(ON_BASE);
     let base = app.path().join("base");
-    let upper = format!("sha256:{}", first_layer(&v1).0.parse::<kiln::digest::Digest>().unwrap().hex().to_uppercase());
+    let upper =
+        format!("sha256:{}", first_layer(&v1).0.parse::<kiln::oci::digest::Digest>().unwrap().hex().to_uppercase());
     let cases: Vec<(&str, String, &str)> = vec![
         ("layer", "x:abc".into(), "kiln reads sha256 digests only, not \"x\""),
         ("layer", upper, "its hex digits must be lowercase"),
@@ -693,7 +694,7 @@ fn apply_names_a_malformed_digest_in_a_bundle_and_leaves_the_layout() {
     index["manifests"][0]["digest"] = json!("sha256:abc");
     m[1].1 = serde_json::to_vec(&index).unwrap();
     let mut manifest: Value = serde_json::from_slice(&m[0].1).unwrap();
-    manifest["index_json"] = json!(kiln::digest::sha256_digest(&m[1].1));
+    manifest["index_json"] = json!(kiln::oci::digest::sha256_digest(&m[1].1));
     m[0].1 = serde_json::to_vec(&manifest).unwrap();
     write_tar(&bad, &m);
     refused(&format!(

@@ -4,12 +4,12 @@
 use super::layers::layer;
 use super::{Placed, Resolver};
 use crate::baseview::BaseView;
-use crate::codes::Code;
-use crate::debian::Flavour;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
+use crate::inputs::debian::Flavour;
+use crate::oci::platform::Platform;
 use crate::plan::layering::{Unit, Volatility, reason};
 use crate::plan::{ConfigPlan, EntryKind, LayerPlan};
-use crate::platform::Platform;
 use crate::recipe::{Base, Compression, ImageSpec};
 use miette::SourceSpan;
 
@@ -112,7 +112,7 @@ impl Resolver<'_> {
                     .layers
                     .into_iter()
                     .map(|p| LayerPlan {
-                        id: crate::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
+                        id: crate::oci::digest::sha256_hex(format!("prebuilt {}", p.digest).as_bytes()),
                         key: format!("base {}", p.digest),
                         reason: reason(&format!("base {}", p.digest)),
                         volatility: Volatility::Base,

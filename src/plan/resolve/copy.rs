@@ -3,11 +3,11 @@
 //! `.kilnignore` and the node's `exclude` patterns).
 
 use super::{Placed, Resolver, join_image};
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
 use crate::ignore::{Patterns, is_kiln_own};
+use crate::oci::platform::{Platform, has_placeholder};
 use crate::plan::{Entry, EntryKind};
-use crate::platform::{Platform, has_placeholder};
 use crate::recipe::{Perms, Spanned};
 use miette::SourceSpan;
 use std::path::{Path, PathBuf};

@@ -3,11 +3,11 @@
 
 use super::{Placed, Resolver};
 use crate::baseview::BaseView;
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
+use crate::oci::platform::has_placeholder;
 use crate::plan::layering::{Unit, Volatility, reason};
 use crate::plan::{Entry, EntryKind, LayerPlan};
-use crate::platform::has_placeholder;
 use crate::recipe::{Compression, Content, ImageSpec, Perms};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -132,6 +132,6 @@ pub(super) fn layer_over(unit: Unit, compression: Compression, epoch: u64, below
     // The id covers exactly what reaches the blob (compression, mtimes, entries), not where a
     // file was read from.
     let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, from: None, ..e }).collect();
-    let id = crate::digest::sha256_hex(&crate::canonical::to_vec(&(&compression, epoch, &identity)));
+    let id = crate::oci::digest::sha256_hex(&crate::oci::canonical::to_vec(&(&compression, epoch, &identity)));
     LayerPlan { id, key, name, reason, volatility, created_by, entries, prebuilt: None }
 }

@@ -2,13 +2,13 @@
 //! hashes the workspace's sources and records one reproducible build per platform.
 
 use super::{Placed, Resolver};
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
+use crate::oci::platform::Platform;
+use crate::plan::facts::Facts;
+use crate::plan::facts::{self as cargo, Missing, Package, Probe, Target};
 use crate::plan::{Entry, EntryKind, RustBuild};
-use crate::platform::Platform;
 use crate::recipe::RustSpec;
-use crate::toolchain::facts::Facts;
-use crate::toolchain::rust::{self as cargo, Missing, Package, Probe, Target};
 use miette::SourceSpan;
 use std::path::{Path, PathBuf};
 
@@ -208,7 +208,9 @@ pub(crate) fn relative(root: &Path, path: &Path) -> String {
 
 /// The sha256 of the workspace's Cargo.lock.
 pub(crate) fn lockfile_sha256(pkg: &Package) -> std::io::Result<String> {
-    std::fs::File::open(pkg.workspace_root.join("Cargo.lock")).and_then(crate::digest::sha256_reader).map(|(s, _)| s)
+    std::fs::File::open(pkg.workspace_root.join("Cargo.lock"))
+        .and_then(crate::oci::digest::sha256_reader)
+        .map(|(s, _)| s)
 }
 
 /// The number and hash of the workspace's source files, cargo's target directory and kiln's
@@ -233,7 +235,7 @@ pub(crate) fn machine(build: &mut RustBuild, probe: &Probe, target: &Target) {
 pub(crate) fn seal(build: &mut RustBuild, epoch: u64) {
     build.id = String::new();
     let identity = (env!("CARGO_PKG_VERSION"), epoch, &*build);
-    build.id = crate::digest::sha256_hex(&crate::canonical::to_vec(&identity));
+    build.id = crate::oci::digest::sha256_hex(&crate::oci::canonical::to_vec(&identity));
 }
 
 /// The target's link flags, and the host paths remapped to fixed ones.

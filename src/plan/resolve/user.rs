@@ -5,8 +5,8 @@
 
 use super::{Placed, Resolver};
 use crate::baseview::BaseView;
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
 use crate::plan::{ConfigPlan, DEFAULT_USER, EntryKind, UserSource};
 use crate::recipe::ImageSpec;
 use std::io::Read;

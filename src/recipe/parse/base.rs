@@ -3,9 +3,9 @@
 
 use super::Parser;
 use super::node::props;
-use crate::codes::Code;
-use crate::debian::Flavour;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
+use crate::inputs::debian::Flavour;
 use crate::recipe::{Base, Spanned};
 use kdl::{KdlNode, KdlValue};
 use miette::SourceSpan;

@@ -3,8 +3,8 @@
 
 use super::Parser;
 use super::node::{args, props};
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
 use crate::recipe::{Content, Perms, Spanned};
 use kdl::KdlNode;
 

@@ -1,7 +1,7 @@
 //! The KDL parser's own diagnostics turned into recipe problems: spans moved onto the value
 //! that went wrong, and the scan's explanation of a malformed value put in the parser's place.
 
-use crate::codes::Code;
+use crate::diag::codes::Code;
 use crate::diag::{Problem, shown};
 use miette::SourceSpan;
 

@@ -4,9 +4,9 @@
 
 use super::Parser;
 use super::node::args;
-use crate::codes::Code;
 use crate::diag::Problem;
-use crate::platform::Platform;
+use crate::diag::codes::Code;
+use crate::oci::platform::Platform;
 use crate::recipe::{Base, Content, ImageSpec, Spanned};
 use kdl::{KdlNode, KdlValue};
 use miette::SourceSpan;

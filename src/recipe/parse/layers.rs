@@ -3,10 +3,10 @@
 
 use super::Parser;
 use super::node::props;
-use crate::codes::Code;
 use crate::diag::Problem;
-use crate::plan::layering::{NamedLayer, Volatility};
+use crate::diag::codes::Code;
 use crate::recipe::{LayerRules, Spanned};
+use crate::recipe::{NamedLayer, Volatility};
 use kdl::KdlNode;
 
 impl Parser {

@@ -2,7 +2,7 @@
 //! valid ones (with the closest one suggested for a slip), and nodes that may be given once.
 
 use super::Parser;
-use crate::codes::Code;
+use crate::diag::codes::Code;
 use crate::diag::{Problem, shown};
 use kdl::{KdlEntry, KdlNode};
 use miette::SourceSpan;

@@ -2,8 +2,8 @@
 //! normalised without climbing above `/`.
 
 use super::Parser;
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
 use crate::recipe::Spanned;
 
 impl Parser {

@@ -2,9 +2,9 @@
 //! profile, for which target triples, installed where.
 
 use super::Parser;
-use crate::codes::Code;
 use crate::diag::Problem;
-use crate::platform::Platform;
+use crate::diag::codes::Code;
+use crate::oci::platform::Platform;
 use crate::recipe::{RustSpec, Spanned};
 use kdl::KdlNode;
 use std::collections::BTreeMap;

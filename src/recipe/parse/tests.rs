@@ -2,9 +2,9 @@
 //! spans, in order) out.
 
 use super::{document, parse};
-use crate::codes::Code;
 use crate::diag::Problem;
-use crate::platform::Platform;
+use crate::diag::codes::Code;
+use crate::oci::platform::Platform;
 use crate::recipe::Content;
 use kdl::{KdlDocument, KdlValue};
 

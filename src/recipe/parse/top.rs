@@ -4,8 +4,8 @@
 
 use super::Parser;
 use super::node::{args, name_span, props};
-use crate::codes::Code;
 use crate::diag::Problem;
+use crate::diag::codes::Code;
 use crate::recipe::{Compression, Defaults, ImageSpec, LayerRules, MAX_EPOCH, Recipe, Spanned};
 use kdl::{KdlDocument, KdlNode};
 use std::collections::BTreeMap;

@@ -3,9 +3,9 @@
 
 use super::Parser;
 use super::node::{args, props};
-use crate::codes::Code;
 use crate::diag::Problem;
-use crate::platform::Platform;
+use crate::diag::codes::Code;
+use crate::oci::platform::Platform;
 use crate::recipe::Spanned;
 use kdl::{KdlEntry, KdlNode, KdlValue};
 

@@ -20,7 +20,7 @@
 //! `parse/diagnostics.rs`). This file holds the scanner's core, which reads code and checks the
 //! limits; strings and comments are lexed in `lexer.rs`.
 
-use crate::codes::Code;
+use crate::diag::codes::Code;
 mod lexer;
 
 use super::grammar::{Grammar, Tok};

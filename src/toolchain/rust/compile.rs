@@ -79,7 +79,7 @@ pub fn cached(cache: &Path, b: &RustBuild) -> Option<Compiled> {
     let dir = cache_dir(cache, b);
     let info: CacheInfo = serde_json::from_slice(&std::fs::read(dir.join("info.json")).ok()?).ok()?;
     let path = dir.join(&b.bin);
-    let (sha, size) = crate::digest::sha256_reader(std::fs::File::open(&path).ok()?).ok()?;
+    let (sha, size) = crate::oci::digest::sha256_reader(std::fs::File::open(&path).ok()?).ok()?;
     (sha == info.sha256 && size == info.size).then_some(Compiled {
         path,
         sha256: sha,
@@ -176,10 +176,11 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
     let data = std::fs::read(&stripped).map_err(ToolchainError::io("read", &stripped))?;
     crate::toolchain::elf::check(&data, b.platform, b.require_static)
         .map_err(|reason| ToolchainError::BadBinary { what: what.clone(), reason })?;
-    let sha256 = crate::digest::sha256_hex(&data);
+    let sha256 = crate::oci::digest::sha256_hex(&data);
     let info = CacheInfo { sha256: sha256.clone(), size: data.len() as u64, unstripped };
     let info_path = staging.path().join("info.json");
-    std::fs::write(&info_path, crate::canonical::to_vec(&info)).map_err(ToolchainError::io("write", &info_path))?;
+    std::fs::write(&info_path, crate::oci::canonical::to_vec(&info))
+        .map_err(ToolchainError::io("write", &info_path))?;
     let dir = cache_dir(cache, b);
     let _ = std::fs::remove_dir_all(&dir);
     let kept = staging.keep();

@@ -2,43 +2,17 @@
 //! triple, linker and strip program, the inputs are hashed, and the compile runs offline with a
 //! cleared environment, remapped paths and (where the machine allows) no network at all.
 
-use crate::codes::Code;
+use crate::diag::codes::Code;
 mod compile;
 
 pub use compile::{Compiled, Exec, cached, compile, fetch};
 
 use super::{Isolation, first_line, which};
-use crate::platform::Platform;
-use sha2::{Digest as _, Sha256};
+use crate::oci::platform::Platform;
+pub use crate::plan::facts::{Missing, Package, Probe, Target};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// Facts about the installed Rust toolchain, probed once per run.
-#[derive(Debug, Clone)]
-pub struct Probe {
-    pub rustc: PathBuf,
-    pub cargo: PathBuf,
-    pub sysroot: PathBuf,
-    pub host: String,
-    /// `rustc 1.95.0 (59807616e 2026-04-14), LLVM 22.1.2`
-    pub rustc_version: String,
-    pub cargo_version: String,
-    pub rust_lld: Option<PathBuf>,
-    pub lld_version: String,
-    /// Targets whose standard library is installed.
-    pub targets: BTreeSet<String>,
-    pub cargo_home: PathBuf,
-    pub isolation: Isolation,
-}
-
-/// A missing piece, with the command that installs it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Missing {
-    pub code: Code,
-    pub message: String,
-    pub help: String,
-}
 
 impl Probe {
     /// Probes the toolchain that rustup picks in `dir` (so `rust-toolchain.toml` applies).
@@ -116,19 +90,6 @@ pub fn default_triple(p: Platform, probe: &Probe) -> &'static str {
         }
         Platform::LinuxArmV7 => "armv7-unknown-linux-gnueabihf",
     }
-}
-
-/// How one triple is compiled, linked and stripped on this machine.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Target {
-    pub triple: String,
-    pub linker: PathBuf,
-    /// `rust-lld (LLD 22.1.2)` or the gcc's version line.
-    pub linker_desc: String,
-    pub strip: PathBuf,
-    pub strip_desc: String,
-    /// rustflags for linking, with `${linker}` for the linker's path.
-    pub link_flags: Vec<String>,
 }
 
 /// binutils' strip for an architecture: per-arch binutils strip works on every ELF kiln makes,
@@ -220,15 +181,6 @@ pub fn target(platform: Platform, triple: Option<&str>, probe: &Probe) -> Result
     Ok(Target { triple, linker, linker_desc, strip, strip_desc, link_flags })
 }
 
-/// A cargo package found by cargo_metadata.
-#[derive(Debug, Clone)]
-pub struct Package {
-    pub workspace_root: PathBuf,
-    pub target_directory: PathBuf,
-    pub bins: Vec<String>,
-    pub default_run: Option<String>,
-}
-
 /// Finds `package` in the workspace of `manifest` (no dependencies are resolved or fetched).
 pub fn find_package(probe: &Probe, manifest: &Path, package: &str) -> Result<Package, Missing> {
     let meta = cargo_metadata::MetadataCommand::new()
@@ -257,46 +209,4 @@ pub fn find_package(probe: &Probe, manifest: &Path, package: &str) -> Result<Pac
         bins,
         default_run: p.default_run.clone(),
     })
-}
-
-/// Hashes every file of a workspace that can reach a build: sorted relative paths, the
-/// executable bit and contents. Hidden entries, cargo's target directory, kiln's caches and
-/// OCI layouts (a build's own output) are left out.
-pub fn hash_sources(workspace: &Path, skip: &[PathBuf]) -> std::io::Result<(usize, String)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut h = Sha256::new();
-    let mut files = 0;
-    let walk = walkdir::WalkDir::new(workspace).sort_by_file_name().follow_links(false).into_iter().filter_entry(|e| {
-        if e.depth() == 0 {
-            return true;
-        }
-        let hidden = e.file_name().to_string_lossy().starts_with('.');
-        let skipped = skip.iter().any(|s| e.path() == s);
-        let layout = e.file_type().is_dir() && e.path().join("oci-layout").is_file();
-        !(hidden || skipped || layout)
-    });
-    // Names are hashed as their bytes: two names that differ only in bytes that are not UTF-8
-    // must not hash alike.
-    use std::os::unix::ffi::OsStrExt;
-    for e in walk {
-        let e = e.map_err(std::io::Error::other)?;
-        let rel = e.path().strip_prefix(workspace).unwrap_or(e.path()).as_os_str().as_bytes();
-        if e.file_type().is_file() {
-            let exec = e.metadata().map_err(std::io::Error::other)?.permissions().mode() & 0o111 != 0;
-            let (sha, _) = crate::digest::sha256_reader(std::fs::File::open(e.path())?)?;
-            h.update(b"f ");
-            h.update(rel);
-            h.update(format!(" {} {sha}\n", if exec { 'x' } else { '-' }));
-            files += 1;
-        } else if e.file_type().is_symlink() {
-            let target = std::fs::read_link(e.path())?;
-            h.update(b"l ");
-            h.update(rel);
-            h.update(b" ");
-            h.update(target.as_os_str().as_bytes());
-            h.update(b"\n");
-            files += 1;
-        }
-    }
-    Ok((files, crate::digest::hex(&h.finalize())))
 }

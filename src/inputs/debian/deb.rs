@@ -2,8 +2,8 @@
 //! entries, and every regular file's bytes go into kiln's content-addressed file store.
 //! Maintainer scripts are never run; documentation, man pages and info are left out.
 
-use crate::entry::{Entry, EntryKind};
 use crate::error::InputsError;
+use crate::oci::entry::{Entry, EntryKind};
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
@@ -27,7 +27,7 @@ pub fn is_doc(path: &str) -> bool {
 
 /// Writes bytes into the file store under their sha256 (once), returning the hex digest.
 pub fn store_bytes(store: &Path, bytes: &[u8]) -> Result<String, InputsError> {
-    let sha = crate::digest::sha256_hex(bytes);
+    let sha = crate::oci::digest::sha256_hex(bytes);
     let dest = store.join(&sha);
     if !dest.is_file() {
         std::fs::create_dir_all(store).map_err(InputsError::io("create", store))?;

@@ -3,7 +3,7 @@
 //! gather facts for it (Debian packages, base layouts) and the layer writer make or read them,
 //! without depending on the plan itself.
 
-use crate::digest::Digest;
+use crate::oci::digest::Digest;
 use serde::Serialize;
 
 /// A layer taken as it is from a base image in an OCI layout.

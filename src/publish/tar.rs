@@ -3,11 +3,11 @@
 //! arrive. The tar is written to a temporary file beside its destination, which takes its
 //! name only in [`Publisher::publish`]: dropped before that, nothing is left.
 
-use super::walk::{check_read, check_size};
-use super::{BlobRef, BlobSink, BlobSource, Fill, Publisher};
-use crate::digest::{Digest, HashingReader, HashingWriter};
 use crate::error::BuildError;
 use crate::error::StoreError;
+use crate::oci::digest::{Digest, HashingReader, HashingWriter};
+use crate::store::walk::{check_read, check_size};
+use crate::store::{BlobRef, BlobSink, BlobSource, Fill, Publisher};
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{BufWriter, Read, Seek};
@@ -165,7 +165,7 @@ mod tests {
     fn blobs_follow_the_first_members_and_the_index_comes_last_unless_it_was_first() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("out.tar");
-        let tar = Box::new(TarPublisher::create(&file, &[("oci-layout", super::super::OCI_LAYOUT)]).unwrap());
+        let tar = Box::new(TarPublisher::create(&file, &[("oci-layout", crate::store::OCI_LAYOUT)]).unwrap());
         let blob = tar.write_bytes(b"{}").unwrap();
         tar.write_bytes(b"{}").unwrap();
         assert_eq!(tar.stored_bytes(), 2, "a blob written twice is one member");

@@ -89,7 +89,7 @@ pub fn parse_packages(text: &str, wanted: &BTreeSet<&str>) -> BTreeMap<String, S
 /// Checks the Release file's detached signature with gpgv and Debian's archive keyring.
 fn check_signature(release: &[u8], signature: &[u8]) -> Result<String, InputsError> {
     let keyring = std::path::Path::new(super::KEYRING);
-    let Some(gpgv) = crate::toolchain::which("gpgv") else {
+    let Some(gpgv) = crate::host::which("gpgv") else {
         return Ok("not checked: gpgv is not installed".into());
     };
     if !keyring.is_file() {
@@ -142,7 +142,7 @@ pub fn resolve(
         let url = format!("{base}/dists/{suite}/{path}");
         progress.note(&format!("reading {url}"));
         let gz = get(&url)?;
-        let actual = crate::digest::sha256_hex(&gz);
+        let actual = crate::oci::digest::sha256_hex(&gz);
         if actual != sha || gz.len() as u64 != size {
             return Err(InputsError::Integrity { what: url, expected: sha, actual });
         }
@@ -177,7 +177,7 @@ pub fn resolve(
             codename: release.codename,
             version: release.version,
             date: release.date,
-            sha256: crate::digest::sha256_hex(&release_bytes),
+            sha256: crate::oci::digest::sha256_hex(&release_bytes),
             signature,
         },
         packages,

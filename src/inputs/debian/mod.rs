@@ -10,7 +10,7 @@ pub mod index;
 pub mod lock;
 pub mod store;
 
-use crate::platform::Platform;
+use crate::oci::platform::Platform;
 
 pub const DEFAULT_MIRROR: &str = "http://deb.debian.org/debian";
 pub const DEFAULT_SUITE: &str = "bookworm";

@@ -1,10 +1,12 @@
-//! Recipe and plan diagnostics.
+//! Recipe and plan diagnostics, and the stable error codes ([`codes`]).
 //!
 //! Every problem found in a recipe becomes a [`Problem`]: a stable code, a message, the span it
 //! points at, a label and help. All problems are collected and reported together as one
 //! [`RecipeErrors`], which the CLI renders with line and column through `miette`.
 
-use crate::codes::Code;
+pub mod codes;
+
+pub use codes::Code;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceSpan};
 use std::fmt;
 

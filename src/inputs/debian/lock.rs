@@ -58,7 +58,7 @@ impl Lock {
 
     /// Writes the lock in one step, with the mode a new file gets (see [`StagedFile`]).
     pub fn write(&self, path: &Path) -> Result<(), InputsError> {
-        StagedFile::new(path, crate::canonical::to_pretty(self).as_bytes(), None)?.commit()
+        StagedFile::new(path, crate::oci::canonical::to_pretty(self).as_bytes(), None)?.commit()
     }
 }
 

@@ -3,8 +3,8 @@
 
 use super::deb;
 use super::lock::LockedPackage;
-use crate::entry::{Entry, EntryKind};
 use crate::error::InputsError;
+use crate::oci::entry::{Entry, EntryKind};
 use crate::progress::Progress;
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -26,7 +26,7 @@ fn download(cache: &Path, p: &LockedPackage) -> Result<(), InputsError> {
     let net = |reason: String| InputsError::Network { url: p.url.clone(), reason };
     let mut resp = ureq::get(&p.url).call().map_err(|e| net(e.to_string()))?;
     let tmp = tempfile::NamedTempFile::new_in(&dir).map_err(InputsError::io("create a file in", &dir))?;
-    let mut w = crate::digest::HashingWriter::new(std::io::BufWriter::new(
+    let mut w = crate::oci::digest::HashingWriter::new(std::io::BufWriter::new(
         tmp.reopen().map_err(InputsError::io("open", tmp.path()))?,
     ));
     std::io::copy(&mut resp.body_mut().as_reader(), &mut w).map_err(|e| net(e.to_string()))?;
@@ -52,7 +52,7 @@ fn download(cache: &Path, p: &LockedPackage) -> Result<(), InputsError> {
 fn verified_deb(cache: &Path, p: &LockedPackage, progress: &dyn Progress) -> Result<Vec<u8>, InputsError> {
     let path = deb_path(cache, p);
     if let Ok(bytes) = std::fs::read(&path) {
-        let actual = crate::digest::sha256_hex(&bytes);
+        let actual = crate::oci::digest::sha256_hex(&bytes);
         if actual == p.sha256 {
             return Ok(bytes);
         }
@@ -63,7 +63,7 @@ fn verified_deb(cache: &Path, p: &LockedPackage, progress: &dyn Progress) -> Res
     progress.note(&format!("fetching {}", p.url));
     download(cache, p)?;
     let bytes = std::fs::read(&path).map_err(InputsError::io("read", &path))?;
-    let actual = crate::digest::sha256_hex(&bytes);
+    let actual = crate::oci::digest::sha256_hex(&bytes);
     if actual != p.sha256 {
         return Err(InputsError::Integrity { what: path.display().to_string(), expected: p.sha256.clone(), actual });
     }
@@ -85,7 +85,7 @@ fn ca_bundle(entries: &[Entry], store: &Path) -> Result<(Vec<u8>, usize), Inputs
         let sha = c.sha256.as_deref().unwrap_or_default();
         let p = store.join(sha);
         let mut bytes = std::fs::read(&p).map_err(InputsError::io("read", &p))?;
-        let actual = crate::digest::sha256_hex(&bytes);
+        let actual = crate::oci::digest::sha256_hex(&bytes);
         if actual != sha {
             return Err(InputsError::Integrity { what: p.display().to_string(), expected: sha.into(), actual });
         }
