@@ -1,5 +1,7 @@
 //! The planner on arbitrary recipes over a small fixed project: resolving copies, placeholders,
-//! layers and bases must never panic. Recipes with a `rust` node are skipped: they run cargo.
+//! layers, bases and `rust` nodes must never panic. The toolchain facts are kiln's stand-in
+//! ones (`toolchain::fake`), given for every package and target a recipe asks about, so no
+//! cargo runs.
 #![no_main]
 
 #[path = "render.rs"]
@@ -24,6 +26,9 @@ fn root() -> &'static PathBuf {
             write("site/index.html", "<p>hi</p>\n");
             write("site/css/x.css", "p{}\n");
             write(".kilnignore", "*.tmp\n");
+            write("Cargo.toml", "[package]\nname = \"app\"\nversion = \"0.1.0\"\n");
+            write("Cargo.lock", "version = 4\n");
+            write("src/main.rs", "fn main() {}\n");
             write("site/junk.tmp", "tmp\n");
             for arch in ["amd64", "arm64", "arm"] {
                 write(&format!("dist/{arch}/app"), arch);
@@ -35,16 +40,33 @@ fn root() -> &'static PathBuf {
         .1
 }
 
+/// The stand-in facts for the fixed project, answering every need: each manifest and package
+/// is the project's `app` (binaries `app` and `tool`), each named triple a stand-in target.
+fn facts(needs: &[kiln::plan::facts::RustNeed]) -> kiln::plan::facts::Facts {
+    let mut facts = kiln::toolchain::fake::facts(root(), "app", &["app", "tool"]);
+    let package = facts.packages.values().next().cloned().expect("the fake package");
+    for need in needs {
+        facts.packages.insert((need.manifest.clone(), need.package.clone()), package.clone());
+        if let (Some(triple), Some(Ok(target))) = (&need.triple, facts.targets.get(&(need.platform, None)).cloned()) {
+            let target = kiln::plan::facts::Target { triple: triple.clone(), ..target };
+            facts.targets.insert((need.platform, Some(triple.clone())), Ok(target));
+        }
+    }
+    facts
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (Some(recipe), problems) = kiln::recipe::parse_partial(text) else { return };
-    if recipe.images.iter().any(|i| i.contents.iter().any(|c| matches!(c, kiln::recipe::Content::Rust(_)))) {
-        return;
-    }
-    let opts = kiln::plan::PlanOptions { root: root().clone(), ..Default::default() };
+    let mut opts = kiln::plan::PlanOptions { root: root().clone(), ..Default::default() };
+    opts.facts = facts(&kiln::plan::rust_needs(&recipe, &opts));
     match kiln::plan::resolve(&recipe, &opts) {
         Ok(plan) => {
-            let _ = plan.to_json();
+            // A plan reads back as itself: what `kiln build --plan` relies on.
+            let json = plan.to_json();
+            let back =
+                kiln::plan::Plan::from_json(&json).unwrap_or_else(|e| panic!("the plan does not read back: {e}"));
+            assert!(back == plan && back.to_json() == json, "the plan read back differs");
             let _ = kiln::plan::render_text(&plan);
         }
         Err(more) => {

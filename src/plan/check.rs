@@ -199,7 +199,9 @@ fn entry_shape(e: &super::Entry, steps: &BTreeSet<&str>) -> Result<(), String> {
         |s: &Option<String>| s.as_deref().is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
     let origins = [e.source.is_some(), e.content.is_some(), e.build.is_some(), e.from.is_some()];
     match e.kind {
-        EntryKind::Dir | EntryKind::Symlink if origins[..3].contains(&true) || e.sha256.is_some() => {
+        // A link copied from the project records where it was found (`source`), never contents.
+        EntryKind::Dir if origins[..3].contains(&true) || e.sha256.is_some() => Err("only a file has contents".into()),
+        EntryKind::Symlink if origins[1..3].contains(&true) || e.sha256.is_some() || e.size.is_some() => {
             Err("only a file has contents".into())
         }
         EntryKind::Symlink if e.target.as_deref().is_none_or(|t| t.is_empty() || t.contains('\0')) => {

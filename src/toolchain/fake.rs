@@ -1,6 +1,7 @@
 //! A stand-in toolchain for fast tests of resolve → layer → image → update: facts that name
 //! no real program, and "binaries" that are a few deterministic bytes per build step. Nothing
-//! here spawns a process.
+//! here spawns a process. Built for kiln's tests and, with the `fake-toolchain` feature, for
+//! the planner's fuzz target.
 
 use super::facts::Facts;
 use super::rust::{Compiled, Package, Probe, Target};
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// Facts for a cargo workspace at `root` whose manifest `Cargo.toml` has `package` with the
 /// binaries `bins`, and every platform's default target.
-pub(crate) fn facts(root: &Path, package: &str, bins: &[&str]) -> Facts {
+pub fn facts(root: &Path, package: &str, bins: &[&str]) -> Facts {
     let probe = Probe {
         rustc: "/fake/bin/rustc".into(),
         cargo: "/fake/bin/cargo".into(),

@@ -4,8 +4,8 @@
 
 pub mod elf;
 pub mod facts;
-#[cfg(test)]
-pub(crate) mod fake;
+#[cfg(any(test, feature = "fake-toolchain"))]
+pub mod fake;
 pub mod rust;
 
 use std::path::{Path, PathBuf};

@@ -41,6 +41,15 @@ fn projects(cache: &Path) -> Vec<(String, tempfile::TempDir)> {
     std::fs::remove_file(rust.path().join("kiln.kdl")).unwrap();
     run(kiln_in(rust.path(), cache).args(["init", "--template", "rust-scratch"]));
     out.push(("templates/rust-scratch".into(), rust));
+    // Links inside a copied tree stay links; the plan records where each was found.
+    let links = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(links.path().join("site/css")).unwrap();
+    std::fs::write(links.path().join("site/index.html"), "<p>hi</p>\n").unwrap();
+    std::os::unix::fs::symlink("index.html", links.path().join("site/home.html")).unwrap();
+    std::os::unix::fs::symlink("/etc/ssl", links.path().join("site/css/ssl")).unwrap();
+    let recipe = "kiln 1\nimage \"links\" {\n    base \"scratch\"\n    copy \"site/\" \"/srv/www/\"\n}\n";
+    std::fs::write(links.path().join("kiln.kdl"), recipe).unwrap();
+    out.push(("a tree with links".into(), links));
     out
 }
 
