@@ -12,9 +12,9 @@ pub struct Report {
     pub ok: bool,
 }
 
-pub fn check(dir: &Path) -> Report {
+pub fn check(dir: &Path, cargo_home: &Path) -> Report {
     let mut text = String::new();
-    let probe = match rust::Probe::detect(dir) {
+    let probe = match rust::Probe::detect(dir, cargo_home) {
         Ok(p) => p,
         Err(m) => {
             let _ = writeln!(text, "missing  {}\n         {}", m.message, m.help);

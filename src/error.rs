@@ -3,6 +3,17 @@
 
 use std::path::PathBuf;
 
+/// What failed on which path: every stage's `Io` variant, made by `Type::io(action, path)`.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("cannot {action} {}: {source}", path.display())]
+#[diagnostic(code(kiln::io))]
+pub struct IoError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: std::io::Error,
+}
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum BuildError {
     #[error(transparent)]
@@ -20,28 +31,18 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Update(UpdateError),
-    #[error("cannot {action} {}: {source}", path.display())]
-    #[diagnostic(code(kiln::io))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
 }
 
 /// The inputs stage: fetching and verifying what a recipe pins (Debian indexes and packages,
 /// kiln.lock).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InputsError {
-    #[error("cannot {action} {}: {source}", path.display())]
-    #[diagnostic(code(kiln::io))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
     #[error("cannot fetch {url}: {reason}")]
     #[diagnostic(
         code(kiln::fetch::network),
@@ -63,14 +64,9 @@ pub enum InputsError {
 /// The toolchain stage: running a build step's compiler, strip and checks.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum ToolchainError {
-    #[error("cannot {action} {}: {source}", path.display())]
-    #[diagnostic(code(kiln::io))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
     #[error("cargo could not build {what}:\n{output}")]
     #[diagnostic(code(kiln::toolchain::compile), help("fix the error above; kiln wrote no image"))]
     Compile { what: String, output: String },
@@ -96,14 +92,9 @@ pub enum ToolchainError {
 /// The store stage: OCI layouts and bundles read and written, their locks.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum StoreError {
-    #[error("cannot {action} {}: {source}", path.display())]
-    #[diagnostic(code(kiln::io))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
     #[error("{} exists and is not an OCI image layout kiln can replace", path.display())]
     #[diagnostic(code(kiln::build::output_not_layout), help("choose another --out directory, or remove this one"))]
     OutputNotLayout { path: PathBuf },
@@ -135,14 +126,9 @@ pub enum StoreError {
 /// The layer stage: a layer's files read, checked against the plan and written as a tar.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum LayerError {
-    #[error("cannot {action} {}: {source}", path.display())]
-    #[diagnostic(code(kiln::io))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
     #[error("source {} changed while kiln was building (planned sha256:{planned}, read sha256:{read})", path.display())]
     #[diagnostic(code(kiln::build::source_changed), help("run the build again once the sources are stable"))]
     SourceChanged { path: PathBuf, planned: String, read: String },
@@ -162,14 +148,9 @@ pub enum LayerError {
 /// The update stage: diffs, bundles and applying them.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum UpdateError {
-    #[error("cannot {action} {}: {source}", path.display())]
-    #[diagnostic(code(kiln::io))]
-    Io {
-        action: &'static str,
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
     #[error("refusing bundle {}: {reason}", bundle.display())]
     #[diagnostic(code(kiln::update::refused), help("the layout was left as it was"))]
     BundleRefused { bundle: PathBuf, reason: String },
@@ -189,7 +170,7 @@ macro_rules! io_constructor {
         impl $t {
             pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> $t {
                 let path = path.into();
-                move |source| $t::Io { action, path, source }
+                move |source| $t::Io(IoError { action, path, source })
             }
         }
     )*};

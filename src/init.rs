@@ -105,7 +105,7 @@ fn ignore_output(dir: &Path) -> Result<(Option<StagedFile>, String), BuildError>
             (text, Some(mode & 0o7777))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => (Vec::new(), None),
-        Err(e) => return Err(BuildError::Io { action: "read", path, source: e }),
+        Err(e) => return Err(BuildError::io("read", path)(e)),
     };
     if text.split(|b| *b == b'\n').any(ignores_out) {
         return Ok((None, format!("{} already ignores {IGNORE_OUT}", named.display())));

@@ -89,8 +89,8 @@ fn append_verified<W: Write>(
     let mut r = Verified { inner: file.take(size), hasher: Sha256::new(), failed: false };
     if let Err(e) = tar.append_data(h, path, &mut r) {
         return Err(match r.failed {
-            true => LayerError::Io { action: "read", path: abs.to_path_buf(), source: e },
-            false => LayerError::Io { action: "write", path: out.to_path_buf(), source: e },
+            true => LayerError::io("read", abs.to_path_buf())(e),
+            false => LayerError::io("write", out.to_path_buf())(e),
         });
     }
     let read = crate::oci::digest::hex(&r.hasher.finalize());

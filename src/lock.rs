@@ -176,11 +176,8 @@ pub(crate) fn new_staging_lock(parent: &Path, out_name: &OsStr) -> Result<(Held,
             .and_then(|t| t.keep().map_err(|e| e.error))
             .map_err(StoreError::io("create a lock file in", parent))?;
         // Blocking: a run cleaning up may hold it for a moment, taking it for a dead run's.
-        rustix::fs::flock(&file, FlockOperation::LockExclusive).map_err(|e| StoreError::Io {
-            action: "lock",
-            path: path.clone(),
-            source: e.into(),
-        })?;
+        rustix::fs::flock(&file, FlockOperation::LockExclusive)
+            .map_err(|e| StoreError::io("lock", path.clone())(e.into()))?;
         if !still_linked(&file, &path) {
             continue;
         }

@@ -6,7 +6,7 @@ use super::env::current_dir;
 use std::process::ExitCode;
 
 pub(crate) fn run() -> Result<ExitCode, Failure> {
-    let report = kiln::doctor::check(&current_dir());
+    let report = kiln::doctor::check(&current_dir(), &super::env::cargo_home());
     print!("{}", report.text);
     Ok(if report.ok { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

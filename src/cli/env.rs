@@ -1,5 +1,5 @@
-//! What kiln takes from the environment: the cache directory, the recipe's root and
-//! `SOURCE_DATE_EPOCH`. Read here, once, and handed to the library as values.
+//! What kiln takes from the environment: the cache directory, cargo's home, the recipe's root
+//! and `SOURCE_DATE_EPOCH`. Read here, once, and handed to the library as values.
 
 use super::CliError;
 use std::path::{Path, PathBuf};
@@ -19,6 +19,15 @@ pub(crate) fn cache_dir() -> PathBuf {
         // No home to keep a cache in: a private directory for this user under the system's temp.
         None => std::env::temp_dir().join(format!("kiln-cache-{}", rustix::process::getuid().as_raw())),
     }
+}
+
+/// Cargo's home as cargo itself finds it: `CARGO_HOME`, else `~/.cargo`.
+pub(crate) fn cargo_home() -> PathBuf {
+    std::env::var_os("CARGO_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .unwrap_or_else(|| PathBuf::from("/root/.cargo"))
 }
 
 /// The directory the recipe's paths are relative to: the recipe file's own.

@@ -28,7 +28,7 @@ fn debian_inputs(
     let lock = match kiln::inputs::debian::lock::Lock::read(&lock_path) {
         Ok(Some(lock)) => lock,
         Ok(None) => return Ok(Ok(None)),
-        Err(source) => return Err(kiln::error::BuildError::Io { action: "read", path: lock_path, source }.into()),
+        Err(source) => return Err(kiln::error::BuildError::io("read", lock_path)(source).into()),
     };
     let mut problems = Vec::new();
     let stale = |span, msg: String| {
@@ -118,7 +118,8 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         cache_dir: Some(cache_dir()),
         facts: Facts::default(),
     };
-    opts.facts = kiln::toolchain::facts::gather(&opts.root, &kiln::plan::rust_needs(&recipe, &opts));
+    opts.facts =
+        kiln::toolchain::facts::gather(&opts.root, &super::env::cargo_home(), &kiln::plan::rust_needs(&recipe, &opts));
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
     match kiln::plan::resolve(&recipe, &opts) {
         Ok(plan) if problems.is_empty() => Ok(Loaded { plan, facts: opts.facts }),
@@ -165,10 +166,10 @@ pub(crate) fn load_saved(file: &Path, root: &Path, cache: &Path, progress: &dyn 
             )),
             Ok(None) => changes
                 .push(format!("the plan's Debian packages are pinned by {}, which is missing", lock_path.display())),
-            Err(source) => return Err(kiln::error::BuildError::Io { action: "read", path: lock_path, source }.into()),
+            Err(source) => return Err(kiln::error::BuildError::io("read", lock_path)(source).into()),
         }
     }
-    let facts = kiln::toolchain::facts::gather(root, &kiln::plan::plan_needs(&plan, root));
+    let facts = kiln::toolchain::facts::gather(root, &super::env::cargo_home(), &kiln::plan::plan_needs(&plan, root));
     changes.extend(kiln::plan::changes(&plan, root, &facts, Some(cache)));
     if !changes.is_empty() {
         return Err(CliError::StalePlan { path: file.to_path_buf(), changes }.into());

@@ -40,7 +40,7 @@ fn header(size: u64) -> tar::Header {
 }
 
 fn poisoned(file: &Path) -> StoreError {
-    StoreError::Io { action: "write", path: file.to_path_buf(), source: std::io::Error::other("a writer failed") }
+    StoreError::io("write", file.to_path_buf())(std::io::Error::other("a writer failed"))
 }
 
 impl TarPublisher {
@@ -131,11 +131,9 @@ impl Publisher for TarPublisher {
         let mut tar = tar.into_inner().map_err(|_| poisoned(&file))?;
         match index {
             Some(announced) if announced != index_json => {
-                return Err(StoreError::Io {
-                    action: "write",
-                    path: file,
-                    source: std::io::Error::other("index.json differs from the one written first"),
-                });
+                return Err(StoreError::io("write", file)(std::io::Error::other(
+                    "index.json differs from the one written first",
+                )));
             }
             Some(_) => {}
             None => tar.append_data(&mut header(index_json.len() as u64), "index.json", index_json).map_err(io())?,
@@ -147,7 +145,7 @@ impl Publisher for TarPublisher {
             std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
                 .map_err(StoreError::io("set permissions of", tmp.path()))?;
         }
-        tmp.persist(&file).map_err(|e| StoreError::Io { action: "write", path: file.clone(), source: e.error })?;
+        tmp.persist(&file).map_err(|e| StoreError::io("write", file.clone())(e.error))?;
         Ok(())
     }
 }

@@ -23,14 +23,10 @@ pub(crate) fn recover(out: &Path) -> Result<(), StoreError> {
 /// The directory holding `out`, and `out`'s name in it.
 pub(super) fn parent_and_name(out: &Path) -> Result<(PathBuf, OsString), StoreError> {
     let Some(name) = out.file_name() else {
-        return Err(StoreError::Io {
-            action: "replace",
-            path: out.to_path_buf(),
-            source: std::io::Error::new(
-                std::io::ErrorKind::InvalidInput,
-                "the output must be named by its last component",
-            ),
-        });
+        return Err(StoreError::io("replace", out.to_path_buf())(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "the output must be named by its last component",
+        )));
     };
     let parent = match out.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

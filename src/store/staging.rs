@@ -88,18 +88,10 @@ impl Staging {
         let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, file));
         fill(&mut w)?;
         let (buf, digest, size) = w.finish();
-        let file = buf.into_inner().map_err(|e| StoreError::Io {
-            action: "write",
-            path: tmp.path().to_path_buf(),
-            source: e.into_error(),
-        })?;
+        let file = buf.into_inner().map_err(|e| StoreError::io("write", tmp.path().to_path_buf())(e.into_error()))?;
         drop(file);
         let dest = self.dir.join(digest.layout_path());
-        tmp.persist(&dest).map_err(|e| StoreError::Io {
-            action: "rename a blob to",
-            path: dest.clone(),
-            source: e.error,
-        })?;
+        tmp.persist(&dest).map_err(|e| StoreError::io("rename a blob to", dest.clone())(e.error))?;
         set_read_only(&dest)?;
         Ok(BlobRef { digest, size })
     }
@@ -137,9 +129,7 @@ impl Staging {
                 // The old layout is now at the staging path, which the drop removes.
                 Ok(()) => Ok(()),
                 Err(Errno::INVAL | Errno::NOTSUP | Errno::NOSYS) => self.swap_by_renames(),
-                Err(e) => {
-                    Err(StoreError::Io { action: "swap the new layout with", path: self.out.clone(), source: e.into() })
-                }
+                Err(e) => Err(StoreError::io("swap the new layout with", self.out.clone())(e.into())),
             }
         };
         swapped?;
@@ -160,7 +150,7 @@ impl Staging {
             if std::fs::rename(&old, &self.out).is_err() {
                 self.keep = true;
             }
-            return Err(StoreError::Io { action: "rename the new layout to", path: self.out.clone(), source: e });
+            return Err(StoreError::io("rename the new layout to", self.out.clone())(e));
         }
         let _ = std::fs::remove_dir_all(&old);
         Ok(())

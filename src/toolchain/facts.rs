@@ -8,13 +8,13 @@ pub use crate::plan::facts::{Facts, RustNeed};
 use std::path::Path;
 
 /// Runs the probes `needs` call for, each once. `root` is where rustup looks for a
-/// `rust-toolchain.toml`.
-pub fn gather(root: &Path, needs: &[RustNeed]) -> Facts {
+/// `rust-toolchain.toml`; `cargo_home` is cargo's home as the environment names it.
+pub fn gather(root: &Path, cargo_home: &Path, needs: &[RustNeed]) -> Facts {
     let mut facts = Facts::default();
     if needs.is_empty() {
         return facts;
     }
-    let probe = Probe::detect(root);
+    let probe = Probe::detect(root, cargo_home);
     for need in needs {
         let Ok(probe) = &probe else { break };
         let key = (need.manifest.clone(), need.package.clone());

@@ -33,7 +33,7 @@ pub fn store_bytes(store: &Path, bytes: &[u8]) -> Result<String, InputsError> {
         std::fs::create_dir_all(store).map_err(InputsError::io("create", store))?;
         let tmp = tempfile::NamedTempFile::new_in(store).map_err(InputsError::io("create a file in", store))?;
         std::fs::write(tmp.path(), bytes).map_err(InputsError::io("write", tmp.path()))?;
-        tmp.persist(&dest).map_err(|e| InputsError::Io { action: "write", path: dest.clone(), source: e.error })?;
+        tmp.persist(&dest).map_err(|e| InputsError::io("write", dest.clone())(e.error))?;
     }
     Ok(sha)
 }

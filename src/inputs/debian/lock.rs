@@ -100,7 +100,7 @@ impl StagedFile {
     /// Puts the file in place under its name.
     pub(crate) fn commit(self) -> Result<(), InputsError> {
         let StagedFile { tmp, path } = self;
-        tmp.persist(&path).map_err(|e| InputsError::Io { action: "write", path, source: e.error })?;
+        tmp.persist(&path).map_err(|e| InputsError::io("write", path)(e.error))?;
         Ok(())
     }
 }

@@ -31,10 +31,7 @@ fn download(cache: &Path, p: &LockedPackage) -> Result<(), InputsError> {
     ));
     std::io::copy(&mut resp.body_mut().as_reader(), &mut w).map_err(|e| net(e.to_string()))?;
     let (buf, digest, size) = w.finish();
-    buf.into_inner()
-        .map_err(|e| InputsError::Io { action: "write", path: tmp.path().to_path_buf(), source: e.into_error() })?
-        .flush()
-        .ok();
+    buf.into_inner().map_err(|e| InputsError::io("write", tmp.path().to_path_buf())(e.into_error()))?.flush().ok();
     let actual = digest.hex().to_string();
     if actual != p.sha256 || size != p.size {
         return Err(InputsError::Integrity {
@@ -44,7 +41,7 @@ fn download(cache: &Path, p: &LockedPackage) -> Result<(), InputsError> {
         });
     }
     let dest = deb_path(cache, p);
-    tmp.persist(&dest).map_err(|e| InputsError::Io { action: "write", path: dest.clone(), source: e.error })?;
+    tmp.persist(&dest).map_err(|e| InputsError::io("write", dest.clone())(e.error))?;
     Ok(())
 }
 

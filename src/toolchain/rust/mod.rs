@@ -15,8 +15,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 impl Probe {
-    /// Probes the toolchain that rustup picks in `dir` (so `rust-toolchain.toml` applies).
-    pub fn detect(dir: &Path) -> Result<Probe, Missing> {
+    /// Probes the toolchain that rustup picks in `dir` (so `rust-toolchain.toml` applies);
+    /// `cargo_home` is the cargo home the caller read from the environment.
+    pub fn detect(dir: &Path, cargo_home: &Path) -> Result<Probe, Missing> {
         let no_rust = || Missing {
             code: Code::ToolchainRustc,
             message: "no Rust toolchain found (`rustc` is not on PATH)".into(),
@@ -60,10 +61,7 @@ impl Probe {
                 }
             }
         }
-        let cargo_home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-            .unwrap_or_else(|| PathBuf::from("/root/.cargo"));
+        let cargo_home = cargo_home.to_path_buf();
         Ok(Probe {
             rustc,
             cargo,
