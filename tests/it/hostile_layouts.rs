@@ -402,36 +402,7 @@ fn apply_refuses_bundles_for_another_release_empty_indexes_and_repeated_members(
     assert_fails(&o, "kiln::update::refused", "its index.json lists no image: applying it would empty the layout");
     assert_untouched(&v1_device, &before);
 
-    // A member held twice (a blob, or index.json) is refused.
-    let m = members(&update);
-    let blob_member = m.iter().find(|(n, _)| n.starts_with("blobs/")).unwrap().clone();
-    for twice in [blob_member, m[1].clone()] {
-        let doubled = work.path().join("doubled.tar");
-        let mut again = m.clone();
-        again.push(twice.clone());
-        write_tar(&doubled, &again);
-        let o = apply(&doubled, &v1_device);
-        assert_fails(&o, "kiln::update::refused", &format!("it holds \"{}\" twice", twice.0));
-        assert_untouched(&v1_device, &before);
-    }
-
-    // Formats other than this kiln's are refused: 1 named no base, 3 is from the future.
-    for (format, drop_base) in [(1, true), (3, false)] {
-        let other = work.path().join("other.tar");
-        with_manifest(&update, &other, |m| {
-            m["bundle_format"] = json!(format);
-            if drop_base {
-                m.as_object_mut().unwrap().remove("base");
-            }
-        });
-        let o = apply(&other, &v1_device);
-        assert_fails(
-            &o,
-            "kiln::update::refused",
-            &format!("unknown bundle format {format} (this kiln reads format 2)"),
-        );
-        assert_untouched(&v1_device, &before);
-    }
+    refuses_doubled_members_and_other_formats(&update, &v1_device, &before, work.path());
     // Format 2 without its base is not a first install.
     let baseless = work.path().join("baseless.tar");
     with_manifest(&update, &baseless, |m| {
@@ -453,6 +424,46 @@ fn apply_refuses_bundles_for_another_release_empty_indexes_and_repeated_members(
     let applied = snapshot(&v1_device);
     run(kiln().arg("apply").arg(&update).arg("--to").arg(&v1_device));
     assert_untouched(&v1_device, &applied);
+}
+
+/// `update` with a member held twice, or with another `bundle_format`, is refused by the
+/// device holding its base release, which is left as `before`.
+fn refuses_doubled_members_and_other_formats(
+    update: &Path,
+    v1_device: &Path,
+    before: &[(String, u32, Vec<u8>)],
+    work: &Path,
+) {
+    // A member held twice (a blob, or index.json) is refused.
+    let m = members(update);
+    let blob_member = m.iter().find(|(n, _)| n.starts_with("blobs/")).unwrap().clone();
+    for twice in [blob_member, m[1].clone()] {
+        let doubled = work.join("doubled.tar");
+        let mut again = m.clone();
+        again.push(twice.clone());
+        write_tar(&doubled, &again);
+        let o = apply(&doubled, v1_device);
+        assert_fails(&o, "kiln::update::refused", &format!("it holds \"{}\" twice", twice.0));
+        assert_untouched(v1_device, before);
+    }
+
+    // Formats other than this kiln's are refused: 1 named no base, 3 is from the future.
+    for (format, drop_base) in [(1, true), (3, false)] {
+        let other = work.join("other.tar");
+        with_manifest(update, &other, |m| {
+            m["bundle_format"] = json!(format);
+            if drop_base {
+                m.as_object_mut().unwrap().remove("base");
+            }
+        });
+        let o = apply(&other, v1_device);
+        assert_fails(
+            &o,
+            "kiln::update::refused",
+            &format!("unknown bundle format {format} (this kiln reads format 2)"),
+        );
+        assert_untouched(v1_device, before);
+    }
 }
 
 // 5. A directory that is not an OCI layout is named as such.
