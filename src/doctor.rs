@@ -1,5 +1,5 @@
-//! `kiln doctor`: what each platform needs to build Rust binaries, what is present, and the
-//! command that installs what is missing.
+//! `kiln doctor`: what each platform needs to build Rust binaries (and the C code of their
+//! crates), what is present, and the command that installs what is missing.
 
 use crate::oci::platform::Platform;
 use crate::toolchain::{Isolation, rust};
@@ -30,11 +30,35 @@ pub fn check(dir: &Path, cargo_home: &Path) -> Report {
     };
     let _ = writeln!(text, "network  {network}");
     let mut ok = true;
+    let zig = crate::toolchain::zig::probe();
     for p in Platform::ALL {
         match rust::target(p, None, &probe) {
             Ok(t) => {
                 let _ =
                     writeln!(text, "ok       {p:<13} {}  linker {}  strip {}", t.triple, t.linker_desc, t.strip_desc);
+                match (&zig, t.triple.contains("-musl")) {
+                    (_, false) => {
+                        let _ = writeln!(text, "ok       {p:<13} C: {} (cc)", t.linker_desc);
+                    }
+                    (Ok(z), true) => {
+                        let to = crate::plan::facts::zig_target(&t.triple);
+                        let _ = writeln!(
+                            text,
+                            "ok       {p:<13} C: zig cc {} -target {to} ({})",
+                            z.version,
+                            z.path.display()
+                        );
+                    }
+                    (Err(m), true) => {
+                        ok = false;
+                        let _ = writeln!(
+                            text,
+                            "missing  {p:<13} C: {}
+         {}",
+                            m.message, m.help
+                        );
+                    }
+                }
             }
             Err(m) => {
                 ok = false;

@@ -106,6 +106,7 @@ codes! {
     ToolchainMissingLinker = "kiln::toolchain::missing_linker",
     ToolchainMissingStrip = "kiln::toolchain::missing_strip",
     ToolchainMissingTarget = "kiln::toolchain::missing_target",
+    ToolchainMissingZig = "kiln::toolchain::missing_zig",
     ToolchainNotGathered = "kiln::toolchain::not_gathered",
     ToolchainRustc = "kiln::toolchain::rustc",
     ToolchainTriple = "kiln::toolchain::triple",

@@ -3,7 +3,7 @@
 //! toolchain of each build step), and any difference is named. Like a recipe, a plan may
 //! name only files inside the recipe's directory.
 
-use super::resolve::rust::{hash_workspace, lockfile_sha256, machine, relative, seal};
+use super::resolve::rust::{c_compiler, hash_workspace, lockfile_sha256, machine, relative, seal};
 use super::{Plan, RustBuild};
 use crate::plan::facts::{Facts, RustNeed};
 use std::collections::BTreeSet;
@@ -79,9 +79,10 @@ fn rust_changes(b: &RustBuild, epoch: u64, root: &Path, facts: &Facts, cache: Op
     let what = format!("rust build {} (bin {}) for {}", b.package, b.bin, b.platform);
     let found = facts.probe().and_then(|probe| {
         let pkg = facts.package(&root.join(&b.manifest), &b.package)?;
-        Ok((probe, pkg, facts.target(b.platform, Some(&b.triple))?))
+        let target = facts.target(b.platform, Some(&b.triple))?;
+        Ok((probe, pkg, target, c_compiler(facts, pkg, target)?))
     });
-    let (probe, pkg, target) = match found {
+    let (probe, pkg, target, c) = match found {
         Ok(f) => f,
         Err(m) => return out.push(format!("{what}: {}", m.message)),
     };
@@ -95,7 +96,7 @@ fn rust_changes(b: &RustBuild, epoch: u64, root: &Path, facts: &Facts, cache: Op
         Ok((files, sha)) => (now.source_files, now.sources_sha256) = (files, sha),
         Err(e) => return out.push(format!("{what}: cannot read its sources: {e}")),
     }
-    machine(&mut now, probe, target);
+    machine(&mut now, probe, target, c);
     seal(&mut now, epoch);
     let (was, is) = (serde_json::to_value(b), serde_json::to_value(&now));
     let (Ok(serde_json::Value::Object(was)), Ok(serde_json::Value::Object(is))) = (was, is) else { return };

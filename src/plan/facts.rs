@@ -30,9 +30,55 @@ pub struct Facts {
     pub packages: BTreeMap<(PathBuf, String), Result<Package, Missing>>,
     /// Linker and strip program by (platform, the recipe's triple).
     pub targets: BTreeMap<(Platform, Option<String>), Result<Target, Missing>>,
+    /// zig, the C compiler for the musl targets; looked for only when a package's
+    /// `Cargo.lock` has the `cc` crate.
+    pub zig: Option<Result<Zig, Missing>>,
+}
+
+/// The zig release kiln compiles C with for the musl targets: another zig is another
+/// toolchain, so kiln takes only this one.
+pub const ZIG_VERSION: &str = "0.17.0";
+
+/// Whether a cargo workspace compiles C: its `Cargo.lock` has the `cc` crate, which build
+/// scripts use to run a C compiler.
+pub fn builds_c(workspace_root: &Path) -> bool {
+    std::fs::read_to_string(workspace_root.join("Cargo.lock"))
+        .is_ok_and(|lock| lock.lines().any(|l| l.trim() == "name = \"cc\""))
+}
+
+/// zig's name for a Rust musl triple: `x86_64-unknown-linux-musl` -> `x86_64-linux-musl`,
+/// `armv7-unknown-linux-musleabihf` -> `arm-linux-musleabihf`.
+pub fn zig_target(triple: &str) -> String {
+    let mut parts = triple.split('-');
+    let arch = match parts.next().unwrap_or_default() {
+        a if a.starts_with("armv7") || a.starts_with("thumbv7") => "arm",
+        a => a,
+    };
+    let abi = parts.next_back().unwrap_or("musl");
+    format!("{arch}-linux-{abi}")
+}
+
+/// zig as found on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Zig {
+    /// The executable itself (links resolved): zig finds its `lib/` beside it.
+    pub path: PathBuf,
+    /// `zig version`.
+    pub version: String,
+    /// The executable's sha256, recorded in the plan with the version.
+    pub sha256: String,
 }
 
 impl Facts {
+    /// zig, or what stands for its absence.
+    pub fn zig(&self) -> Result<&Zig, Missing> {
+        match &self.zig {
+            Some(Ok(z)) => Ok(z),
+            Some(Err(m)) => Err(m.clone()),
+            None => Err(not_gathered("zig")),
+        }
+    }
+
     /// The probe, or what stands for its absence when no need asked for it.
     pub fn probe(&self) -> Result<&Probe, Missing> {
         match &self.probe {

@@ -90,6 +90,10 @@ pub struct RustBuild {
     pub network: facts::Isolation,
     /// The base has no libc, so the binary must be statically linked.
     pub require_static: bool,
+    /// The C compiler the build scripts get (`CC_<triple>`), with its version: only for a
+    /// workspace whose `Cargo.lock` has the `cc` crate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub c_compiler: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -73,6 +73,9 @@ fn rust_build(s: &mut String, b: &RustBuild) {
     let _ = writeln!(s, "  rustc     {}", b.rustc);
     let _ = writeln!(s, "  cargo     {}", b.cargo);
     let _ = writeln!(s, "  linker    {}", b.linker);
+    if let Some(cc) = &b.c_compiler {
+        let _ = writeln!(s, "  C         {cc}");
+    }
     let _ = writeln!(s, "  strip     {}", b.strip);
     let _ = writeln!(s, "  rustflags {}", b.rustflags.join(" "));
     let _ = writeln!(

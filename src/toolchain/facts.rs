@@ -4,6 +4,7 @@
 //! process); building reads the host paths it needs from them (the plan holds none).
 
 use super::rust::{self as cargo, Probe};
+use crate::plan::facts::builds_c;
 pub use crate::plan::facts::{Facts, RustNeed};
 use std::path::Path;
 
@@ -23,6 +24,10 @@ pub fn gather(root: &Path, cargo_home: &Path, needs: &[RustNeed]) -> Facts {
         }
         let key = (need.platform, need.triple.clone());
         facts.targets.entry(key).or_insert_with(|| cargo::target(need.platform, need.triple.as_deref(), probe));
+    }
+    let builds_c = |p: &Result<crate::plan::facts::Package, _>| p.as_ref().is_ok_and(|p| builds_c(&p.workspace_root));
+    if facts.packages.values().any(builds_c) {
+        facts.zig = Some(super::zig::probe());
     }
     facts.probe = Some(probe);
     facts

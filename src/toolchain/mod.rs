@@ -7,6 +7,7 @@ pub mod facts;
 #[cfg(any(test, feature = "fake-toolchain"))]
 pub mod fake;
 pub mod rust;
+pub mod zig;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

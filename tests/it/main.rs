@@ -13,6 +13,7 @@
 
 mod common;
 
+mod c_crates;
 mod cli;
 mod crash;
 mod distroless;

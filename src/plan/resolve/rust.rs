@@ -42,6 +42,7 @@ impl<'a> Resolver<'a> {
             .map_err(|m| self.missing(target_span, m))
             .ok()?;
         let (source_files, sources_sha256) = self.sources(pkg_span, pkg)?;
+        let c = c_compiler(facts, pkg, target).map_err(|m| self.missing(pkg_span, m)).ok()?;
         let mut build = RustBuild {
             id: String::new(),
             package: spec.package.value.clone(),
@@ -63,8 +64,9 @@ impl<'a> Resolver<'a> {
             sources_sha256,
             network: probe.isolation,
             require_static: true,
+            c_compiler: None,
         };
-        machine(&mut build, probe, target);
+        machine(&mut build, probe, target, c);
         seal(&mut build, self.epoch);
         let dest = spec.dest.as_ref().map(|d| d.value.clone()).unwrap_or_else(|| format!("/usr/local/bin/{bin}"));
         let entry = binary_entry(dest, build.id.clone());
@@ -221,8 +223,24 @@ pub(crate) fn hash_workspace(pkg: &Package, cache_dir: Option<&Path>) -> std::io
     cargo::hash_sources(&pkg.workspace_root, &skip)
 }
 
+/// The C compiler a build's scripts get, as the plan records it: none unless the workspace
+/// compiles C ([`cargo::builds_c`]); zig for the musl targets, the target's gcc for glibc.
+pub(crate) fn c_compiler(facts: &Facts, pkg: &Package, target: &Target) -> Result<Option<String>, Missing> {
+    if !cargo::builds_c(&pkg.workspace_root) {
+        return Ok(None);
+    }
+    if target.triple.contains("-musl") {
+        let zig = facts.zig()?;
+        let to = cargo::zig_target(&target.triple);
+        Ok(Some(format!("zig cc {} (sha256 {}) -target {to}", zig.version, zig.sha256)))
+    } else {
+        Ok(Some(target.linker_desc.clone()))
+    }
+}
+
 /// The fields of a build that describe this machine's toolchain for its target.
-pub(crate) fn machine(build: &mut RustBuild, probe: &Probe, target: &Target) {
+pub(crate) fn machine(build: &mut RustBuild, probe: &Probe, target: &Target, c_compiler: Option<String>) {
+    build.c_compiler = c_compiler;
     build.rustflags = rustflags(target);
     build.linker = target.linker_desc.clone();
     build.strip = target.strip_desc.clone();

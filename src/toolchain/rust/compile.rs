@@ -38,6 +38,8 @@ pub struct Exec {
     pub cargo_home: PathBuf,
     pub linker: PathBuf,
     pub strip: PathBuf,
+    /// zig, when the step compiles C for a musl target.
+    pub zig: Option<PathBuf>,
 }
 
 impl Exec {
@@ -48,6 +50,10 @@ impl Exec {
         let probe = facts.probe()?;
         let pkg = facts.package(&manifest, &b.package)?;
         let target = facts.target(b.platform, Some(&b.triple)).or_else(|_| facts.target(b.platform, None))?;
+        let zig = match b.c_compiler.is_some() && b.triple.contains("-musl") {
+            true => Some(facts.zig()?.path.clone()),
+            false => None,
+        };
         Ok(Exec {
             workspace: pkg.workspace_root.clone(),
             manifest: std::fs::canonicalize(&manifest).unwrap_or(manifest),
@@ -57,6 +63,7 @@ impl Exec {
             cargo_home: probe.cargo_home.clone(),
             linker: target.linker.clone(),
             strip: target.strip.clone(),
+            zig,
         })
     }
 }
@@ -108,6 +115,37 @@ pub fn fetch(x: &Exec) -> Result<(), ToolchainError> {
     Ok(())
 }
 
+/// The C compiler of a step that compiles C, for cc-rs: `CC_<triple>`, `AR_<triple>` and
+/// `CFLAGS_<triple>` with the workspace and cargo's home mapped to fixed paths, so objects do
+/// not depend on where the project is. zig keeps its caches in kiln's.
+fn c_env(cmd: &mut Command, b: &RustBuild, x: &Exec, cache: &Path) -> Result<(), ToolchainError> {
+    if b.c_compiler.is_none() {
+        return Ok(());
+    }
+    let (cc, ar) = match &x.zig {
+        Some(zig) => {
+            let dir = cache.join("zig/wrappers");
+            let target = crate::plan::facts::zig_target(&b.triple);
+            let zig_cache = cache.join("zig/cache");
+            cmd.env("ZIG_GLOBAL_CACHE_DIR", &zig_cache).env("ZIG_LOCAL_CACHE_DIR", &zig_cache);
+            super::super::zig::wrappers(zig, &target, &dir).map_err(ToolchainError::io("write a C wrapper in", &dir))?
+        }
+        // glibc targets: the gcc that links them, and its binutils' ar.
+        None => {
+            let ar = x.linker.to_string_lossy().strip_suffix("gcc").map(|p| PathBuf::from(format!("{p}ar")));
+            (x.linker.clone(), ar.unwrap_or_else(|| PathBuf::from("ar")))
+        }
+    };
+    let var = b.triple.replace('-', "_");
+    let flags = format!(
+        "-ffile-prefix-map={}=/kiln/src -ffile-prefix-map={}=/kiln/cargo",
+        x.workspace.display(),
+        x.cargo_home.display()
+    );
+    cmd.env(format!("CC_{var}"), cc).env(format!("AR_{var}"), ar).env(format!("CFLAGS_{var}"), flags);
+    Ok(())
+}
+
 /// Compiles, strips, checks and caches one binary.
 pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Compiled, ToolchainError> {
     // cargo runs in the workspace: every path it gets must be absolute.
@@ -139,6 +177,7 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
     if b.no_default_features {
         cmd.arg("--no-default-features");
     }
+    c_env(&mut cmd, b, x, cache)?;
     let out = cmd.output().map_err(ToolchainError::io("run", &x.cargo))?;
     let what = format!("{} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple);
     if !out.status.success() {
