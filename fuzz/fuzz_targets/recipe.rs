@@ -6,6 +6,7 @@
 mod render;
 
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
+    render::keep_last(data);
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Err(e) = kiln::recipe::parse("kiln.kdl", text) {
         let _ = render::render(&e);
