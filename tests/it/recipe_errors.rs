@@ -202,6 +202,22 @@ fn commented_out_blocks_nest_three_deep_at_most() {
 }
 
 #[test]
+fn braces_the_scan_takes_for_a_comment_cannot_overflow_the_parser() {
+    // After an error the KDL parser may read the `{` of a `//` comment as blocks: 5,000 of
+    // them overflowed its stack (SIGABRT, exit 134; the long fuzz run died of it). 8,192 are
+    // read, on the parser's own large stack (a debug build overflowed 8 MiB at 512); the
+    // 8,193rd is refused where it is.
+    let recipe = |n: usize| format!("kiln 1\n# 0.//{}\n", "{".repeat(n));
+    let f = fixture(&recipe(8192));
+    let err = refused(&f, "kiln::recipe::syntax", "2:1", 40_000);
+    assert!(err.contains("`#` is not a KDL keyword"), "{err}");
+    let f = fixture(&recipe(9000));
+    let err = refused(&f, "kiln::recipe::too_deep", "2:8199", 40_000);
+    assert!(err.contains("the recipe has more than 8192 `{`"), "{err}");
+    assert!(err.contains("`{` number 8193 is here"), "{err}");
+}
+
+#[test]
 fn lines_and_recipes_too_long_to_render_are_refused() {
     // An error past column 65,535 used to panic inside miette: exit 101.
     let f = fixture(&format!(

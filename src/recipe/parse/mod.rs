@@ -34,7 +34,28 @@ pub fn parse(name: &str, text: &str) -> Result<Recipe, RecipeErrors> {
 /// Parses as much as can be parsed: the recipe without its faulty nodes (none when the text
 /// is not KDL at all, or is refused before parsing: too long, nested too deep) and every
 /// problem found. Lets later checks report their problems in the same run.
+///
+/// The KDL parser recurses once for each block it reads, and while it recovers from an error
+/// it may read a `{` that the scan took for part of a comment as a block: so the scan bounds
+/// the `{` of a recipe ([`super::scan::MAX_BRACES`]) and the parse runs on a thread of its own
+/// with [`PARSE_STACK`] of stack, well beyond what that many levels take.
 pub fn parse_partial(text: &str) -> (Option<Recipe>, Vec<Problem>) {
+    std::thread::scope(|s| {
+        let thread = std::thread::Builder::new().name("kiln-recipe".into()).stack_size(PARSE_STACK);
+        match thread.spawn_scoped(s, || parse_here(text)) {
+            Ok(parsing) => parsing.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)),
+            // No thread to be had: parse here, on the caller's stack.
+            Err(_) => parse_here(text),
+        }
+    })
+}
+
+/// The parse's stack: a level took about 16 KiB in a debug build and 6 KiB optimised, so
+/// [`super::scan::MAX_BRACES`] levels take at most 128 MiB.
+/// Only the pages used are ever committed.
+const PARSE_STACK: usize = 256 << 20;
+
+fn parse_here(text: &str) -> (Option<Recipe>, Vec<Problem>) {
     match document(text) {
         Ok(doc) => {
             let mut p = Parser::default();

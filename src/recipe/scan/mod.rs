@@ -33,6 +33,10 @@ pub(crate) const MAX_DEPTH: usize = 32;
 /// time doubles with each one inside another: the limit keeps the worst recipe within a few
 /// times the time of a plain one.
 pub(crate) const MAX_COMMENTED_DEPTH: usize = 3;
+/// `{` in a recipe, counted everywhere (comments and strings too): each may be a level of the
+/// KDL parser's recursion (see `parse_partial`), so their number bounds the stack it needs.
+pub(crate) const MAX_BRACES: usize = 8192;
+
 /// Syntax errors tolerated before the KDL parser (which recovers from each recursively).
 pub(crate) const MAX_SYNTAX_ERRORS: usize = 32;
 
@@ -54,6 +58,10 @@ pub(crate) fn scan(text: &str) -> Result<Findings, Box<Problem>> {
         return Err(Box::new(syntax((at, len), what).label("the first of many syntax errors").help(format!(
             "kiln stops reading a recipe with more than {MAX_SYNTAX_ERRORS} syntax errors; is this file a KDL recipe?"
         ))));
+    }
+    // After the scan, whose own refusals (nesting, say) say more about the recipe.
+    if let Some((at, _)) = text.match_indices('{').nth(MAX_BRACES) {
+        return Err(Box::new(too_many_braces(at)));
     }
     Ok(Findings { values: s.values, multiline: s.multiline })
 }
@@ -314,6 +322,15 @@ fn looks_numeric(w: &str) -> bool {
     let w = w.strip_prefix(['+', '-']).unwrap_or(w);
     let w = w.strip_prefix('.').unwrap_or(w);
     w.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// More `{` than [`MAX_BRACES`]: the first one past the limit.
+fn too_many_braces(at: usize) -> Problem {
+    Problem::new(Code::RecipeTooDeep, (at, 1).into(), format!("the recipe has more than {MAX_BRACES} `{{`"))
+        .label(format!("`{{` number {} is here", MAX_BRACES + 1))
+        .help(format!(
+            "kiln reads recipes with up to {MAX_BRACES} `{{`, counted everywhere (comments and strings too); recipes need a few dozen"
+        ))
 }
 
 pub(crate) fn too_deep(at: usize, len: usize) -> Problem {
