@@ -1,7 +1,8 @@
 //! The explicit step that gathers facts about this machine's toolchains before planning: the
-//! Rust toolchain's probe, `cargo metadata` of every package a recipe or plan names, and the
-//! linker and strip program of every target. Planning reads them as values (it spawns no
-//! process); building reads the host paths it needs from them (the plan holds none).
+//! Rust toolchain's probe, `cargo metadata` of every package a recipe or plan names, the linker
+//! and strip program of every target, and zig when a workspace compiles C. Planning reads them
+//! as values (it spawns no process); building reads the host paths it needs from them (the
+//! plan holds none).
 
 use super::rust::{self as cargo, Probe};
 use crate::plan::facts::builds_c;
@@ -25,8 +26,8 @@ pub fn gather(root: &Path, cargo_home: &Path, needs: &[RustNeed]) -> Facts {
         let key = (need.platform, need.triple.clone());
         facts.targets.entry(key).or_insert_with(|| cargo::target(need.platform, need.triple.as_deref(), probe));
     }
-    let builds_c = |p: &Result<crate::plan::facts::Package, _>| p.as_ref().is_ok_and(|p| builds_c(&p.workspace_root));
-    if facts.packages.values().any(builds_c) {
+    // zig only for a workspace that compiles C: hashing it reads its 185 MB once.
+    if facts.packages.values().any(|p| p.as_ref().is_ok_and(|p| builds_c(&p.workspace_root))) {
         facts.zig = Some(super::zig::probe());
     }
     facts.probe = Some(probe);
