@@ -22,12 +22,6 @@ fn rustup_home() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".rustup"))
 }
 
-fn cargo_home() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cargo"))
-}
-
 fn run_binary(arch: &str, bin: &Path) -> String {
     match arch {
         "amd64" => run(&mut Command::new(bin)),

@@ -89,16 +89,12 @@ fn every_template_parses_and_every_example_plans() {
         let recipe = kiln::recipe::parse(&r.display().to_string(), &text)
             .unwrap_or_else(|e| panic!("{}: {:?}", r.display(), e.problems));
         let mut opts = kiln::plan::PlanOptions { root: r.parent().unwrap().to_path_buf(), ..Default::default() };
-        opts.facts = kiln::toolchain::facts::gather(&opts.root, &cargo_home(), &kiln::plan::rust_needs(&recipe, &opts));
+        opts.facts = kiln::toolchain::facts::gather(
+            &opts.root,
+            &crate::common::cargo_home(),
+            &kiln::plan::rust_needs(&recipe, &opts),
+        );
         let plan = kiln::plan::resolve(&recipe, &opts).unwrap_or_else(|p| panic!("{}: {:?}", r.display(), p));
         assert!(!plan.images.is_empty());
     }
-}
-
-/// Cargo's home as the `kiln` command finds it.
-fn cargo_home() -> PathBuf {
-    std::env::var_os("CARGO_HOME")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME is set")).join(".cargo"))
 }
