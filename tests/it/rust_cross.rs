@@ -182,6 +182,23 @@ fn doctor_lists_every_platform() {
     for p in ["linux/amd64", "linux/arm64", "linux/arm/v7"] {
         assert!(out.lines().any(|l| l.starts_with("ok") && l.contains(p)), "{p}:\n{out}");
     }
+    // And the C compiler that crates with C code get on each.
+    for (p, cc) in [
+        ("linux/amd64", "C: zig cc 0.17.0 -target x86_64-linux-musl"),
+        ("linux/arm64", "C: zig cc 0.17.0 -target aarch64-linux-musl"),
+        ("linux/arm/v7", "C: arm-linux-gnueabihf-gcc"),
+    ] {
+        assert!(out.lines().any(|l| l.starts_with(&format!("ok       {p} ")) && l.contains(cc)), "{p}: {cc}\n{out}");
+    }
+    // Without the pinned zig, doctor says how to install it and fails.
+    let rust = require("rustc").parent().unwrap().to_path_buf();
+    assert!(!rust.join("zig-0.17.0").exists(), "zig is installed beside rustc: {}", rust.display());
+    let path = format!("{}:/usr/bin:/bin", rust.display());
+    let o = kiln().arg("doctor").env("PATH", path).output().unwrap();
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(out.contains("missing  linux/amd64 C: no zig is installed"), "{out}");
+    assert!(out.contains("scripts/install-deps build"), "{out}");
 }
 
 #[test]
