@@ -158,3 +158,34 @@ fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
     assert_eq!(from_memory.len(), 3, "one image, three platforms: {from_memory:?}");
     assert_eq!(from_memory, digests(walk::images(&LayoutDir::new(&out), None).unwrap()));
 }
+
+#[test]
+fn a_workspace_that_compiles_c_records_its_c_compiler_and_needs_the_pinned_zig() {
+    let mut p = Project::new();
+    assert!(p.plan().rust.iter().all(|b| b.c_compiler.is_none()), "no `cc` in Cargo.lock: no C compiler");
+    p.write("Cargo.lock", "version = 4\n\n[[package]]\nname = \"cc\"\nversion = \"1.2.0\"\n");
+    let zig = crate::plan::facts::Zig { path: "/fake/zig".into(), version: "0.17.0".into(), sha256: "ab".repeat(32) };
+    p.facts.zig = Some(Ok(zig));
+    let plan = p.plan();
+    for b in &plan.rust {
+        let cc = b.c_compiler.as_deref().unwrap();
+        match b.triple.as_str() {
+            "x86_64-unknown-linux-musl" => {
+                assert_eq!(cc, format!("zig cc 0.17.0 (sha256 {}) -target x86_64-linux-musl", "ab".repeat(32)))
+            }
+            "aarch64-unknown-linux-musl" => assert!(cc.ends_with("-target aarch64-linux-musl"), "{cc}"),
+            _ => assert_eq!(cc, "rust-lld (fake)", "glibc targets compile C with their linker"),
+        }
+    }
+    // No zig, or another version: the musl builds cannot be planned.
+    let missing = crate::plan::facts::Missing {
+        code: crate::diag::Code::ToolchainMissingZig,
+        message: "no zig is installed".into(),
+        help: "install it".into(),
+    };
+    p.facts.zig = Some(Err(missing));
+    let recipe = crate::recipe::parse("kiln.kdl", RECIPE).unwrap();
+    let opts = PlanOptions { root: p.root().to_path_buf(), facts: p.facts.clone(), ..Default::default() };
+    let problems = resolve(&recipe, &opts).unwrap_err();
+    assert!(problems.iter().any(|x| x.code == crate::diag::Code::ToolchainMissingZig), "{problems:?}");
+}
