@@ -40,7 +40,8 @@ pub fn probe() -> Result<Zig, Missing> {
 /// `dir` once: `cc` drops the `--target=<rust triple>` that cc-rs passes (zig takes its own
 /// `-target`), `ar` is zig's.
 pub fn wrappers(zig: &Path, target: &str, dir: &Path) -> std::io::Result<(PathBuf, PathBuf)> {
-    let zig = zig.to_string_lossy();
+    // Single-quoted for sh: a `'` in the path closes the quote, is escaped, and reopens it.
+    let zig = zig.to_string_lossy().replace('\'', r"'\''");
     let cc = format!(
         "#!/bin/sh\n# zig cc for {target}, as cargo's build scripts run it (written by kiln)\n\
          for a do shift; case \"$a\" in --target=*) ;; *) set -- \"$@\" \"$a\" ;; esac; done\n\
@@ -67,4 +68,31 @@ fn script(dir: &Path, name: &str, body: &str) -> std::io::Result<PathBuf> {
     tmp.as_file().set_permissions(std::fs::Permissions::from_mode(0o755))?;
     tmp.persist(&path).map_err(|e| e.error)?;
     Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn the_cc_wrapper_drops_the_rust_target_and_survives_a_quote_in_zigs_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let odd = dir.path().join("it's here");
+        std::fs::create_dir_all(&odd).unwrap();
+        let zig = odd.join("zig");
+        std::fs::write(&zig, "#!/bin/sh\necho \"$@\"\n").unwrap();
+        std::fs::set_permissions(&zig, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let (cc, ar) = super::wrappers(&zig, "x86_64-linux-musl", &dir.path().join("w")).unwrap();
+        let run = |p: &std::path::Path, args: &[&str]| {
+            let o = std::process::Command::new(p).args(args).output().unwrap();
+            String::from_utf8(o.stdout).unwrap()
+        };
+        assert_eq!(
+            run(&cc, &["--target=x86_64-unknown-linux-musl", "-c", "a b.c", "-O2"]),
+            "cc -target x86_64-linux-musl -c a b.c -O2\n"
+        );
+        assert_eq!(run(&ar, &["crs", "lib.a", "x.o"]), "ar crs lib.a x.o\n");
+        // Written once: the same wrappers again are the same files.
+        assert_eq!(super::wrappers(&zig, "x86_64-linux-musl", &dir.path().join("w")).unwrap(), (cc, ar));
+    }
 }
