@@ -5,11 +5,11 @@
 use crate::error::BuildError;
 use crate::image::{self, BuiltImage};
 use crate::layer::{self, Inputs, LayerBlob};
-use crate::plan::{BuildStep, LayerPlan, Plan};
+use crate::plan::{BuildStep, LayerPlan, Plan, Step};
 use crate::progress::Progress;
 use crate::store::{BlobSink, Publisher, Staging};
 use crate::toolchain::Toolchain;
-use crate::toolchain::rust::Compiled;
+use crate::toolchain::cache::Compiled;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -34,6 +34,9 @@ pub struct BuildSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct BinarySummary {
+    /// `rust`, `c` or `go`.
+    pub language: String,
+    /// The cargo package, the C program's name or the Go package.
     pub package: String,
     pub bin: String,
     pub platform: String,
@@ -66,26 +69,58 @@ pub struct BuildOptions<'a> {
     pub toolchain: &'a dyn Toolchain,
 }
 
-/// Compiles what the plan asks for, each binary once, from the cache where it can.
+/// Compiles what the plan asks for, each binary once, from the cache where it can. Rust steps
+/// run one after another (cargo uses every core and one target directory); C and Go steps run
+/// beside them, each language on a thread of its own.
 pub fn compile_all(
     plan: &Plan,
     cache: &Path,
     toolchain: &dyn Toolchain,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, Compiled>, BuildError> {
+    let groups: Vec<Vec<Step<'_>>> = [
+        plan.rust.iter().map(Step::Rust).collect::<Vec<_>>(),
+        plan.c.iter().map(Step::C).collect(),
+        plan.go.iter().map(Step::Go).collect(),
+    ]
+    .into_iter()
+    .filter(|g| !g.is_empty())
+    .collect();
+    let results: Vec<Result<Vec<(String, Compiled)>, BuildError>> = std::thread::scope(|s| {
+        let handles: Vec<_> =
+            groups.iter().map(|g| s.spawn(|| compile_group(g, plan.epoch, cache, toolchain, progress))).collect();
+        handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
     let mut done = BTreeMap::new();
+    for r in results {
+        done.extend(r?);
+    }
+    Ok(done)
+}
+
+/// One language's steps, in plan order; a Rust workspace's dependencies are fetched once.
+fn compile_group(
+    steps: &[Step<'_>],
+    epoch: u64,
+    cache: &Path,
+    toolchain: &dyn Toolchain,
+    progress: &dyn Progress,
+) -> Result<Vec<(String, Compiled)>, BuildError> {
+    let mut done = Vec::new();
     let mut fetched = std::collections::BTreeSet::new();
-    for b in &plan.rust {
-        if let Some(c) = toolchain.cached(b, cache) {
-            done.insert(b.id.clone(), c);
+    for &step in steps {
+        if let Some(c) = toolchain.cached(step, cache) {
+            done.push((step.id().to_string(), c));
             continue;
         }
-        if fetched.insert(b.manifest.clone()) {
+        if let Step::Rust(b) = step
+            && fetched.insert(b.manifest.clone())
+        {
             progress.note(&format!("fetching dependencies of {}", b.package));
-            toolchain.fetch(b)?;
+            toolchain.fetch(step)?;
         }
-        progress.note(&format!("compiling {}", b.describe()));
-        done.insert(b.id.clone(), toolchain.compile(b, cache, plan.epoch)?);
+        progress.note(&format!("compiling {}", step.describe()));
+        done.push((step.id().to_string(), toolchain.compile(step, cache, epoch)?));
     }
     Ok(done)
 }
@@ -133,23 +168,32 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
         layers: layers.len(),
         cached_layers: hits.into_inner(),
         blob_bytes,
-        binaries: plan
-            .rust
-            .iter()
-            .filter_map(|b| compiled.get(&b.id).map(|c| (b, c)))
-            .map(|(b, c)| BinarySummary {
-                package: b.package.clone(),
-                bin: b.bin.clone(),
-                platform: b.platform.to_string(),
-                triple: b.triple.clone(),
-                linker: b.linker.clone(),
-                unstripped_bytes: c.unstripped,
-                stripped_bytes: c.size,
-                sha256: c.sha256.clone(),
-                cached: c.cached,
-            })
-            .collect(),
+        binaries: plan.steps().filter_map(|step| compiled.get(step.id()).map(|c| binary_summary(step, c))).collect(),
     })
+}
+
+/// What the build summary says of one compiled binary.
+fn binary_summary(step: Step<'_>, c: &Compiled) -> BinarySummary {
+    let (package, triple, linker) = match step {
+        Step::Rust(b) => (b.package.clone(), b.triple.clone(), b.linker.clone()),
+        Step::C(b) => (b.name.clone(), b.target.clone(), b.compiler.clone()),
+        Step::Go(b) => {
+            let arm = b.goarm.as_ref().map(|v| format!(" GOARM={v}")).unwrap_or_default();
+            (b.package.clone(), format!("GOARCH={}{arm}", b.goarch), b.go.clone())
+        }
+    };
+    BinarySummary {
+        language: step.language().to_string(),
+        package,
+        bin: step.bin().to_string(),
+        platform: step.platform().to_string(),
+        triple,
+        linker,
+        unstripped_bytes: c.unstripped,
+        stripped_bytes: c.size,
+        sha256: c.sha256.clone(),
+        cached: c.cached,
+    }
 }
 
 /// The layer from kiln's cache, when it holds exactly the tar the plan makes (checked by

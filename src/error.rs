@@ -67,15 +67,23 @@ pub enum ToolchainError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Io(IoError),
-    #[error("cargo could not build {what}:\n{output}")]
+    #[error("{tool} could not build {what}:\n{output}")]
     #[diagnostic(code(kiln::toolchain::compile), help("fix the error above; kiln wrote no image"))]
-    Compile { what: String, output: String },
-    #[error("cargo could not fetch the dependencies of {}:\n{output}", manifest.display())]
+    Compile { tool: &'static str, what: String, output: String },
+    #[error("{what} read {file}, which is not among the files kiln hashed for it")]
+    #[diagnostic(code(kiln::toolchain::undeclared_input))]
+    UndeclaredInput {
+        what: String,
+        file: String,
+        #[help]
+        help: String,
+    },
+    #[error("{tool} could not fetch the dependencies of {}:\n{output}", manifest.display())]
     #[diagnostic(
         code(kiln::toolchain::fetch),
         help("fetching needs the network once; later builds run offline from the cache")
     )]
-    Fetch { manifest: PathBuf, output: String },
+    Fetch { tool: &'static str, manifest: PathBuf, output: String },
     #[error("cannot build {what}: {message}")]
     #[diagnostic(code(kiln::toolchain::missing))]
     Missing {

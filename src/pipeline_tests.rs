@@ -2,7 +2,7 @@
 //! diff, bundle and apply, with a Rust build step, without cargo, in well under a second.
 
 use crate::build::{BuildOptions, BuildSummary, build};
-use crate::plan::{Plan, PlanOptions, resolve};
+use crate::plan::{BuildStep, Plan, PlanOptions, resolve};
 use crate::progress::Quiet;
 use crate::toolchain::facts::Facts;
 use crate::toolchain::fake::{self, Fake};
@@ -86,7 +86,12 @@ fn a_plan_with_a_rust_step_builds_on_the_fake_toolchain_and_reads_back() {
     assert_eq!(summary.images.len(), 1);
     assert_eq!(summary.images[0].platforms.len(), 3);
     for (step, binary) in plan.rust.iter().zip(&summary.binaries) {
-        assert_eq!(binary.sha256, crate::oci::digest::sha256_hex(&Fake::bytes(step)), "{}", step.platform);
+        assert_eq!(
+            binary.sha256,
+            crate::oci::digest::sha256_hex(&Fake::bytes(crate::plan::Step::Rust(step))),
+            "{}",
+            step.platform
+        );
     }
     let index = std::fs::read(out.join("index.json")).unwrap();
     assert_eq!(crate::oci::digest::sha256_digest(&index), summary.index_digest);

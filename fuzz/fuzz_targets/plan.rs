@@ -60,7 +60,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let (Some(recipe), problems) = kiln::recipe::parse_partial(text) else { return };
     let mut opts = kiln::plan::PlanOptions { root: root().clone(), ..Default::default() };
-    opts.facts = facts(&kiln::plan::rust_needs(&recipe, &opts));
+    opts.facts = facts(&kiln::plan::needs(&recipe, &opts));
     match kiln::plan::resolve(&recipe, &opts) {
         // A plan kiln writes (from a recipe without problems) reads back as itself: what
         // `kiln build --plan` relies on.

@@ -1,8 +1,10 @@
-//! `kiln fetch`: the dependencies of every Rust build, fetched once per cargo manifest.
+//! `kiln fetch`: the dependencies of every Rust build, fetched once per cargo manifest, and
+//! the modules of every Go build that has no `vendor/`, into kiln's cache.
 
-use super::env::recipe_root;
+use super::env::{cache_dir, recipe_root};
 use super::load::load_plan;
 use super::{Failure, Select, progress};
+use kiln::plan::Step;
 use kiln::toolchain::{Host, Toolchain};
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -15,7 +17,13 @@ pub(crate) fn run(select: &Select, quiet: bool) -> Result<ExitCode, Failure> {
     for b in &loaded.plan.rust {
         if seen.insert(b.manifest.clone()) {
             progress.note(&format!("fetching dependencies of {}", b.package));
-            toolchain.fetch(b)?;
+            toolchain.fetch(Step::Rust(b))?;
+        }
+    }
+    for b in &loaded.plan.go {
+        if seen.insert(b.module.clone()) {
+            progress.note(&format!("fetching the modules of {}", b.module));
+            toolchain.fetch_go(b, &cache_dir())?;
         }
     }
     Ok(ExitCode::SUCCESS)

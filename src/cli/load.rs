@@ -119,7 +119,7 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         facts: Facts::default(),
     };
     opts.facts =
-        kiln::toolchain::facts::gather(&opts.root, &super::env::cargo_home(), &kiln::plan::rust_needs(&recipe, &opts));
+        kiln::toolchain::facts::gather(&opts.root, &super::env::cargo_home(), &kiln::plan::needs(&recipe, &opts));
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
     match kiln::plan::resolve(&recipe, &opts) {
         Ok(plan) if problems.is_empty() => Ok(Loaded { plan, facts: opts.facts }),

@@ -5,13 +5,13 @@
 
 use super::resolve::rust::{c_compiler, hash_workspace, lockfile_sha256, machine, relative, seal};
 use super::{Plan, RustBuild};
-use crate::plan::facts::{Facts, RustNeed};
+use crate::plan::facts::{Facts, Needs, RustNeed};
 use std::collections::BTreeSet;
 use std::path::Path;
 
 /// The toolchain facts building `plan` needs, for [`crate::toolchain::facts::gather`].
-pub fn plan_needs(plan: &Plan, root: &Path) -> Vec<RustNeed> {
-    let needs: BTreeSet<RustNeed> = plan
+pub fn plan_needs(plan: &Plan, root: &Path) -> Needs {
+    let rust: BTreeSet<RustNeed> = plan
         .rust
         .iter()
         .map(|b| RustNeed {
@@ -21,7 +21,7 @@ pub fn plan_needs(plan: &Plan, root: &Path) -> Vec<RustNeed> {
             triple: Some(b.triple.clone()),
         })
         .collect();
-    needs.into_iter().collect()
+    Needs { rust: rust.into_iter().collect(), zig: !plan.c.is_empty(), go: !plan.go.is_empty() }
 }
 
 /// What no longer matches between `plan` and the files and toolchains here, one line each;
@@ -44,6 +44,8 @@ pub fn changes(plan: &Plan, root: &Path, facts: &Facts, cache_dir: Option<&Path>
         }
         rust_changes(b, plan.epoch, root, facts, cache_dir, &mut out);
     }
+    out.extend(super::steps_check::c_changes(plan, &real_root, facts, cache_dir));
+    out.extend(super::steps_check::go_changes(plan, root, &real_root, facts, cache_dir));
     let mut seen = BTreeSet::new();
     for layer in plan.images.iter().flat_map(|i| &i.platforms).flat_map(|p| &p.layers) {
         if let Some(p) = &layer.prebuilt
@@ -140,6 +142,7 @@ pub fn shape(plan: &Plan) -> Result<(), String> {
             ));
         }
     }
+    super::steps_check::shapes(plan, &mut steps)?;
     let mut names = BTreeSet::new();
     for image in &plan.images {
         if image.name.is_empty() || !names.insert(image.name.as_str()) {

@@ -20,6 +20,16 @@ pub struct RustNeed {
     pub triple: Option<String>,
 }
 
+/// Everything planning will ask of this machine's toolchains.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Needs {
+    pub rust: Vec<RustNeed>,
+    /// A `c` node wants zig.
+    pub zig: bool,
+    /// A `go` node wants the go command.
+    pub go: bool,
+}
+
 /// What was found, or what is missing, for each need.
 #[derive(Debug, Clone, Default)]
 pub struct Facts {
@@ -33,6 +43,22 @@ pub struct Facts {
     /// zig, the C compiler for the musl targets; looked for only when a package's
     /// `Cargo.lock` has the `cc` crate.
     pub zig: Option<Result<Zig, Missing>>,
+    /// How compiles are cut off from the network here (probed with the Rust toolchain, or for
+    /// zig and go on their own).
+    pub isolation: Option<Isolation>,
+    /// The go command; looked for only when a recipe has a `go` node.
+    pub go: Option<Result<Go, Missing>>,
+}
+
+/// The go command as found on this machine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Go {
+    /// The executable itself (links resolved): it finds its GOROOT beside it.
+    pub path: PathBuf,
+    /// `go version go1.19.8 linux/amd64`.
+    pub version: String,
+    /// The executable's sha256.
+    pub sha256: String,
 }
 
 /// The zig release kiln compiles C with for the musl targets: another zig is another
@@ -76,6 +102,15 @@ impl Facts {
             Some(Ok(z)) => Ok(z),
             Some(Err(m)) => Err(m.clone()),
             None => Err(not_gathered("zig")),
+        }
+    }
+
+    /// The go command, or what stands for its absence.
+    pub fn go(&self) -> Result<&Go, Missing> {
+        match &self.go {
+            Some(Ok(g)) => Ok(g),
+            Some(Err(m)) => Err(m.clone()),
+            None => Err(not_gathered("the go command")),
         }
     }
 

@@ -92,7 +92,7 @@ pub fn reason(key: &str) -> String {
         "small files the recipe writes itself: one layer, stacked last because it changes most often".into()
     } else if let Some(name) = key.strip_prefix("layer ") {
         format!("pinned to layer `{name}` by the recipe's layers block")
-    } else if key.starts_with("rust ") {
+    } else if key.starts_with("rust ") || key.starts_with("c ") || key.starts_with("go ") {
         "a compiled binary: a layer of its own, above the data, so a code change moves only this layer".into()
     } else if key.starts_with("copy ") && crate::oci::platform::has_placeholder(key) {
         "per-platform files: a layer of their own, so one platform's change moves one layer".into()

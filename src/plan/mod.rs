@@ -9,12 +9,16 @@ pub mod facts;
 pub mod layering;
 mod render;
 mod resolve;
+pub(crate) mod steps;
+mod steps_check;
 
 pub use crate::oci::config::{ConfigPlan, DEFAULT_PATH, DEFAULT_USER, UserSource};
 pub use crate::oci::entry::{Entry, EntryKind, Prebuilt};
 pub use check::{changes, plan_needs};
 pub use render::render_text;
-pub use resolve::{PlanOptions, resolve, rust_needs};
+pub(crate) use resolve::c::c_readable;
+pub use resolve::{PlanOptions, needs, resolve};
+pub use steps::{CBuild, GoBuild, Step};
 
 use crate::oci::platform::Platform;
 use crate::recipe::Compression;
@@ -44,6 +48,10 @@ pub struct Plan {
     pub debian: Option<DebianPlan>,
     /// Binaries kiln compiles, each once, referenced by entries' `build`.
     pub rust: Vec<RustBuild>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub c: Vec<CBuild>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub go: Vec<GoBuild>,
     pub images: Vec<ImagePlan>,
 }
 
@@ -135,8 +143,8 @@ pub fn rfc3339(epoch: u64) -> String {
     humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + std::time::Duration::from_secs(epoch)).to_string()
 }
 
-/// A compiled artifact the plan asks for (a Rust binary today): what a [`crate::toolchain::Toolchain`]
-/// runs. Its id hashes every input, so two steps with one id make the same bytes.
+/// A compiled artifact the plan asks for (a Rust, C or Go binary): what a
+/// [`crate::toolchain::Toolchain`] runs. Its id hashes every input, so two steps with one id make the same bytes.
 pub trait BuildStep {
     fn id(&self) -> &str;
     fn platform(&self) -> Platform;
@@ -167,9 +175,10 @@ impl Plan {
         crate::oci::canonical::to_pretty(self)
     }
 
-    /// Every build step, in plan order.
-    pub fn steps(&self) -> impl Iterator<Item = &dyn BuildStep> {
-        self.rust.iter().map(|r| r as &dyn BuildStep)
+    /// Every build step, in plan order: Rust, then C, then Go.
+    pub fn steps(&self) -> impl Iterator<Item = Step<'_>> {
+        let rust = self.rust.iter().map(Step::Rust);
+        rust.chain(self.c.iter().map(Step::C)).chain(self.go.iter().map(Step::Go))
     }
 
     /// A plan read back from its JSON, or why it cannot be: not JSON, not a plan, or a plan

@@ -37,6 +37,12 @@ pub fn render_text(plan: &Plan) -> String {
     for b in &plan.rust {
         rust_build(&mut s, b);
     }
+    for b in &plan.c {
+        c_build(&mut s, b);
+    }
+    for b in &plan.go {
+        go_build(&mut s, b);
+    }
     for image in &plan.images {
         let _ = writeln!(s, "\nimage {}  base {}", image.name, image.base);
         for (k, v) in &image.annotations {
@@ -53,12 +59,43 @@ pub fn render_text(plan: &Plan) -> String {
     s
 }
 
-fn rust_build(s: &mut String, b: &RustBuild) {
-    let network = match b.network {
+fn network(i: facts::Isolation) -> &'static str {
+    match i {
         facts::Isolation::NetworkNamespace => "none (private network namespace)",
         facts::Isolation::UserNetworkNamespace => "none (private user and network namespace)",
         facts::Isolation::OfflineOnly => "offline flags only (no namespaces here)",
-    };
+    }
+}
+
+fn c_build(s: &mut String, b: &CBuild) {
+    let _ = writeln!(s, "\nc build {}  {} for {}", short(&b.id), b.name, b.platform);
+    let _ = writeln!(s, "  target    {}", b.target);
+    let _ = writeln!(s, "  compiler  {}", b.compiler);
+    let _ = writeln!(s, "  sources   {}", b.sources.join(" "));
+    if !b.include.is_empty() {
+        let _ = writeln!(s, "  include   {}", b.include.join(" "));
+    }
+    let _ = writeln!(s, "  args      {}", b.args.join(" "));
+    let _ = writeln!(s, "  inputs    {} files, sha256:{}", b.input_files, short(&b.inputs_sha256));
+    let _ = writeln!(s, "  network   {}", network(b.network));
+}
+
+fn go_build(s: &mut String, b: &GoBuild) {
+    let _ = writeln!(s, "\ngo build {}  {} ({}) for {}", short(&b.id), b.name, b.package, b.platform);
+    let arm = b.goarm.as_ref().map(|v| format!(" GOARM={v}")).unwrap_or_default();
+    let _ = writeln!(s, "  target    GOOS=linux GOARCH={}{arm} CGO_ENABLED=0", b.goarch);
+    let _ = writeln!(s, "  go        {}", b.go);
+    let _ = writeln!(s, "  module    {}  package {}  -mod={}", b.module, b.target, b.mod_mode);
+    if !b.tags.is_empty() {
+        let _ = writeln!(s, "  tags      {}", b.tags.join(","));
+    }
+    let _ = writeln!(s, "  ldflags   {}", b.ldflags);
+    let _ = writeln!(s, "  sources   {} files, sha256:{}", b.source_files, short(&b.sources_sha256));
+    let _ = writeln!(s, "  network   {}", network(b.network));
+}
+
+fn rust_build(s: &mut String, b: &RustBuild) {
+    let network = network(b.network);
     let _ = writeln!(s, "\nrust build {}  {} (bin {}) for {}", short(&b.id), b.package, b.bin, b.platform);
     let _ = writeln!(s, "  target    {} (profile {})", b.triple, b.profile);
     if !b.features.is_empty() || b.no_default_features {

@@ -4,7 +4,9 @@
 
 use crate::diag::codes::Code;
 mod base;
+pub(super) mod c;
 mod copy;
+pub(super) mod go;
 mod layers;
 pub(super) mod rust;
 mod user;
@@ -14,7 +16,7 @@ use super::layering::{NamedLayer, Unit, assign};
 use super::*;
 use crate::diag::Problem;
 use crate::oci::platform::has_placeholder;
-use crate::plan::facts::{Facts, RustNeed};
+use crate::plan::facts::{Facts, Needs, RustNeed};
 use crate::recipe::RustSpec;
 use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe};
 use miette::SourceSpan;
@@ -66,19 +68,24 @@ fn selected<'r>(recipe: &'r Recipe, opts: &PlanOptions) -> Vec<(&'r ImageSpec, V
     out
 }
 
-/// The toolchain facts planning will read: one need per `rust` node and platform, for
-/// [`crate::toolchain::facts::gather`] to look up before [`resolve`].
-pub fn rust_needs(recipe: &Recipe, opts: &PlanOptions) -> Vec<RustNeed> {
-    let mut needs = BTreeSet::new();
+/// The toolchain facts planning will read: one need per `rust` node and platform, zig for
+/// `c` nodes and the go command for `go` nodes, for [`crate::toolchain::facts::gather`] to
+/// look up before [`resolve`].
+pub fn needs(recipe: &Recipe, opts: &PlanOptions) -> Needs {
+    let mut rust = BTreeSet::new();
+    let mut needs = Needs::default();
     for (spec, platforms) in selected(recipe, opts) {
-        for c in &spec.contents {
-            let Content::Rust(r) = c else { continue };
-            for &platform in &platforms {
-                needs.insert(rust_need(&opts.root, r, platform));
+        for c in spec.contents.iter().filter(|_| !platforms.is_empty()) {
+            match c {
+                Content::Rust(r) => rust.extend(platforms.iter().map(|&p| rust_need(&opts.root, r, p))),
+                Content::C(_) => needs.zig = true,
+                Content::Go(_) => needs.go = true,
+                _ => {}
             }
         }
     }
-    needs.into_iter().collect()
+    needs.rust = rust.into_iter().collect();
+    needs
 }
 
 fn rust_need(root: &Path, r: &RustSpec, platform: Platform) -> RustNeed {
@@ -115,6 +122,9 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         facts: &opts.facts,
         sources: BTreeMap::new(),
         rust: Vec::new(),
+        c: Vec::new(),
+        go: Vec::new(),
+        c_inputs: BTreeMap::new(),
         epoch,
         debian: opts.debian.as_ref(),
         previous: opts.previous.as_ref(),
@@ -133,7 +143,17 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
             suite: d.lock.suite.clone(),
             release: d.lock.release.clone(),
         });
-        Ok(Plan { plan_format: PLAN_FORMAT, epoch, epoch_source, compression, debian, rust: r.rust, images })
+        Ok(Plan {
+            plan_format: PLAN_FORMAT,
+            epoch,
+            epoch_source,
+            compression,
+            debian,
+            rust: r.rust,
+            c: r.c,
+            go: r.go,
+            images,
+        })
     } else {
         Err(r.problems)
     }
@@ -174,6 +194,10 @@ struct Resolver<'a> {
     /// Source hashes by workspace root.
     sources: BTreeMap<PathBuf, (usize, String)>,
     rust: Vec<RustBuild>,
+    c: Vec<CBuild>,
+    go: Vec<GoBuild>,
+    /// What each `c` node reads (by the node's offset in the recipe), gathered once.
+    c_inputs: BTreeMap<usize, Option<c::CInputs>>,
     /// Source hashes by path, so a file shared by platforms or images is read once.
     hashes: BTreeMap<PathBuf, (String, u64)>,
     /// Problems already reported, so a missing file is not reported once per platform.
@@ -202,6 +226,11 @@ fn default_mode(meta: &std::fs::Metadata) -> u32 {
 }
 
 impl Resolver<'_> {
+    /// How compiles are cut off from the network here, as gathered before planning.
+    fn isolation(&self) -> facts::Isolation {
+        self.facts.isolation.unwrap_or(facts::Isolation::OfflineOnly)
+    }
+
     fn once(&mut self, key: String, span: SourceSpan, p: Problem) {
         if self.reported.insert((key, span.offset())) {
             self.problems.push(p);
@@ -267,6 +296,8 @@ impl Resolver<'_> {
     fn place_files(&mut self, content: &Content, platform: Platform) -> Option<Placed> {
         match content {
             Content::Rust(spec) => self.rust(spec, platform),
+            Content::C(spec) => self.c(spec, platform),
+            Content::Go(spec) => self.go(spec, platform),
             Content::File { dest, content, perms, .. } => {
                 let bytes = content.as_bytes();
                 Some(Placed::shared(vec![Entry {
@@ -351,7 +382,7 @@ impl Resolver<'_> {
 fn is_per_platform(c: &Content) -> bool {
     match c {
         Content::Copy { src, .. } => has_placeholder(&src.value),
-        Content::Rust(_) => true,
+        Content::Rust(_) | Content::C(_) | Content::Go(_) => true,
         Content::File { .. } => false,
     }
 }

@@ -11,7 +11,7 @@ mod number;
 mod parse;
 mod scan;
 
-pub use parse::{document, parse, parse_partial, refusal};
+pub use parse::{c_define_ok, c_lib_ok, document, go_ldflags_ok, parse, parse_partial, refusal, refused_c_flag};
 
 use crate::oci::platform::Platform;
 use miette::SourceSpan;
@@ -96,6 +96,43 @@ pub enum Content {
     File { dest: Spanned<String>, content: String, perms: Perms, span: SourceSpan },
     /// `rust "PACKAGE" { … }`: a binary cross-compiled from a cargo package.
     Rust(RustSpec),
+    /// `c "NAME" { sources … }`: a C program compiled and linked statically with zig.
+    C(CSpec),
+    /// `go "./cmd/NAME" { … }`: a Go main package built with `CGO_ENABLED=0`.
+    Go(GoSpec),
+}
+
+/// A `c` node: the sources of one C program and how to compile it.
+#[derive(Debug, Clone)]
+pub struct CSpec {
+    /// The program's name: its default destination is `/usr/local/bin/<name>`.
+    pub name: Spanned<String>,
+    /// Files or glob patterns, relative to the recipe.
+    pub sources: Vec<Spanned<String>>,
+    /// Glob patterns taken out of what `sources` match.
+    pub exclude: Vec<Spanned<String>>,
+    /// Include directories (`-I`), relative to the recipe.
+    pub include: Vec<Spanned<String>>,
+    /// `-D` macros: `NAME` or `NAME=value`.
+    pub define: Vec<String>,
+    /// Further compiler flags; none may name a path.
+    pub flags: Vec<String>,
+    /// Libraries linked statically (`-l`).
+    pub libs: Vec<String>,
+    pub dest: Option<Spanned<String>>,
+    pub span: SourceSpan,
+}
+
+/// A `go` node: one main package of a Go module.
+#[derive(Debug, Clone)]
+pub struct GoSpec {
+    /// The package's directory, relative to the recipe (`./cmd/agent`).
+    pub package: Spanned<String>,
+    pub dest: Option<Spanned<String>>,
+    pub tags: Vec<String>,
+    /// Added after kiln's own `-s -w -buildid=`.
+    pub ldflags: Vec<String>,
+    pub span: SourceSpan,
 }
 
 /// A `rust` node: which binary of which cargo package, built how, installed where.
@@ -121,6 +158,8 @@ impl Content {
         match self {
             Content::Copy { dest, .. } | Content::File { dest, .. } => dest.span,
             Content::Rust(r) => r.dest.as_ref().map(|d| d.span).unwrap_or(r.package.span),
+            Content::C(c) => c.dest.as_ref().map(|d| d.span).unwrap_or(c.name.span),
+            Content::Go(g) => g.dest.as_ref().map(|d| d.span).unwrap_or(g.package.span),
         }
     }
 }

@@ -8,7 +8,7 @@ use super::rust::{Compiled, Package, Probe, Target};
 use super::{Isolation, Toolchain};
 use crate::error::ToolchainError;
 use crate::oci::platform::Platform;
-use crate::plan::RustBuild;
+use crate::plan::{BuildStep, Step};
 use std::path::{Path, PathBuf};
 
 /// Facts for a cargo workspace at `root` whose manifest `Cargo.toml` has `package` with the
@@ -48,6 +48,7 @@ pub fn facts(root: &Path, package: &str, bins: &[&str]) -> Facts {
         facts.targets.insert((p, Some(target.triple.clone())), Ok(target));
     }
     facts.probe = Some(Ok(probe));
+    facts.isolation = Some(Isolation::OfflineOnly);
     facts
 }
 
@@ -66,23 +67,28 @@ pub(crate) struct Fake {
 
 impl Fake {
     /// The bytes the fake writes for `step`.
-    pub fn bytes(step: &RustBuild) -> Vec<u8> {
-        format!("stand-in {} {} {} {}\n", step.package, step.bin, step.triple, step.id).into_bytes()
+    pub fn bytes(step: Step<'_>) -> Vec<u8> {
+        let (package, target) = match step {
+            Step::Rust(b) => (b.package.as_str(), b.triple.clone()),
+            Step::C(b) => (b.name.as_str(), b.target.clone()),
+            Step::Go(b) => (b.package.as_str(), b.goarch.clone()),
+        };
+        format!("stand-in {package} {} {target} {}\n", step.bin(), step.id()).into_bytes()
     }
 }
 
 impl Toolchain for Fake {
-    fn cached(&self, _: &RustBuild, _: &Path) -> Option<Compiled> {
+    fn cached(&self, _: Step<'_>, _: &Path) -> Option<Compiled> {
         None
     }
 
-    fn fetch(&self, _: &RustBuild) -> Result<(), ToolchainError> {
+    fn fetch(&self, _: Step<'_>) -> Result<(), ToolchainError> {
         Ok(())
     }
 
-    fn compile(&self, step: &RustBuild, _: &Path, _: u64) -> Result<Compiled, ToolchainError> {
+    fn compile(&self, step: Step<'_>, _: &Path, _: u64) -> Result<Compiled, ToolchainError> {
         let data = Fake::bytes(step);
-        let path = self.dir.join(&step.id);
+        let path = self.dir.join(step.id());
         std::fs::create_dir_all(&self.dir).map_err(ToolchainError::io("create", &self.dir))?;
         std::fs::write(&path, &data).map_err(ToolchainError::io("write", &path))?;
         let size = data.len() as u64;

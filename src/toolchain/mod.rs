@@ -1,14 +1,20 @@
 //! The toolchain stage: the only part of kiln that spawns processes (compilers, linkers,
-//! strip, cargo). It gathers the facts planning reads ([`facts::gather`]) and runs the plan's
+//! strip, cargo, zig, go). It gathers the facts planning reads ([`facts::gather`]) and runs the plan's
 //! build steps.
 
+pub mod c;
+pub mod cache;
 pub mod elf;
 pub mod facts;
 #[cfg(any(test, feature = "fake-toolchain"))]
 pub mod fake;
+pub mod go;
 pub mod rust;
 pub mod zig;
 
+use crate::error::ToolchainError;
+use crate::plan::{BuildStep, Step};
+use cache::Compiled;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -60,16 +66,11 @@ impl Isolation {
 /// tests use a fake that writes stand-in binaries.
 pub trait Toolchain: Sync {
     /// The step's binary from kiln's cache, when an intact one is there.
-    fn cached(&self, step: &crate::plan::RustBuild, cache: &Path) -> Option<rust::Compiled>;
+    fn cached(&self, step: Step<'_>, cache: &Path) -> Option<Compiled>;
     /// Fetches the step's dependencies: the one part of a build that may use the network.
-    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::ToolchainError>;
+    fn fetch(&self, step: Step<'_>) -> Result<(), ToolchainError>;
     /// Compiles, strips, checks and caches the step's binary.
-    fn compile(
-        &self,
-        step: &crate::plan::RustBuild,
-        cache: &Path,
-        epoch: u64,
-    ) -> Result<rust::Compiled, crate::error::ToolchainError>;
+    fn compile(&self, step: Step<'_>, cache: &Path, epoch: u64) -> Result<Compiled, ToolchainError>;
 }
 
 /// This machine's toolchains, as the facts gathered before planning found them.
@@ -80,30 +81,52 @@ pub struct Host<'f> {
 }
 
 impl Host<'_> {
-    fn exec(&self, step: &crate::plan::RustBuild) -> Result<rust::Exec, crate::error::ToolchainError> {
-        rust::Exec::new(step, &self.root, self.facts).map_err(|m| crate::error::ToolchainError::Missing {
-            what: format!("{} (bin {}) for {}", step.package, step.bin, step.platform),
-            message: m.message,
-            help: m.help,
-        })
+    fn missing(step: Step<'_>, m: crate::plan::facts::Missing) -> ToolchainError {
+        ToolchainError::Missing { what: step.describe(), message: m.message, help: m.help }
+    }
+
+    fn exec(&self, step: &crate::plan::RustBuild) -> Result<rust::Exec, ToolchainError> {
+        rust::Exec::new(step, &self.root, self.facts).map_err(|m| Host::missing(Step::Rust(step), m))
+    }
+
+    fn go_exec(&self, b: &crate::plan::GoBuild, cache: &Path) -> Result<go::GoExec<'_>, ToolchainError> {
+        let go = self.facts.go().map_err(|m| Host::missing(Step::Go(b), m))?;
+        let cache = std::path::absolute(cache).map_err(ToolchainError::io("resolve", cache))?;
+        Ok(go::GoExec { root: self.root.clone(), go: &go.path, cache })
     }
 }
 
 impl Toolchain for Host<'_> {
-    fn cached(&self, step: &crate::plan::RustBuild, cache: &Path) -> Option<rust::Compiled> {
-        rust::cached(cache, step)
+    fn cached(&self, step: Step<'_>, dir: &Path) -> Option<Compiled> {
+        cache::cached(dir, step)
     }
 
-    fn fetch(&self, step: &crate::plan::RustBuild) -> Result<(), crate::error::ToolchainError> {
-        rust::fetch(&self.exec(step)?)
+    fn fetch(&self, step: Step<'_>) -> Result<(), ToolchainError> {
+        match step {
+            Step::Rust(b) => rust::fetch(&self.exec(b)?),
+            Step::C(_) => Ok(()),
+            // The module cache is kiln's, beside its other caches.
+            Step::Go(_) => Ok(()),
+        }
     }
 
-    fn compile(
-        &self,
-        step: &crate::plan::RustBuild,
-        cache: &Path,
-        epoch: u64,
-    ) -> Result<rust::Compiled, crate::error::ToolchainError> {
-        rust::compile(step, &self.exec(step)?, cache, epoch)
+    fn compile(&self, step: Step<'_>, cache: &Path, epoch: u64) -> Result<Compiled, ToolchainError> {
+        match step {
+            Step::Rust(b) => rust::compile(b, &self.exec(b)?, cache, epoch),
+            Step::C(b) => {
+                let zig = self.facts.zig().map_err(|m| Host::missing(step, m))?;
+                let root = std::fs::canonicalize(&self.root).map_err(ToolchainError::io("resolve", &self.root))?;
+                let cache = std::path::absolute(cache).map_err(ToolchainError::io("resolve", cache))?;
+                c::compile(b, &c::CExec { root, zig: &zig.path, cache }, epoch)
+            }
+            Step::Go(b) => go::compile(b, &self.go_exec(b, cache)?, epoch),
+        }
+    }
+}
+
+impl Host<'_> {
+    /// `go mod download` of a Go step's module into kiln's cache (`kiln fetch`).
+    pub fn fetch_go(&self, b: &crate::plan::GoBuild, cache: &Path) -> Result<(), ToolchainError> {
+        go::fetch(b, &self.go_exec(b, cache)?)
     }
 }

@@ -92,7 +92,7 @@ fn every_template_parses_and_every_example_plans() {
         opts.facts = kiln::toolchain::facts::gather(
             &opts.root,
             &crate::common::cargo_home(),
-            &kiln::plan::rust_needs(&recipe, &opts),
+            &kiln::plan::needs(&recipe, &opts),
         );
         let plan = kiln::plan::resolve(&recipe, &opts).unwrap_or_else(|p| panic!("{}: {:?}", r.display(), p));
         assert!(!plan.images.is_empty());

@@ -97,6 +97,14 @@ pub(super) fn unit(content: &Content, placed: Placed) -> Option<Unit> {
             let bin = name.rsplit('/').next().unwrap_or_default().to_string();
             (format!("rust {}/{bin}", spec.package.value), name, created_by, Volatility::Binary)
         }
+        Content::C(spec) => {
+            let (name, created_by) = placed.layer.clone().unwrap_or_default();
+            (format!("c {}", spec.name.value), name, created_by, Volatility::Binary)
+        }
+        Content::Go(spec) => {
+            let (name, created_by) = placed.layer.clone().unwrap_or_default();
+            (format!("go {}", spec.package.value), name, created_by, Volatility::Binary)
+        }
     };
     let reason = reason(&key);
     Some(Unit { key, name, created_by, reason, volatility, entries: placed.entries })

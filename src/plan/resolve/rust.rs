@@ -271,7 +271,7 @@ fn rustflags(target: &Target) -> Vec<String> {
 }
 
 /// The binary's entry: its bytes come from the build `id`.
-fn binary_entry(path: String, id: String) -> Entry {
+pub(super) fn binary_entry(path: String, id: String) -> Entry {
     Entry {
         path,
         kind: EntryKind::File,

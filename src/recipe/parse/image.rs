@@ -13,7 +13,7 @@ use miette::SourceSpan;
 use std::collections::BTreeMap;
 
 const IMAGE_NODES: &str =
-    "base, platforms, copy, file, rust, entrypoint, cmd, env, user, workdir, expose, label, annotation";
+    "base, platforms, copy, file, rust, c, go, entrypoint, cmd, env, user, workdir, expose, label, annotation";
 
 /// What an image block's children have given so far; an [`ImageSpec`] once the image has a
 /// name and a base.
@@ -119,6 +119,8 @@ impl Parser {
                     g.contents.push(Content::Rust(r));
                 }
             }
+            "c" => g.contents.extend(self.c(child).map(Content::C)),
+            "go" => g.contents.extend(self.go(child).map(Content::Go)),
             "entrypoint" => g.entrypoint = Some(self.strings(child)),
             "cmd" => g.cmd = Some(self.strings(child)),
             "env" => self.env(child, &mut g.env),

@@ -2,13 +2,16 @@
 //!
 //! This file holds the entry points and the [`Parser`] that gathers the problems; the nodes are
 //! read one family to a file: the top-level nodes and `defaults` (`top.rs`), `image` and its
-//! children (`image.rs`, `base.rs`), what puts files into an image (`content.rs`, `rust.rs`),
+//! children (`image.rs`, `base.rs`), what puts files into an image (`content.rs`, `rust.rs`, `c.rs`,
+//! `go.rs`),
 //! `layers` (`layers.rs`), and the pieces they share: a node's shape (`node.rs`), values
 //! (`values.rs`), paths (`paths.rs`) and the KDL parser's own diagnostics (`diagnostics.rs`).
 
 mod base;
+pub(super) mod c;
 mod content;
 mod diagnostics;
+pub(super) mod go;
 mod image;
 mod layers;
 mod node;
@@ -21,6 +24,8 @@ mod values;
 
 use super::{Recipe, multiline};
 use crate::diag::{Problem, RecipeErrors};
+pub use c::{c_define_ok, c_lib_ok, refused_c_flag};
+pub use go::go_ldflags_ok;
 use kdl::KdlDocument;
 
 /// Parses a recipe. `name` is how the file is shown in errors (usually its path).

@@ -4,27 +4,9 @@
 use super::Missing;
 use crate::error::ToolchainError;
 use crate::plan::RustBuild;
+use crate::toolchain::cache::{self, Compiled};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-/// A binary ready to layer.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Compiled {
-    pub path: PathBuf,
-    pub sha256: String,
-    pub size: u64,
-    /// Size as linked, before stripping.
-    pub unstripped: u64,
-    /// Taken from the cache; the compiler did not run.
-    pub cached: bool,
-}
-
-#[derive(serde::Serialize, serde::Deserialize)]
-struct CacheInfo {
-    sha256: String,
-    size: u64,
-    unstripped: u64,
-}
 
 /// This machine's paths for running a [`RustBuild`], from the gathered facts: the plan holds
 /// none of them.
@@ -77,25 +59,6 @@ fn fill(flag: &str, x: &Exec, target_dir: &Path) -> String {
         .replace("${linker}", &x.linker.to_string_lossy())
 }
 
-fn cache_dir(cache: &Path, b: &RustBuild) -> PathBuf {
-    cache.join("rust/bin").join(&b.id)
-}
-
-/// The cached binary for `b`, if one is there and intact.
-pub fn cached(cache: &Path, b: &RustBuild) -> Option<Compiled> {
-    let dir = cache_dir(cache, b);
-    let info: CacheInfo = serde_json::from_slice(&std::fs::read(dir.join("info.json")).ok()?).ok()?;
-    let path = dir.join(&b.bin);
-    let (sha, size) = crate::oci::digest::sha256_reader(std::fs::File::open(&path).ok()?).ok()?;
-    (sha == info.sha256 && size == info.size).then_some(Compiled {
-        path,
-        sha256: sha,
-        size,
-        unstripped: info.unstripped,
-        cached: true,
-    })
-}
-
 /// `cargo fetch --locked` for a workspace, for every target at once: the one step that may
 /// use the network.
 pub fn fetch(x: &Exec) -> Result<(), ToolchainError> {
@@ -108,6 +71,7 @@ pub fn fetch(x: &Exec) -> Result<(), ToolchainError> {
         .map_err(ToolchainError::io("run", &x.cargo))?;
     if !out.status.success() {
         return Err(ToolchainError::Fetch {
+            tool: "cargo",
             manifest: x.manifest.clone(),
             output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
@@ -181,7 +145,11 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
     let out = cmd.output().map_err(ToolchainError::io("run", &x.cargo))?;
     let what = format!("{} (bin {}) for {} ({})", b.package, b.bin, b.platform, b.triple);
     if !out.status.success() {
-        return Err(ToolchainError::Compile { what, output: String::from_utf8_lossy(&out.stderr).trim().to_string() });
+        return Err(ToolchainError::Compile {
+            tool: "cargo",
+            what,
+            output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
     }
     let profile_dir = match b.profile.as_str() {
         "dev" | "test" => "debug",
@@ -192,12 +160,8 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
     let unstripped = std::fs::metadata(&linked).map_err(ToolchainError::io("read", &linked))?.len();
 
     // Strip into a staging directory beside the cache entry, check, then rename into place.
-    let parent = cache.join("rust/bin");
-    std::fs::create_dir_all(&parent).map_err(ToolchainError::io("create", &parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".kiln-")
-        .tempdir_in(&parent)
-        .map_err(ToolchainError::io("create a directory in", &parent))?;
+    let step = crate::plan::Step::Rust(b);
+    let staging = cache::staging(cache, step)?;
     let stripped = staging.path().join(&b.bin);
     let s = Command::new(&x.strip)
         .arg("--strip-all")
@@ -208,21 +172,10 @@ pub fn compile(b: &RustBuild, x: &Exec, cache: &Path, epoch: u64) -> Result<Comp
         .map_err(ToolchainError::io("run", &x.strip))?;
     if !s.status.success() {
         return Err(ToolchainError::Compile {
-            what: format!("stripping {what}"),
+            tool: "strip",
+            what,
             output: String::from_utf8_lossy(&s.stderr).trim().to_string(),
         });
     }
-    let data = std::fs::read(&stripped).map_err(ToolchainError::io("read", &stripped))?;
-    crate::toolchain::elf::check(&data, b.platform, b.require_static)
-        .map_err(|reason| ToolchainError::BadBinary { what: what.clone(), reason })?;
-    let sha256 = crate::oci::digest::sha256_hex(&data);
-    let info = CacheInfo { sha256: sha256.clone(), size: data.len() as u64, unstripped };
-    let info_path = staging.path().join("info.json");
-    std::fs::write(&info_path, crate::oci::canonical::to_vec(&info))
-        .map_err(ToolchainError::io("write", &info_path))?;
-    let dir = cache_dir(cache, b);
-    let _ = std::fs::remove_dir_all(&dir);
-    let kept = staging.keep();
-    std::fs::rename(&kept, &dir).map_err(ToolchainError::io("rename into", &dir))?;
-    Ok(Compiled { path: dir.join(&b.bin), sha256, size: data.len() as u64, unstripped, cached: false })
+    cache::store(cache, step, staging, unstripped, b.require_static)
 }

@@ -5,7 +5,8 @@
 use crate::diag::codes::Code;
 mod compile;
 
-pub use compile::{Compiled, Exec, cached, compile, fetch};
+pub use crate::toolchain::cache::Compiled;
+pub use compile::{Exec, compile, fetch};
 
 use super::{Isolation, first_line, which};
 use crate::oci::platform::Platform;
