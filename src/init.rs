@@ -1,5 +1,6 @@
-//! `kiln init`: a starting `kiln.kdl` from a template, filled in for the cargo project in the
-//! current directory, and `out/` (kiln's default output) in the project's `.gitignore`.
+//! `kiln init`: a starting `kiln.kdl` from a template, picked for and filled in from the
+//! project in the current directory (a cargo package, a Go module or a C source tree), and
+//! `out/` (kiln's default output) in the project's `.gitignore`.
 
 use crate::error::BuildError;
 use crate::inputs::debian::lock::StagedFile;
@@ -13,19 +14,24 @@ pub const TEMPLATES: &[(&str, &str, &str)] = &[
         "a Rust binary of this cargo project on scratch",
         include_str!("../templates/rust-scratch/kiln.kdl"),
     ),
+    ("go-scratch", "a Go program of this module on scratch", include_str!("../templates/go-scratch/kiln.kdl")),
+    ("c-scratch", "a C program of this source tree on scratch", include_str!("../templates/c-scratch/kiln.kdl")),
     ("prebuilt", "prebuilt per-platform binaries on scratch", include_str!("../templates/prebuilt/kiln.kdl")),
 ];
 
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InitError {
     #[error("unknown template `{0}`")]
-    #[diagnostic(code(kiln::init::template), help("templates: rust-scratch, prebuilt"))]
+    #[diagnostic(code(kiln::init::template), help("templates: rust-scratch, go-scratch, c-scratch, prebuilt"))]
     Template(String),
     #[error("kiln.kdl already exists in {0}")]
     #[diagnostic(code(kiln::init::exists), help("pass --force to replace it"))]
     Exists(String),
-    #[error("no cargo project here: {0}")]
-    #[diagnostic(code(kiln::init::no_project), help("run kiln init where Cargo.toml is, or use --template prebuilt"))]
+    #[error("no project kiln can build here: {0}")]
+    #[diagnostic(
+        code(kiln::init::no_project),
+        help("run kiln init where Cargo.toml, go.mod or the C sources are, or use --template prebuilt")
+    )]
     NoProject(String),
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -35,9 +41,90 @@ pub enum InitError {
     Write(#[from] crate::error::InputsError),
 }
 
-/// Fills a template's `{{image}}`, `{{package}}` and `{{bin}}`.
+/// Fills a template's `{{image}}`, `{{package}}` (a cargo package, a Go package's directory,
+/// or a C program's source pattern) and `{{bin}}`.
 pub fn fill(template: &str, image: &str, package: &str, bin: &str) -> String {
     template.replace("{{image}}", image).replace("{{package}}", package).replace("{{bin}}", bin)
+}
+
+/// The template for the project in `dir`: a cargo package, else a Go module, else C sources.
+fn pick(dir: &Path) -> Result<&'static str, InitError> {
+    if dir.join("Cargo.toml").is_file() {
+        Ok("rust-scratch")
+    } else if dir.join("go.mod").is_file() {
+        Ok("go-scratch")
+    } else if c_sources(dir).is_some() {
+        Ok("c-scratch")
+    } else {
+        Err(InitError::NoProject(format!("{} has no Cargo.toml, go.mod or C sources (*.c, src/*.c)", dir.display())))
+    }
+}
+
+/// The pattern of a C source tree's sources: `src/*.c`, else `*.c`.
+fn c_sources(dir: &Path) -> Option<&'static str> {
+    let has_c = |d: &Path| {
+        std::fs::read_dir(d)
+            .is_ok_and(|rd| rd.filter_map(Result::ok).any(|e| e.path().extension().is_some_and(|x| x == "c")))
+    };
+    if has_c(&dir.join("src")) {
+        Some("src/*.c")
+    } else if has_c(dir) {
+        Some("*.c")
+    } else {
+        None
+    }
+}
+
+/// The directory's name as a program name.
+fn dir_name(dir: &Path) -> String {
+    let name = std::fs::canonicalize(dir).ok().and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()));
+    let name: String = name
+        .unwrap_or_default()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
+        .collect();
+    let name = name.trim_start_matches(['.', '-']).to_string();
+    if name.is_empty() { "app".into() } else { name }
+}
+
+/// The main package of the Go module in `dir`: the module's root when its Go files are
+/// `package main`, else the first directory under `cmd/` that is; and its program name.
+fn detect_go(dir: &Path) -> Result<(String, String), InitError> {
+    let is_main = |d: &Path| {
+        std::fs::read_dir(d).is_ok_and(|rd| {
+            rd.filter_map(Result::ok).any(|e| {
+                e.path().extension().is_some_and(|x| x == "go")
+                    && std::fs::read_to_string(e.path()).is_ok_and(|t| t.lines().any(|l| l.trim() == "package main"))
+            })
+        })
+    };
+    if is_main(dir) {
+        return Ok((".".into(), dir_name(dir)));
+    }
+    let mut cmds: Vec<_> = std::fs::read_dir(dir.join("cmd"))
+        .map(|rd| rd.filter_map(Result::ok).map(|e| e.path()).filter(|p| p.is_dir()).collect())
+        .unwrap_or_default();
+    cmds.sort();
+    match cmds.into_iter().find(|p| is_main(p)) {
+        Some(p) => {
+            let name = dir_name(&p);
+            Ok((format!("./cmd/{name}"), name))
+        }
+        None => Err(InitError::NoProject("the Go module has no `package main` here or under cmd/".into())),
+    }
+}
+
+/// What a template's placeholders are filled with for the project in `dir`.
+fn detect_for(template: &str, dir: &Path) -> Result<(String, String), InitError> {
+    match template {
+        "rust-scratch" => detect(dir),
+        "go-scratch" => detect_go(dir),
+        "c-scratch" => match c_sources(dir) {
+            Some(p) => Ok((p.into(), dir_name(dir))),
+            None => Err(InitError::NoProject(format!("{} has no C sources (*.c, src/*.c)", dir.display()))),
+        },
+        _ => Ok(("app".into(), "app".into())),
+    }
 }
 
 /// The package and binary kiln would build for the project in `dir`.
@@ -66,26 +153,35 @@ fn detect(dir: &Path) -> Result<(String, String), InitError> {
 /// Writes `dir/kiln.kdl` and makes the project's `.gitignore` ignore kiln's output; returns
 /// lines saying what was written. Both files are written in full before either is put in place.
 pub fn init(dir: &Path, template: Option<&str>, force: bool) -> Result<String, InitError> {
-    let name = template.unwrap_or("rust-scratch");
+    let name = match template {
+        Some(t) => t,
+        None => pick(dir)?,
+    };
     let (_, _, text) = TEMPLATES.iter().find(|(n, _, _)| *n == name).ok_or_else(|| InitError::Template(name.into()))?;
     let path = dir.join("kiln.kdl");
     if path.exists() && !force {
         return Err(InitError::Exists(dir.display().to_string()));
     }
-    let (package, bin) = if text.contains("{{package}}") { detect(dir)? } else { ("app".into(), "app".into()) };
-    let image: String = package
+    let (package, bin) = detect_for(name, dir)?;
+    let image: String = if name == "rust-scratch" { package.clone() } else { bin.clone() };
+    let image: String = image
         .to_lowercase()
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || "._-".contains(c) { c } else { '-' })
         .collect();
-    let recipe = StagedFile::new(&path, fill(text, &image, &package, &bin).as_bytes(), None)?;
+    let mut text = fill(text, &image, &package, &bin);
+    if name == "c-scratch" && dir.join("include").is_dir() {
+        let sources = format!("sources \"{package}\"");
+        text = text.replace(&sources, &format!("{sources}\n        include \"include/\""));
+    }
+    let recipe = StagedFile::new(&path, text.as_bytes(), None)?;
     let (ignore, said) = ignore_output(dir)?;
     recipe.commit()?;
     if let Some(ignore) = ignore {
         ignore.commit()?;
     }
     Ok(format!(
-        "wrote {} from template {name} (package {package}, bin {bin}); next: kiln plan, kiln build\n{said}",
+        "wrote {} from template {name} ({package}, program {bin}); next: kiln plan, kiln build\n{said}",
         path.display()
     ))
 }

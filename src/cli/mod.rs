@@ -98,7 +98,7 @@ enum Command {
     Doctor,
     /// Write a starting kiln.kdl for the project in the current directory.
     Init {
-        /// The template: rust-scratch (default for a cargo project) or prebuilt.
+        /// The template: rust-scratch, go-scratch or c-scratch (picked from Cargo.toml, go.mod or C sources when not given), or prebuilt.
         #[arg(long)]
         template: Option<String>,
         /// Replace an existing kiln.kdl.

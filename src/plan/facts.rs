@@ -84,6 +84,15 @@ pub fn zig_target(triple: &str) -> String {
     format!("{arch}-linux-{abi}")
 }
 
+/// zig's target for a `c` node's program on a platform: musl, static, on all three.
+pub fn c_zig_target(p: Platform) -> &'static str {
+    match p {
+        Platform::LinuxAmd64 => "x86_64-linux-musl",
+        Platform::LinuxArm64 => "aarch64-linux-musl",
+        Platform::LinuxArmV7 => "arm-linux-musleabihf",
+    }
+}
+
 /// zig as found on this machine.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Zig {

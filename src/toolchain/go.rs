@@ -118,7 +118,7 @@ pub fn compile(b: &GoBuild, x: &GoExec<'_>, epoch: u64) -> Result<Compiled, Tool
     let run = cmd.output().map_err(ToolchainError::io("run", x.go))?;
     if !run.status.success() {
         let mut output = String::from_utf8_lossy(&run.stderr).trim().to_string();
-        if needs_download(b, &x.root) && output.contains("GOPROXY=off") {
+        if needs_download(b, &x.root) && (output.contains("GOPROXY=off") || output.contains("go.sum")) {
             output.push_str("\n(the module's dependencies are not in kiln's cache: run `kiln fetch`, or vendor them with `go mod vendor`)");
         }
         return Err(ToolchainError::Compile { tool: "go build", what: b.describe(), output });

@@ -20,6 +20,7 @@ mod distroless;
 mod docs;
 mod golden;
 mod hostile_layouts;
+mod languages;
 mod layout_tools;
 mod module_cycles;
 mod plan_file;

@@ -23,7 +23,7 @@ fn index_digest(o: &Output) -> String {
 /// Every example, and a project made from every template.
 fn projects(cache: &Path) -> Vec<(String, tempfile::TempDir)> {
     let mut out = Vec::new();
-    for example in ["hello", "hello-rust"] {
+    for example in ["hello", "hello-rust", "hello-c", "hello-go"] {
         let dir = tempfile::tempdir().unwrap();
         copy_project(&repo_root().join("examples").join(example), dir.path());
         out.push((format!("examples/{example}"), dir));
@@ -41,6 +41,28 @@ fn projects(cache: &Path) -> Vec<(String, tempfile::TempDir)> {
     std::fs::remove_file(rust.path().join("kiln.kdl")).unwrap();
     run(kiln_in(rust.path(), cache).args(["init", "--template", "rust-scratch"]));
     out.push(("templates/rust-scratch".into(), rust));
+    // `kiln init` picks the template from what it finds: go.mod, or C sources.
+    for template in ["go-scratch", "c-scratch"] {
+        let dir = tempfile::tempdir().unwrap();
+        if template == "go-scratch" {
+            copy_project(&repo_root().join("examples/hello-go"), dir.path());
+            std::fs::remove_file(dir.path().join("kiln.kdl")).unwrap();
+        } else {
+            std::fs::create_dir_all(dir.path().join("src")).unwrap();
+            std::fs::create_dir_all(dir.path().join("include")).unwrap();
+            std::fs::write(dir.path().join("include/answer.h"), "#define ANSWER 42\n").unwrap();
+            let main =
+                "#include <stdio.h>\n#include \"answer.h\"\nint main(void) { printf(\"%d\\n\", ANSWER); return 0; }\n";
+            std::fs::write(dir.path().join("src/main.c"), main).unwrap();
+        }
+        run(kiln_in(dir.path(), cache).arg("init"));
+        let recipe = std::fs::read_to_string(dir.path().join("kiln.kdl")).unwrap();
+        assert!(
+            recipe.contains(&format!("// kiln template: one {}", if template == "go-scratch" { "Go" } else { "C" })),
+            "{recipe}"
+        );
+        out.push((format!("templates/{template}"), dir));
+    }
     // Links inside a copied tree stay links; the plan records where each was found.
     let links = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(links.path().join("site/css")).unwrap();

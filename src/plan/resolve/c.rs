@@ -9,7 +9,7 @@ use crate::diag::codes::Code;
 use crate::ignore::is_kiln_own;
 use crate::oci::platform::Platform;
 use crate::plan::CBuild;
-use crate::plan::facts::{Missing, zig_target};
+use crate::plan::facts::{Missing, c_zig_target};
 use crate::recipe::{CSpec, Spanned};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use miette::SourceSpan;
@@ -22,15 +22,6 @@ pub(crate) const ARMV7_CPU: &str = "-mcpu=generic+v7a+vfp3d16+thumb2-neon";
 /// Sources' paths as the compiler records them (`__FILE__`, debug info): the recipe's
 /// directory is `/kiln/src`.
 pub(crate) const PREFIX_MAP: &str = "-ffile-prefix-map=${root}=/kiln/src";
-
-/// The Rust triple kiln's zig targets stand for, by platform: C programs are musl on all three.
-fn c_triple(platform: Platform) -> &'static str {
-    match platform {
-        Platform::LinuxAmd64 => "x86_64-unknown-linux-musl",
-        Platform::LinuxArm64 => "aarch64-unknown-linux-musl",
-        Platform::LinuxArmV7 => "armv7-unknown-linux-musleabihf",
-    }
-}
 
 /// What a `c` node reads, the same for every platform: gathered once per node.
 #[derive(Debug, Clone)]
@@ -260,7 +251,7 @@ impl Resolver<'_> {
             id: String::new(),
             name: spec.name.value.clone(),
             platform,
-            target: zig_target(c_triple(platform)),
+            target: c_zig_target(platform).to_string(),
             compiler: format!("zig cc {} (sha256 {})", zig.version, zig.sha256),
             sources: inputs.sources,
             include: inputs.include,

@@ -97,7 +97,8 @@ impl Parser {
             }
             self.c_child(child, &mut spec);
         }
-        if spec.sources.is_empty() && name.is_some() {
+        let named_sources = node.children().is_some_and(|c| c.nodes().iter().any(|n| n.name().value() == "sources"));
+        if !named_sources && name.is_some() {
             self.problem(
                 Problem::new(
                     Code::RecipeMissingNode,
@@ -110,7 +111,7 @@ impl Parser {
             return None;
         }
         name?;
-        Some(spec)
+        (!spec.sources.is_empty()).then_some(spec)
     }
 
     /// One child of a `c` block, read into the spec.
