@@ -1,5 +1,6 @@
 //! The pipeline on the fake toolchain (`toolchain::fake`): recipe → plan → layers → images →
-//! diff, bundle and apply, with a Rust build step, without cargo, in well under a second.
+//! diff, bundle and apply, with Rust, C and Go build steps, without a compiler, in well under a
+//! second.
 
 use crate::build::{BuildOptions, BuildSummary, build};
 use crate::plan::{BuildStep, Plan, PlanOptions, resolve};
@@ -49,11 +50,17 @@ impl Project {
     }
 
     fn write(&self, rel: &str, text: &str) {
-        std::fs::write(self.root().join(rel), text).unwrap();
+        let p = self.root().join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
     }
 
     fn plan(&self) -> Plan {
-        let recipe = crate::recipe::parse("kiln.kdl", RECIPE).unwrap();
+        self.plan_of(RECIPE)
+    }
+
+    fn plan_of(&self, text: &str) -> Plan {
+        let recipe = crate::recipe::parse("kiln.kdl", text).unwrap();
         let opts = PlanOptions {
             root: self.root().to_path_buf(),
             cache_dir: Some(self.cache.path().to_path_buf()),
@@ -193,4 +200,54 @@ fn a_workspace_that_compiles_c_records_its_c_compiler_and_needs_the_pinned_zig()
     let opts = PlanOptions { root: p.root().to_path_buf(), facts: p.facts.clone(), ..Default::default() };
     let problems = resolve(&recipe, &opts).unwrap_err();
     assert!(problems.iter().any(|x| x.code == crate::diag::Code::ToolchainMissingZig), "{problems:?}");
+}
+
+#[test]
+fn rust_c_and_go_nodes_plan_and_build_on_the_stand_in_toolchain() {
+    let mut p = Project::new();
+    p.write("probe/probe.c", "#include \"probe.h\"\nint main(void) { return 0; }\n");
+    p.write("probe/probe.h", "#define X 1\n");
+    p.write("include/shared.h", "#define Y 1\n");
+    p.write("notes/readme.txt", "not read by the compile\n");
+    p.write("agent/go.mod", "module example.com/agent\n\ngo 1.19\n");
+    p.write("agent/main.go", "package main\n\nfunc main() {}\n");
+    let sha = |c: &str| c.repeat(64);
+    p.facts.zig =
+        Some(Ok(crate::plan::facts::Zig { path: "/fake/zig".into(), version: "0.17.0".into(), sha256: sha("a") }));
+    let go = crate::plan::facts::Go {
+        path: "/fake/go".into(),
+        version: "go version go1.19.8 linux/amd64".into(),
+        sha256: sha("b"),
+    };
+    p.facts.go = Some(Ok(go));
+    let recipe = RECIPE.replace(
+        "    rust \"demo\"\n",
+        "    rust \"demo\"\n    c \"probe\" {\n        sources \"probe/*.c\"\n        include \"include/\"\n    }\n    go \"./agent\"\n",
+    );
+    let plan = p.plan_of(&recipe);
+    let languages: Vec<&str> = plan.steps().map(|s| s.language()).collect();
+    assert_eq!(languages, ["rust", "rust", "rust", "c", "c", "c", "go", "go", "go"]);
+    assert_eq!(plan.c[2].target, "arm-linux-musleabihf");
+    assert_eq!(plan.c[0].input_files, 3, "the source, the header beside it and the include directory's");
+    assert_eq!((plan.go[2].goarch.as_str(), plan.go[2].goarm.as_deref()), ("arm", Some("7")));
+    assert_eq!(plan.go[0].mod_mode, "readonly", "no vendor/");
+    assert_eq!(Plan::from_json(&plan.to_json()).unwrap(), plan, "C and Go steps read back");
+    let layers: Vec<&str> = plan.images[0].platforms[0].layers.iter().map(|l| l.key.as_str()).collect();
+    for key in ["rust demo/demo", "c probe", "go ./agent"] {
+        assert!(layers.contains(&key), "a layer of its own for {key}: {layers:?}");
+    }
+    let (summary, _) = p.build(&plan, "out");
+    let built: Vec<(&str, &str)> = summary.binaries.iter().map(|b| (b.language.as_str(), b.bin.as_str())).collect();
+    assert_eq!(built.len(), 9, "{built:?}");
+    assert!(built.contains(&("c", "probe")) && built.contains(&("go", "agent")), "{built:?}");
+
+    // A header under an include directory is an input of the C steps only; a file the compile
+    // cannot read is none.
+    p.write("notes/readme.txt", "changed\n");
+    let unrelated = p.plan_of(&recipe);
+    assert_eq!((&unrelated.c, &unrelated.go), (&plan.c, &plan.go), "a file no compile reads changes no C or Go step");
+    p.write("include/shared.h", "#define Y 2\n");
+    let again = p.plan_of(&recipe);
+    assert!(again.c.iter().zip(&plan.c).all(|(a, b)| a.id != b.id), "C ids follow their headers");
+    assert_eq!(again.go, plan.go, "Go steps do not read the C headers");
 }

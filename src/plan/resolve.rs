@@ -8,6 +8,7 @@ pub(super) mod c;
 mod copy;
 pub(super) mod go;
 mod layers;
+mod needs;
 pub(super) mod rust;
 mod user;
 
@@ -16,10 +17,10 @@ use super::layering::{NamedLayer, Unit, assign};
 use super::*;
 use crate::diag::Problem;
 use crate::oci::platform::has_placeholder;
-use crate::plan::facts::{Facts, Needs, RustNeed};
-use crate::recipe::RustSpec;
+use crate::plan::facts::Facts;
 use crate::recipe::{Base, Content, ImageSpec, Perms, Recipe};
 use miette::SourceSpan;
+pub use needs::needs;
 use std::collections::{BTreeMap, BTreeSet};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -49,7 +50,7 @@ pub struct PlanOptions {
 pub const DEFAULT_LAYER_BUDGET: usize = 64;
 
 /// The images to plan and the platforms of each, as the options select them.
-fn selected<'r>(recipe: &'r Recipe, opts: &PlanOptions) -> Vec<(&'r ImageSpec, Vec<Platform>)> {
+pub(super) fn selected<'r>(recipe: &'r Recipe, opts: &PlanOptions) -> Vec<(&'r ImageSpec, Vec<Platform>)> {
     let mut out = Vec::new();
     for spec in &recipe.images {
         if !opts.images.is_empty() && !opts.images.contains(&spec.name.value) {
@@ -66,36 +67,6 @@ fn selected<'r>(recipe: &'r Recipe, opts: &PlanOptions) -> Vec<(&'r ImageSpec, V
         out.push((spec, platforms));
     }
     out
-}
-
-/// The toolchain facts planning will read: one need per `rust` node and platform, zig for
-/// `c` nodes and the go command for `go` nodes, for [`crate::toolchain::facts::gather`] to
-/// look up before [`resolve`].
-pub fn needs(recipe: &Recipe, opts: &PlanOptions) -> Needs {
-    let mut rust = BTreeSet::new();
-    let mut needs = Needs::default();
-    for (spec, platforms) in selected(recipe, opts) {
-        for c in spec.contents.iter().filter(|_| !platforms.is_empty()) {
-            match c {
-                Content::Rust(r) => rust.extend(platforms.iter().map(|&p| rust_need(&opts.root, r, p))),
-                Content::C(_) => needs.zig = true,
-                Content::Go(_) => needs.go = true,
-                _ => {}
-            }
-        }
-    }
-    needs.rust = rust.into_iter().collect();
-    needs
-}
-
-fn rust_need(root: &Path, r: &RustSpec, platform: Platform) -> RustNeed {
-    let manifest = r.manifest.as_ref().map_or("Cargo.toml", |m| m.value.as_str());
-    RustNeed {
-        manifest: root.join(manifest),
-        package: r.package.value.clone(),
-        platform,
-        triple: r.targets.iter().find(|(p, _)| *p == platform).map(|(_, t)| t.value.clone()),
-    }
 }
 
 /// Resolves a parsed recipe into a plan, or every problem found. Reads the files the recipe
