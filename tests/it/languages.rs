@@ -244,3 +244,30 @@ fn bad_c_and_go_nodes_are_refused_at_their_line_and_column() {
     refused("go \"./nomod\" {\n        ldflags \"-extld=gcc\"\n    }", "kiln::recipe::go_flag", "5:17");
     refused("go \"./nomod\" {\n        tags \"a b;c\"\n    }", "kiln::recipe::go_flag", "5:14");
 }
+
+#[test]
+fn a_go_module_that_reads_from_outside_its_directory_is_refused() {
+    let recipe = "kiln 1\nimage \"g\" {\n    base \"scratch\"\n    go \"./app\"\n}\n";
+    // A local `replace` outside the module: go would read it as it is.
+    let f = Fixture::new();
+    f.write("app/go.mod", "module example.com/app\n\ngo 1.19\n\nreplace example.com/x => ../x\n")
+        .write("app/main.go", "package main\n\nfunc main() {}\n")
+        .write("x/go.mod", "module example.com/x\n")
+        .recipe(recipe);
+    let o = f.build();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("kiln::recipe::source_outside") && err.contains("kiln.kdl:4:8]"), "{err}");
+    assert!(err.contains("replaces a module with `../x`"), "{err}");
+    // A link inside the module to a host file.
+    let f = Fixture::new();
+    f.write("app/go.mod", "module example.com/app\n\ngo 1.19\n")
+        .write("app/main.go", "package main\n\nfunc main() {}\n")
+        .recipe(recipe);
+    std::os::unix::fs::symlink("/etc/hostname", f.path().join("app/hostname.go")).unwrap();
+    let o = f.build();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("kiln::recipe::source_outside") && err.contains("outside the recipe's directory"), "{err}");
+    assert!(!f.out().exists());
+}

@@ -37,6 +37,69 @@ fn module_root(dir: &Path, top: &Path) -> Option<PathBuf> {
     None
 }
 
+/// The local directories a `go.mod` replaces modules with (`replace a => ../b`, alone or in a
+/// `replace ( … )` block): Go reads them as they are unless the module is vendored.
+fn local_replacements(go_mod: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut in_block = false;
+    for line in go_mod.lines() {
+        let line = line.split("//").next().unwrap_or_default().trim();
+        let spec = if in_block {
+            if line == ")" {
+                in_block = false;
+                continue;
+            }
+            line
+        } else if let Some(rest) = line.strip_prefix("replace") {
+            let rest = rest.trim();
+            if rest == "(" {
+                in_block = true;
+                continue;
+            }
+            rest
+        } else {
+            continue;
+        };
+        if let Some((_, target)) = spec.split_once("=>") {
+            let path = target.split_whitespace().next().unwrap_or_default().trim_matches('"');
+            if path.starts_with("./") || path.starts_with("../") || path.starts_with('/') || path == "." || path == ".."
+            {
+                out.push(path.to_string());
+            }
+        }
+    }
+    out
+}
+
+/// What of a module leads outside its own directory: a local `replace` (when not vendored) or
+/// a symbolic link that resolves outside the recipe's directory.
+fn escapes(module: &Path, real_root: &Path, vendored: bool) -> Option<String> {
+    if !vendored {
+        let go_mod = std::fs::read_to_string(module.join("go.mod")).unwrap_or_default();
+        for path in local_replacements(&go_mod) {
+            let real = std::fs::canonicalize(module.join(&path)).unwrap_or_else(|_| module.join(&path));
+            if !real.starts_with(module) {
+                return Some(format!("go.mod replaces a module with `{path}`, outside the module's directory"));
+            }
+        }
+    }
+    let walk = walkdir::WalkDir::new(module)
+        .follow_links(false)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.'));
+    for e in walk.filter_map(Result::ok).filter(|e| e.path_is_symlink()) {
+        let real = std::fs::canonicalize(e.path()).unwrap_or_else(|_| e.path().to_path_buf());
+        if !real.starts_with(real_root) {
+            return Some(format!(
+                "{} is a link to {}, outside the recipe's directory",
+                e.path().display(),
+                real.display()
+            ));
+        }
+    }
+    None
+}
+
 impl Resolver<'_> {
     /// A `go` node for one platform.
     pub(super) fn go(&mut self, spec: &GoSpec, platform: Platform) -> Option<Placed> {
@@ -64,6 +127,14 @@ impl Resolver<'_> {
             self.once(format!("gomod:{}", spec.package.value), span, p);
             return None;
         };
+        let vendored = module.join("vendor").is_dir();
+        if let Some(why) = escapes(&module, &self.real_root, vendored) {
+            let p = Problem::new(Code::RecipeSourceOutside, span, format!("the module of `{}`: {why}", spec.package.value))
+                .label("its module reads files from outside")
+                .help("a Go build may read only the module's own files: vendor the module (`go mod vendor`) or move what it needs inside");
+            self.once(format!("goescape:{}", module.display()), span, p);
+            return None;
+        }
         let go = match self.facts.go() {
             Ok(g) => g,
             Err(m) => {
@@ -92,7 +163,7 @@ impl Resolver<'_> {
             goarch: arch.into(),
             goarm: arm.map(str::to_string),
             go: go_desc,
-            mod_mode: if module.join("vendor").is_dir() { "vendor" } else { "readonly" }.into(),
+            mod_mode: if vendored { "vendor" } else { "readonly" }.into(),
             tags: spec.tags.clone(),
             ldflags,
             source_files,
@@ -134,5 +205,14 @@ impl Resolver<'_> {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn local_replacements_are_found_alone_and_in_blocks() {
+        let go_mod = "module a\n\nreplace example.com/x => ../x // local\nreplace example.com/y v1.0.0 => example.com/z v1.2.0\nreplace (\n\texample.com/w => ./w\n\t\"example.com/v\" => /abs/v\n)\n";
+        assert_eq!(super::local_replacements(go_mod), ["../x", "./w", "/abs/v"]);
     }
 }
