@@ -1,6 +1,7 @@
 //! The plan as text for people: `kiln plan`.
 
 use super::*;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The first 12 characters of a hash (all of a shorter or odd one: a saved plan can hold anything).
@@ -43,6 +44,9 @@ pub fn render_text(plan: &Plan) -> String {
     for b in &plan.go {
         go_build(&mut s, b);
     }
+    let rust = plan.rust.iter().map(|b| (b.id.as_str(), "rust build"));
+    let c = plan.c.iter().map(|b| (b.id.as_str(), "c build"));
+    let steps: StepNames<'_> = rust.chain(c).chain(plan.go.iter().map(|b| (b.id.as_str(), "go build"))).collect();
     for image in &plan.images {
         let _ = writeln!(s, "\nimage {}  base {}", image.name, image.base);
         for (k, v) in &image.annotations {
@@ -52,7 +56,7 @@ pub fn render_text(plan: &Plan) -> String {
             let _ = writeln!(s, "  platform {}", p.platform);
             config(&mut s, &p.config);
             for (n, l) in p.layers.iter().enumerate() {
-                layer(&mut s, n, l);
+                layer(&mut s, n, l, &steps);
             }
         }
     }
@@ -149,7 +153,10 @@ fn config(s: &mut String, c: &ConfigPlan) {
     }
 }
 
-fn layer(s: &mut String, n: usize, l: &LayerPlan) {
+/// Each build step's id, to the name its section has: `rust build`, `c build`, `go build`.
+type StepNames<'p> = BTreeMap<&'p str, &'static str>;
+
+fn layer(s: &mut String, n: usize, l: &LayerPlan, steps: &StepNames<'_>) {
     match &l.prebuilt {
         Some(p) => {
             let _ = writeln!(s, "    layer {} {}  {}  {} B from {}", n + 1, l.name, p.digest, p.size, p.layout);
@@ -184,7 +191,8 @@ fn layer(s: &mut String, n: usize, l: &LayerPlan) {
             let _ = write!(s, "  {size} B sha256:{}", short(sha));
         }
         if let Some(id) = &e.build {
-            let _ = write!(s, "  built by rust build {}", short(id));
+            let what = steps.get(id.as_str()).copied().unwrap_or("build");
+            let _ = write!(s, "  built by {what} {}", short(id));
         }
         if let Some(from) = &e.from {
             let _ = write!(s, "  {from}");
