@@ -147,7 +147,7 @@ pub fn compile(b: &CBuild, x: &CExec<'_>, epoch: u64) -> Result<Compiled, Toolch
     let mut cmd = x.command(b, epoch);
     cmd.args(b.args.iter().filter(|a| !a.starts_with("-D")).map(|a| fill(a, &x.root)));
     cmd.args(&objects).arg("-o").arg(&out);
-    run(cmd, format!("linking {}", b.describe()))?;
+    run(cmd, format!("{} (linking)", b.describe()))?;
     for o in objects.iter().flat_map(|o| [o.clone(), o.with_extension("d")]) {
         let _ = std::fs::remove_file(o);
     }

@@ -39,13 +39,21 @@ pub struct GoExec<'a> {
 }
 
 impl GoExec<'_> {
+    /// The step's module directory here.
+    fn module(&self, b: &GoBuild) -> PathBuf {
+        match b.module.as_str() {
+            "." => self.root.clone(),
+            m => self.root.join(m),
+        }
+    }
+
     /// The go command with a cleared environment: kiln's caches, no proxy, no cgo.
     fn command(&self, b: &GoBuild, network: bool) -> Command {
         let dir = self.cache.join("go");
         let bin = self.go.parent().map(Path::to_path_buf).unwrap_or_default();
         let mut cmd = if network { Command::new(self.go) } else { b.network.command(self.go) };
         cmd.env_clear()
-            .current_dir(self.root.join(&b.module))
+            .current_dir(self.module(b))
             .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
             .env("HOME", dir.join("home"))
             .env("GOCACHE", dir.join("build"))
@@ -91,7 +99,7 @@ pub fn fetch(b: &GoBuild, x: &GoExec<'_>) -> Result<(), ToolchainError> {
     if !out.status.success() {
         return Err(ToolchainError::Fetch {
             tool: "go",
-            manifest: x.root.join(&b.module).join("go.mod"),
+            manifest: x.module(b).join("go.mod"),
             output: String::from_utf8_lossy(&out.stderr).trim().to_string(),
         });
     }

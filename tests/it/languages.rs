@@ -81,6 +81,13 @@ fn c_go_and_three_language_examples_build_run_and_reproduce_on_three_platforms()
                 let bin = bundle.join("rootfs/usr/local/bin").join(name);
                 assert_eq!(run_binary(arch, &bin), says, "{example} {name} on {arch}");
                 check_static_and_stripped(arch, &bin);
+                if arch == "arm" && (name == "hello-c" || name == "probe") {
+                    // Built for ARMv7-A as Rust's armv7 targets are: VFPv3 with 16 double
+                    // registers, no NEON.
+                    let attributes = run(Command::new(require("readelf")).arg("-A").arg(&bin));
+                    assert!(attributes.contains("Tag_FP_arch: VFPv3-D16"), "{name}: {attributes}");
+                    assert!(!attributes.contains("Tag_Advanced_SIMD_arch"), "{name}: {attributes}");
+                }
             }
             if arch == "amd64" {
                 let first = &expected(example, arch, machine)[0].1;

@@ -206,7 +206,7 @@ fn init_writes_a_recipe_for_the_cargo_project_here() {
     let p = Project::new();
     std::fs::remove_file(p.path().join("kiln.kdl")).unwrap();
     let out = run(p.kiln().arg("init"));
-    assert!(out.contains("package hello-rust, bin hello-rust"), "{out}");
+    assert!(out.contains("from template rust-scratch (hello-rust, program hello-rust)"), "{out}");
     let plan = run(p.kiln().arg("plan"));
     assert!(plan.contains("rust build") && plan.contains("hello-rust (bin hello-rust)"), "{plan}");
     let o = p.kiln().arg("init").output().unwrap();

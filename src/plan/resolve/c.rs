@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 /// zig's CPU for linux/arm/v7: ARMv7-A with VFPv3-D16 and Thumb-2, without NEON, as Rust's
 /// armv7 targets assume.
-pub(crate) const ARMV7_CPU: &str = "-mcpu=generic+v7a+vfp3d16+thumb2-neon";
+pub(crate) const ARMV7_CPU: &str = "-mcpu=generic+v7a+vfp3d16+thumb2-neon-d32";
 
 /// Sources' paths as the compiler records them (`__FILE__`, debug info): the recipe's
 /// directory is `/kiln/src`.
@@ -177,9 +177,10 @@ impl Resolver<'_> {
         let mut sources: Vec<String> = Vec::new();
         let mut ok = true;
         for pattern in &spec.sources {
+            let reported = self.problems.len();
             let found = self.expand(pattern, &exclude);
-            if found.is_empty() {
-                ok = false;
+            ok &= !found.is_empty();
+            if found.is_empty() && self.problems.len() == reported {
                 let p = Problem::new(Code::PlanNoSources, pattern.span, format!("`{}` matches no file", pattern.value))
                     .label("no source here")
                     .help("patterns are relative to kiln.kdl; `*` stays within a directory, `**` crosses them");
