@@ -15,13 +15,6 @@ fn project(at: &Path) -> PathBuf {
     at.to_path_buf()
 }
 
-/// rustup's home as this process finds it, for a build whose HOME is elsewhere.
-fn rustup_home() -> PathBuf {
-    std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".rustup"))
-}
-
 fn run_binary(arch: &str, bin: &Path) -> String {
     match arch {
         "amd64" => run(&mut Command::new(bin)),

@@ -6,7 +6,7 @@
 //! index digests. Then what a C compile may read, and the errors of both nodes.
 
 use crate::common::*;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 const PLATFORMS: [(&str, Option<&str>, &str); 3] =
@@ -35,13 +35,6 @@ fn run_binary(arch: &str, bin: &Path) -> String {
         "arm64" => run(Command::new(require("qemu-aarch64-static")).arg(bin)),
         _ => run(Command::new(require("qemu-arm-static")).arg(bin)),
     }
-}
-
-/// rustup's home as this process finds it, for a build whose HOME is elsewhere.
-fn rustup_home() -> PathBuf {
-    std::env::var_os("RUSTUP_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".rustup"))
 }
 
 fn check_static_and_stripped(arch: &str, bin: &Path) {

@@ -94,11 +94,16 @@ fn three_platforms_build_check_and_run() {
 fn identical_binaries_and_digest_from_two_directories() {
     let a = Project::new();
     let b = Project::new();
+    // Another HOME too; cargo and rustup keep their homes.
+    let home = tempfile::tempdir().unwrap();
     let first = summary(&a.build());
     let second = Command::new("sh")
         .current_dir(b.path())
         .env("KILN_CACHE_DIR", b.cache.path())
         .env("TZ", "America/St_Johns")
+        .env("HOME", home.path())
+        .env("CARGO_HOME", cargo_home())
+        .env("RUSTUP_HOME", rustup_home())
         .env_remove("SOURCE_DATE_EPOCH")
         .arg("-c")
         .arg(format!("umask 077 && exec '{}' build -q --json --out ../elsewhere-out", env!("CARGO_BIN_EXE_kiln")))
