@@ -1,7 +1,7 @@
 //! The planner on arbitrary recipes over a small fixed project: resolving copies, placeholders,
-//! layers, bases and `rust` nodes must never panic. The toolchain facts are kiln's stand-in
-//! ones (`toolchain::fake`), given for every package and target a recipe asks about, so no
-//! cargo runs.
+//! layers, bases and `rust`, `c` and `go` nodes must never panic. The toolchain facts are
+//! kiln's stand-in ones (`toolchain::fake`), given for every package and target a recipe asks
+//! about, and a stand-in zig and go, so no compiler runs.
 #![no_main]
 
 #[path = "render.rs"]
@@ -30,6 +30,11 @@ fn root() -> &'static PathBuf {
             write("Cargo.lock", "version = 4\n");
             write("src/main.rs", "fn main() {}\n");
             write("site/junk.tmp", "tmp\n");
+            write("src/probe.c", "#include \"probe.h\"\nint main(void) { return 0; }\n");
+            write("src/probe.h", "#define X 1\n");
+            write("include/shared.h", "#define Y 1\n");
+            write("agent/go.mod", "module example.com/agent\n\ngo 1.19\n");
+            write("agent/main.go", "package main\n\nfunc main() {}\n");
             for arch in ["amd64", "arm64", "arm"] {
                 write(&format!("dist/{arch}/app"), arch);
             }
@@ -42,10 +47,14 @@ fn root() -> &'static PathBuf {
 
 /// The stand-in facts for the fixed project, answering every need: each manifest and package
 /// is the project's `app` (binaries `app` and `tool`), each named triple a stand-in target.
-fn facts(needs: &[kiln::plan::facts::RustNeed]) -> kiln::plan::facts::Facts {
+fn facts(needs: &kiln::plan::facts::Needs) -> kiln::plan::facts::Facts {
+    use kiln::plan::facts::{Go, Zig};
     let mut facts = kiln::toolchain::fake::facts(root(), "app", &["app", "tool"]);
+    facts.zig = Some(Ok(Zig { path: "/fake/zig".into(), version: "0.17.0".into(), sha256: "a".repeat(64) }));
+    let go = "go version go1.19.8 linux/amd64".to_string();
+    facts.go = Some(Ok(Go { path: "/fake/go".into(), version: go, sha256: "b".repeat(64) }));
     let package = facts.packages.values().next().cloned().expect("the fake package");
-    for need in needs {
+    for need in &needs.rust {
         facts.packages.insert((need.manifest.clone(), need.package.clone()), package.clone());
         if let (Some(triple), Some(Ok(target))) = (&need.triple, facts.targets.get(&(need.platform, None)).cloned()) {
             let target = kiln::plan::facts::Target { triple: triple.clone(), ..target };
