@@ -105,7 +105,8 @@ impl Toolchain for Host<'_> {
         match step {
             Step::Rust(b) => rust::fetch(&self.exec(b)?),
             Step::C(_) => Ok(()),
-            // The module cache is kiln's, beside its other caches.
+            // A build never fetches Go modules: `kiln fetch` does, into kiln's cache
+            // ([`Host::fetch_go`]), and the build runs with GOPROXY=off.
             Step::Go(_) => Ok(()),
         }
     }
