@@ -238,6 +238,7 @@ fn bad_c_and_go_nodes_are_refused_at_their_line_and_column() {
     );
     refused("c \"app\" {\n        sources \"src/*.c\"\n        define \"1BAD\"\n    }", "kiln::recipe::c_flag", "6:16");
     refused("c \"app\" {\n        sources \"src/*.cpp\"\n    }", "kiln::plan::no_sources", "5:17");
+    refused("c \"app\" {\n        sources \"src\"\n    }", "kiln::plan::no_sources", "5:17");
     refused("c \"app\" {\n        include \"src/\"\n    }", "kiln::recipe::missing_node", "4:5");
     refused("go \"../x\"", "kiln::recipe::source_outside", "4:8");
     refused("go \"./nomod\"", "kiln::plan::missing_go_mod", "4:8");

@@ -148,7 +148,15 @@ impl Resolver<'_> {
     fn expand(&mut self, pattern: &Spanned<String>, exclude: &GlobSet) -> Vec<PathBuf> {
         let (prefix, is_glob) = literal_prefix(&pattern.value);
         if !is_glob {
-            return self.inside(&prefix, pattern.span, "source").into_iter().collect();
+            let found = self.inside(&prefix, pattern.span, "source");
+            if found.as_ref().is_some_and(|f| !f.is_file()) {
+                let p = Problem::new(Code::PlanNoSources, pattern.span, format!("source `{prefix}` is not a file"))
+                    .label("a directory, or not a regular file")
+                    .help("name the files, or a pattern such as \"src/*.c\"");
+                self.once(format!("notfile:{prefix}"), pattern.span, p);
+                return Vec::new();
+            }
+            return found.into_iter().collect();
         }
         let dir = if prefix.is_empty() {
             Some(self.real_root.clone())

@@ -252,8 +252,7 @@ pub(crate) fn machine(build: &mut RustBuild, probe: &Probe, target: &Target, c_c
 /// Sets the build's id: the hash of kiln's version, the epoch and every other field.
 pub(crate) fn seal(build: &mut RustBuild, epoch: u64) {
     build.id = String::new();
-    let identity = (env!("CARGO_PKG_VERSION"), epoch, &*build);
-    build.id = crate::oci::digest::sha256_hex(&crate::oci::canonical::to_vec(&identity));
+    build.id = crate::plan::steps::seal(&*build, epoch);
 }
 
 /// The target's link flags, and the host paths remapped to fixed ones.
