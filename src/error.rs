@@ -34,6 +34,9 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Io(IoError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(#[from] RegistryError),
 }
 
 /// The inputs stage: fetching and verifying what a recipe pins (Debian indexes and packages,
@@ -129,6 +132,62 @@ pub enum StoreError {
         help("let that kiln finish, or stop it, then run again; it holds the lock {}", lock.display())
     )]
     Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
+}
+
+/// The registry: pushing to and pulling from an OCI distribution API. Messages name the
+/// registry, never a credential.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum RegistryError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    #[diagnostic(
+        code(kiln::registry::reference),
+        help("write HOST[:PORT]/REPOSITORY[:TAG][@sha256:DIGEST], e.g. registry.example.com/team/api:1.0")
+    )]
+    Reference(#[from] crate::oci::reference::ReferenceError),
+    #[error("cannot reach {registry} ({what}) after {tries} tries: {reason}")]
+    #[diagnostic(
+        code(kiln::registry::unreachable),
+        help(
+            "check the registry's address and the network; nothing was tagged, and a push run again sends only what is missing"
+        )
+    )]
+    Unreachable { registry: String, what: String, tries: u32, reason: String },
+    #[error(
+        "{registry} refused access{}: {reason}",
+        source_name.as_ref().map_or_else(|| " (no credentials are configured for it)".to_string(), |s| format!(" with the credentials from {s}"))
+    )]
+    #[diagnostic(
+        code(kiln::registry::auth),
+        help(
+            "log in with `docker login`, or set KILN_REGISTRY_USER and KILN_REGISTRY_PASSWORD; kiln reads ~/.docker/config.json (auths, credHelpers, credsStore)"
+        )
+    )]
+    Auth { registry: String, source_name: Option<String>, reason: String },
+    #[error("{registry} refused {what}: {status} {message}")]
+    #[diagnostic(code(kiln::registry::refused))]
+    Refused {
+        registry: String,
+        what: String,
+        status: u16,
+        message: String,
+        #[help]
+        help: Option<String>,
+    },
+    #[error("{registry} answered {what} in a way kiln cannot use: {reason}")]
+    #[diagnostic(
+        code(kiln::registry::protocol),
+        help("the registry does not speak the OCI distribution API as kiln expects")
+    )]
+    Protocol { registry: String, what: String, reason: String },
+    #[error("cannot read the credentials for {registry} from {source_name}: {reason}")]
+    #[diagnostic(code(kiln::registry::credentials))]
+    Credentials { registry: String, source_name: String, reason: String },
+    #[error("{what} from {registry} does not match its digest: expected {expected}, got {actual}")]
+    #[diagnostic(code(kiln::fetch::integrity), help("the registry or the link altered it; kiln used none of it"))]
+    Integrity { registry: String, what: String, expected: String, actual: String },
 }
 
 /// The layer stage: a layer's files read, checked against the plan and written as a tar.

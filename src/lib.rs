@@ -27,7 +27,7 @@ pub(crate) mod lock;
 pub mod oci;
 pub mod plan;
 pub mod progress;
-pub(crate) mod publish;
+pub mod publish;
 pub mod recipe;
 pub(crate) mod store;
 pub mod toolchain;

@@ -8,6 +8,14 @@ pub trait Progress: Sync {
     fn layer_done(&self, name: &str, bytes: u64);
     fn note(&self, msg: &str);
     fn finish(&self);
+    /// A push or pull is about to move `blobs` blobs.
+    fn start_transfer(&self, blobs: u64) {
+        self.start(blobs);
+    }
+    /// One blob is done: `outcome` says how (uploaded, mounted, present, fetched).
+    fn blob_done(&self, outcome: &str, digest: &str, bytes: u64) {
+        self.layer_done(&format!("{outcome} {digest}"), bytes);
+    }
 }
 
 /// Reports nothing: `--quiet`, and work whose progress nobody watches (staging, locks).

@@ -1,5 +1,6 @@
 //! `kiln build`: plans, then builds into the OCI layout `--out`, and says what it wrote.
 
+use super::deliver::Deliver;
 use super::env::{cache_dir, recipe_root};
 use super::load::{load_plan, load_saved};
 use super::{Failure, Layering, Select, progress};
@@ -11,10 +12,12 @@ pub(crate) fn run(
     select: &Select,
     layering: &Layering,
     saved: Option<&Path>,
-    out: &Path,
+    (out, deliver): (&Path, &Deliver),
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
+    let (out, outputs) = deliver.layout_and_outputs(out)?;
+    let platform = deliver.check_platforms(&outputs, &select.platforms)?;
     // --json owns stdout; progress stays on stderr.
     let progress = progress::for_terminal(quiet);
     let (root, cache) = (recipe_root(&select.file), cache_dir());
@@ -22,13 +25,23 @@ pub(crate) fn run(
         Some(file) => load_saved(file, &root, &cache, progress.as_ref())?,
         None => load_plan(select, layering.previous.as_deref(), progress.as_ref())?,
     };
+    if let Some((reference, tags)) = deliver.push_target() {
+        let names: Vec<String> = loaded.plan.images.iter().map(|i| i.name.clone()).collect();
+        kiln::publish::registry::check_targets(&names, reference, tags)?;
+    }
     let toolchain = kiln::toolchain::Host { root: root.clone(), facts: &loaded.facts };
-    let opts = kiln::build::BuildOptions { root: &root, out, cache: &cache, toolchain: &toolchain };
+    let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache, toolchain: &toolchain };
     let summary = kiln::build::build(&loaded.plan, &opts, progress.as_ref())?;
-    if json {
-        print!("{}", kiln::oci::canonical::to_pretty(&summary));
-    } else if !quiet {
+    if !json && !quiet {
         print_summary(&summary);
+    }
+    let delivered = if deliver.any() { Some(deliver.run(&out, &outputs, platform, json, quiet)?) } else { None };
+    if json {
+        let mut v = serde_json::to_value(&summary).unwrap_or_default();
+        if let (Some(obj), Some(serde_json::Value::Object(d))) = (v.as_object_mut(), delivered) {
+            obj.extend(d);
+        }
+        print!("{}", kiln::oci::canonical::to_pretty(&v));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -5,6 +5,7 @@
 mod apply;
 mod build;
 mod bundle;
+mod deliver;
 mod diff;
 mod doctor;
 mod env;
@@ -15,6 +16,7 @@ mod load;
 mod lock;
 mod plan;
 mod progress;
+mod push;
 pub(crate) mod render;
 
 use clap::{Parser, Subcommand};
@@ -82,6 +84,40 @@ enum Command {
         /// its files are read from the recipe's directory and must still match the plan.
         #[arg(long, value_name = "FILE", conflicts_with_all = ["platforms", "images", "previous"])]
         plan: Option<PathBuf>,
+        #[command(flatten)]
+        deliver: deliver::Deliver,
+    },
+    /// Load one platform of an image into the local docker or podman (as `docker load`).
+    Load {
+        /// The layout, and the image when it holds several (`out:api`).
+        #[arg(value_name = "LAYOUT[:NAME]", default_value = "out")]
+        layout: String,
+        /// The platform to load (default: this machine's).
+        #[arg(long, value_name = "P")]
+        platform: Option<String>,
+        /// docker or podman (default: docker when it is installed).
+        #[arg(long)]
+        runtime: Option<String>,
+        /// The tag to name the image with (repeatable; default latest).
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+    },
+    /// Push images of an OCI layout to a registry: only the blobs it lacks, tags last.
+    Push {
+        /// The layout, and the image when it holds several (`out:api`).
+        #[arg(value_name = "LAYOUT[:NAME]")]
+        layout: String,
+        /// Where to: HOST[:PORT]/REPOSITORY[:TAG]; `{image}` stands for each image's name.
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// A further tag to set (repeatable); `latest` when the reference names none.
+        #[arg(long = "tag", value_name = "TAG")]
+        tags: Vec<String>,
+        #[command(flatten)]
+        registry: push::RegistryArgs,
+        /// Print what was pushed as JSON (each image's REF@sha256:…).
+        #[arg(long)]
+        json: bool,
     },
     /// Resolve the Debian packages of the recipe's distroless bases and pin them in kiln.lock.
     Lock {
@@ -199,6 +235,15 @@ pub(crate) enum CliError {
         help("make the plan again with `kiln plan --json`, or restore the inputs it was made from")
     )]
     StalePlan { path: PathBuf, changes: Vec<String> },
+    #[error("--output {0}: {1}")]
+    #[diagnostic(
+        code(kiln::cli::output),
+        help("outputs are oci-layout=DIR, oci-archive=FILE.tar and docker-archive=FILE.tar")
+    )]
+    Output(String, String),
+    #[error("`{0}` is not a duration")]
+    #[diagnostic(code(kiln::cli::duration), help("write a duration such as 30s, 2m or 1m30s"))]
+    Duration(String),
     #[error("SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, found `{0}`")]
     #[diagnostic(code(kiln::cli::source_date_epoch))]
     Epoch(String),
@@ -229,8 +274,14 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Plan { select, layering, json } => plan::run(&select, &layering, json, quiet),
-        Command::Build { select, layering, out, json, plan } => {
-            build::run(&select, &layering, plan.as_deref(), &out, json, quiet)
+        Command::Build { select, layering, out, json, plan, deliver } => {
+            build::run(&select, &layering, plan.as_deref(), (&out, &deliver), json, quiet)
+        }
+        Command::Load { layout, platform, runtime, tags } => {
+            deliver::run_load(&layout, platform.as_deref(), runtime.as_deref(), &tags, quiet)
+        }
+        Command::Push { layout, reference, tags, registry, json } => {
+            push::run(&layout, &reference, &tags, &registry, json, quiet)
         }
         Command::Lock { file } => lock::run(&file, quiet),
         Command::Fetch { select } => fetch::run(&select, quiet),

@@ -31,22 +31,36 @@ impl Progress for Lines {
         eprintln!("kiln: {msg}");
     }
     fn finish(&self) {}
+    fn start_transfer(&self, blobs: u64) {
+        eprintln!("kiln: {blobs} blob(s) to check");
+    }
+    fn blob_done(&self, outcome: &str, digest: &str, bytes: u64) {
+        eprintln!("kiln: blob {digest} {outcome} ({bytes} bytes)");
+    }
 }
 
-/// A bar of the layers written, with notes printed above it.
+/// A bar of the layers written (or blobs moved), with notes printed above it.
 struct Bar {
     bar: Mutex<Option<ProgressBar>>,
 }
 
-impl Progress for Bar {
-    fn start(&self, layers: u64) {
-        let bar = ProgressBar::with_draw_target(Some(layers), ProgressDrawTarget::stderr());
-        if let Ok(style) = ProgressStyle::with_template("{spinner} [{bar:30}] {pos}/{len} layers  {msg}") {
+impl Bar {
+    fn begin(&self, count: u64, unit: &str) {
+        let bar = ProgressBar::with_draw_target(Some(count), ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template(&format!("{{spinner}} [{{bar:30}}] {{pos}}/{{len}} {unit}  {{msg}}"))
+        {
             bar.set_style(style.progress_chars("=> "));
         }
         if let Ok(mut b) = self.bar.lock() {
             *b = Some(bar);
         }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, layers: u64) {
+        self.begin(layers, "layers");
     }
     fn layer_done(&self, name: &str, _bytes: u64) {
         if let Ok(b) = self.bar.lock()
@@ -68,5 +82,11 @@ impl Progress for Bar {
         {
             bar.finish_and_clear();
         }
+    }
+    fn start_transfer(&self, blobs: u64) {
+        self.begin(blobs, "blobs");
+    }
+    fn blob_done(&self, outcome: &str, digest: &str, _bytes: u64) {
+        self.layer_done(&format!("{outcome} {}", digest.get(..19).unwrap_or(digest)), 0);
     }
 }

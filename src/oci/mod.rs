@@ -8,3 +8,4 @@ pub mod config;
 pub mod digest;
 pub mod entry;
 pub mod platform;
+pub mod reference;

@@ -32,6 +32,15 @@ impl Platform {
         }
     }
 
+    /// The platform of the machine kiln runs on (amd64 where it is none of the three).
+    pub fn host() -> Platform {
+        match std::env::consts::ARCH {
+            "aarch64" => Platform::LinuxArm64,
+            "arm" => Platform::LinuxArmV7,
+            _ => Platform::LinuxAmd64,
+        }
+    }
+
     pub fn os(self) -> &'static str {
         "linux"
     }

@@ -1,0 +1,114 @@
+//! `kiln push LAYOUT[:NAME] REF` and `kiln build --push REF`: images of a layout into a
+//! registry. Credentials come from `KILN_REGISTRY_USER`/`KILN_REGISTRY_PASSWORD`, else
+//! docker's `config.json`; they are handed to the library here and never printed.
+
+use super::{CliError, Failure, progress};
+use kiln::publish::registry::{AuthSource, Credentials, Options, PushSummary, push_layout};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// How kiln talks to registries, for every command that does.
+#[derive(clap::Args, Clone)]
+pub(crate) struct RegistryArgs {
+    /// Speak plain HTTP to the registry (registries on this machine and `http://` references
+    /// are spoken to that way anyway).
+    #[arg(long)]
+    pub insecure: bool,
+    /// The longest a connection, or one read or write, may take before kiln tries again.
+    #[arg(long, value_name = "DURATION", default_value = "30s")]
+    pub timeout: String,
+    /// Tries of each request and blob before giving up.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub tries: u32,
+}
+
+impl RegistryArgs {
+    /// The options the library takes, with the credentials the environment names.
+    pub(crate) fn options(&self) -> Result<Options, CliError> {
+        let timeout = humantime::parse_duration(&self.timeout).map_err(|_| CliError::Duration(self.timeout.clone()))?;
+        Ok(Options {
+            insecure: self.insecure,
+            timeout,
+            tries: self.tries.max(1),
+            auth: auth_source(),
+            ..Options::default()
+        })
+    }
+}
+
+/// `KILN_REGISTRY_USER`/`KILN_REGISTRY_PASSWORD`, and docker's `config.json`.
+fn auth_source() -> AuthSource {
+    let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());
+    let env = match (var("KILN_REGISTRY_USER"), var("KILN_REGISTRY_PASSWORD")) {
+        (Some(user), Some(password)) => Some(Credentials { user, password }),
+        _ => None,
+    };
+    let docker_config = std::env::var_os("DOCKER_CONFIG")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker")))
+        .map(|d| d.join("config.json"));
+    AuthSource { env, docker_config }
+}
+
+/// `LAYOUT[:NAME]`: a path that is a directory is the layout; otherwise what follows its
+/// last `:` names the image.
+pub(crate) fn split_layout(arg: &str) -> (PathBuf, Option<String>) {
+    if !Path::new(arg).is_dir()
+        && let Some((dir, name)) = arg.rsplit_once(':')
+        && !name.contains('/')
+        && !dir.is_empty()
+    {
+        return (PathBuf::from(dir), Some(name.to_string()));
+    }
+    (PathBuf::from(arg), None)
+}
+
+/// Pushes and reports; the summaries, for a caller that prints them in its own JSON.
+pub(crate) fn push(
+    layout: &Path,
+    image: Option<&str>,
+    reference: &str,
+    tags: &[String],
+    args: &RegistryArgs,
+    quiet: bool,
+) -> Result<Vec<PushSummary>, Failure> {
+    let opts = args.options()?;
+    let progress = progress::for_terminal(quiet);
+    let pushed = push_layout(layout, image, reference, tags, &opts, progress.as_ref())?;
+    Ok(pushed)
+}
+
+/// Says what a push did, on stderr when stdout is JSON's.
+pub(crate) fn report(pushed: &[PushSummary], to_stderr: bool) {
+    for p in pushed {
+        let line = format!(
+            "pushed {} ({} blobs: {} uploaded, {} bytes; {} mounted; {} present)",
+            p.reference, p.blobs, p.uploaded, p.uploaded_bytes, p.mounted, p.present
+        );
+        let tags = p.tags.iter().map(|t| format!("\n  tagged {t}")).collect::<String>();
+        if to_stderr {
+            eprintln!("{line}{tags}");
+        } else {
+            println!("{line}{tags}");
+        }
+    }
+}
+
+pub(crate) fn run(
+    layout: &str,
+    reference: &str,
+    tags: &[String],
+    args: &RegistryArgs,
+    json: bool,
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
+    let (dir, image) = split_layout(layout);
+    let pushed = push(&dir, image.as_deref(), reference, tags, args, quiet)?;
+    if json {
+        print!("{}", kiln::oci::canonical::to_pretty(&serde_json::json!({ "pushed": pushed })));
+    } else if !quiet {
+        report(&pushed, false);
+    }
+    Ok(ExitCode::SUCCESS)
+}
