@@ -142,8 +142,41 @@ fn platform_matches(desc: &oci_spec::image::Descriptor, p: Platform) -> bool {
 /// Finds `platform`'s image in an OCI layout (by `org.opencontainers.image.ref.name` tag, or
 /// the only image) and reads its layers and config.
 pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> Result<LayoutBase, String> {
-    let src = LayoutDir::new(layout);
-    let mut images = walk::images(&src, None).map_err(|e| e.to_string())?;
+    from_source(&LayoutDir::new(layout), (rel, None), tag, p)
+}
+
+/// The image index or manifest of a pulled base, as the cache `cas` holds it.
+pub fn pulled_top(cas: &Path, r: &crate::oci::reference::Reference) -> Result<walk::Blob, String> {
+    let Some(digest) = &r.digest else { return Err(format!("{r} names no digest")) };
+    let path = crate::store::blob_path(cas, digest);
+    let bytes =
+        std::fs::read(&path).map_err(|_| format!("{r} is not in kiln's cache: it is pulled before planning"))?;
+    let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("{r}: {e}"))?;
+    let media_type = match v["mediaType"].as_str() {
+        Some(m) => m.to_string(),
+        None if v.get("manifests").is_some() => "application/vnd.oci.image.index.v1+json".into(),
+        None => "application/vnd.oci.image.manifest.v1+json".into(),
+    };
+    Ok(walk::Blob { digest: digest.clone(), size: bytes.len() as u64, media_type })
+}
+
+/// Reads `platform`'s image of a base pulled from the registry `reference` (by digest) into
+/// the cache directory `cas`.
+pub fn from_registry(cas: &Path, top: walk::Blob, reference: &str, p: Platform) -> Result<LayoutBase, String> {
+    from_source(&crate::store::cas::PulledImage::new(cas, top, reference), ("", Some(reference)), None, p)
+}
+
+/// The base image of `src` for one platform; `rel` and `registry` are where its layers are
+/// read from at build time, as [`Prebuilt`] records it.
+fn from_source(
+    src: &dyn BlobSource,
+    (rel, registry): (&str, Option<&str>),
+    tag: Option<&str>,
+    p: Platform,
+) -> Result<LayoutBase, String> {
+    let layout = src.location();
+    let rel = if rel.is_empty() { registry.unwrap_or_default() } else { rel };
+    let mut images = walk::images(src, None).map_err(|e| e.to_string())?;
     if let Some(t) = tag {
         images.retain(|i| i.name == t);
         if images.is_empty() {
@@ -178,22 +211,31 @@ pub fn from_layout(layout: &Path, rel: &str, tag: Option<&str>, p: Platform) -> 
     if diff_ids.len() != manifest.layers.len() {
         return Err("the base's config and manifest disagree on the number of layers".into());
     }
-    let (keys, _) = image.layer_keys(&src, manifest).map_err(|e| e.to_string())?;
+    let (keys, _) = image.layer_keys(src, manifest).map_err(|e| e.to_string())?;
     let layers = manifest
         .layers
         .iter()
         .zip(diff_ids)
         .zip(keys)
         .map(|((l, diff_id), key)| Prebuilt {
-            layout: rel.to_string(),
+            layout: if registry.is_some() { String::new() } else { rel.to_string() },
+            registry: registry.map(str::to_string),
             digest: l.digest.clone(),
             size: l.size,
-            media_type: l.media_type.clone(),
+            media_type: oci_layer_type(&l.media_type),
             diff_id,
             created_by: key.unwrap_or_else(|| format!("base layer from {rel}")),
         })
         .collect();
     Ok(LayoutBase { layers, config })
+}
+
+/// A layer's media type as an OCI manifest names it: docker's gzip layer is the OCI one.
+fn oci_layer_type(media_type: &str) -> String {
+    match media_type {
+        "application/vnd.docker.image.rootfs.diff.tar.gzip" => "application/vnd.oci.image.layer.v1.tar+gzip".into(),
+        other => other.to_string(),
+    }
 }
 
 /// The config's `rootfs.diff_ids`, parsed: an image built on the base records them in its own
@@ -270,6 +312,32 @@ pub fn needs(
                     out.push((w, spec.base.span));
                 }
             }
+        }
+    }
+    out
+}
+
+/// The registry bases (by reference) the selected images name, each with the platforms it is
+/// needed for: what the fetch step pulls before planning.
+pub fn registry_needs(
+    recipe: &crate::recipe::Recipe,
+    platforms: &[Platform],
+    images: &[String],
+) -> Vec<(String, Vec<Platform>)> {
+    let mut out: Vec<(String, Vec<Platform>)> = Vec::new();
+    for spec in &recipe.images {
+        if !images.is_empty() && !images.contains(&spec.name.value) {
+            continue;
+        }
+        let crate::recipe::Base::Registry(r) = &spec.base.value else { continue };
+        let list: Vec<Platform> = match spec.platforms.as_ref().or(recipe.defaults.platforms.as_ref()) {
+            Some(l) => l.iter().map(|p| p.value).collect(),
+            None => Platform::ALL.to_vec(),
+        };
+        let list: Vec<Platform> = list.into_iter().filter(|p| platforms.is_empty() || platforms.contains(p)).collect();
+        match out.iter_mut().find(|(o, _)| o == r) {
+            Some((_, have)) => have.extend(list.into_iter().filter(|p| !have.contains(p)).collect::<Vec<_>>()),
+            None => out.push((r.clone(), list)),
         }
     }
     out

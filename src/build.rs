@@ -142,7 +142,8 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     }
     progress.start(unique.len() as u64);
     let store = crate::inputs::debian::store::file_store(opts.cache);
-    let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store };
+    let pulled = crate::store::cas::registry_cache(opts.cache);
+    let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store, pulled: &pulled };
     let cache = layer::LayerCache::new(opts.cache);
     let hits = std::sync::atomic::AtomicUsize::new(0);
     let layers = build_layers(unique.values().copied().collect(), &inputs, plan, (&cache, &hits), sink, progress)?;
@@ -241,7 +242,7 @@ fn build_layers(
                         break;
                     }
                     match match &l.prebuilt {
-                        Some(p) => layer::copy_prebuilt(p, inputs.root, sink),
+                        Some(p) => layer::copy_prebuilt(p, inputs, sink),
                         None => match cached(l, inputs, plan.epoch, cache, sink, progress) {
                             Ok(Some(hit)) => {
                                 hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);

@@ -73,6 +73,8 @@ pub struct Inputs<'a> {
     pub compiled: &'a BTreeMap<String, Compiled>,
     /// kiln's file store: base files by sha256.
     pub store: &'a Path,
+    /// The blobs of bases pulled from registries.
+    pub pulled: &'a Path,
 }
 
 /// Streams a file into the tar, checking it against the sha256 the plan or toolchain recorded.
@@ -163,8 +165,12 @@ pub fn write_tar(
 }
 
 /// Copies a base image's layer into the blob sink, checking its digest.
-pub fn copy_prebuilt(p: &crate::plan::Prebuilt, root: &Path, sink: &dyn BlobSink) -> Result<LayerBlob, LayerError> {
-    let layout = root.join(&p.layout);
+pub fn copy_prebuilt(
+    p: &crate::plan::Prebuilt,
+    inputs: &Inputs<'_>,
+    sink: &dyn BlobSink,
+) -> Result<LayerBlob, LayerError> {
+    let layout = if p.registry.is_some() { inputs.pulled.to_path_buf() } else { inputs.root.join(&p.layout) };
     let src = blob_path(&layout, &p.digest);
     let blob = sink.write_blob(&mut |w| {
         let mut f = std::fs::File::open(&src).map_err(LayerError::io("open", &src))?;

@@ -144,7 +144,7 @@ fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
     let toolchain = Fake { dir: p.cache.path().join("fake-bin") };
     let compiled = crate::build::compile_all(&plan, p.cache.path(), &toolchain, &Quiet).unwrap();
     let files = crate::inputs::debian::store::file_store(p.cache.path());
-    let inputs = crate::layer::Inputs { root: p.root(), compiled: &compiled, store: &files };
+    let inputs = crate::layer::Inputs { root: p.root(), compiled: &compiled, store: &files, pulled: &files };
     let memory = Memory::default();
     let mut layers = std::collections::BTreeMap::new();
     for l in plan.images.iter().flat_map(|i| &i.platforms).flat_map(|p| &p.layers) {

@@ -97,6 +97,8 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
     };
     let platforms = selection(&recipe, select, problems.is_empty())?;
     let source_date_epoch = source_date_epoch()?;
+    let bases = kiln::base::registry_needs(&recipe, &platforms, &select.images);
+    kiln::inputs::registry::pull::pull_bases(&bases, &cache_dir(), &super::push::default_options(), progress)?;
     let debian = match debian_inputs(&recipe, select, &platforms, progress)? {
         Ok(d) => d,
         Err(more) => {
@@ -169,6 +171,7 @@ pub(crate) fn load_saved(file: &Path, root: &Path, cache: &Path, progress: &dyn 
             Err(source) => return Err(kiln::error::BuildError::io("read", lock_path)(source).into()),
         }
     }
+    kiln::inputs::registry::pull::pull_bases(&plan.registry_bases(), cache, &super::push::default_options(), progress)?;
     let facts = kiln::toolchain::facts::gather(root, &super::env::cargo_home(), &kiln::plan::plan_needs(&plan, root));
     changes.extend(kiln::plan::changes(&plan, root, &facts, Some(cache)));
     if !changes.is_empty() {

@@ -36,6 +36,12 @@ impl RegistryArgs {
     }
 }
 
+/// What commands without registry flags (pulling bases while planning) talk to registries
+/// with: the defaults, and the environment's credentials.
+pub(crate) fn default_options() -> Options {
+    Options { auth: auth_source(), ..Options::default() }
+}
+
 /// `KILN_REGISTRY_USER`/`KILN_REGISTRY_PASSWORD`, and docker's `config.json`.
 fn auth_source() -> AuthSource {
     let var = |k| std::env::var(k).ok().filter(|v: &String| !v.is_empty());

@@ -9,8 +9,12 @@ use serde::Serialize;
 /// A layer taken as it is from a base image in an OCI layout.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 pub struct Prebuilt {
-    /// The layout, relative to the recipe's directory.
+    /// The layout, relative to the recipe's directory (empty for a base from a registry).
     pub layout: String,
+    /// The registry reference (`host/repository@sha256:…`) of a base pulled into kiln's cache,
+    /// whose blobs are read from there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registry: Option<String>,
     pub digest: Digest,
     pub size: u64,
     pub media_type: String,

@@ -49,6 +49,7 @@ pub fn changes(plan: &Plan, root: &Path, facts: &Facts, cache_dir: Option<&Path>
     let mut seen = BTreeSet::new();
     for layer in plan.images.iter().flat_map(|i| &i.platforms).flat_map(|p| &p.layers) {
         if let Some(p) = &layer.prebuilt
+            && p.registry.is_none()
             && seen.insert(p.layout.clone())
             && let Err(e) = inside(&p.layout)
         {

@@ -170,6 +170,23 @@ impl BuildStep for RustBuild {
 pub const MAX_PLAN_BYTES: u64 = 64 << 20;
 
 impl Plan {
+    /// The registry bases the plan's layers come from, each with its platforms.
+    pub fn registry_bases(&self) -> Vec<(String, Vec<Platform>)> {
+        let mut out: Vec<(String, Vec<Platform>)> = Vec::new();
+        for i in &self.images {
+            for p in &i.platforms {
+                for r in p.layers.iter().filter_map(|l| l.prebuilt.as_ref()).filter_map(|b| b.registry.as_ref()) {
+                    match out.iter_mut().find(|(o, _)| o == r) {
+                        Some((_, have)) if !have.contains(&p.platform) => have.push(p.platform),
+                        Some(_) => {}
+                        None => out.push((r.clone(), vec![p.platform])),
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The plan's canonical JSON (sorted keys, two-space indent, trailing newline).
     pub fn to_json(&self) -> String {
         crate::oci::canonical::to_pretty(self)

@@ -63,7 +63,10 @@ fn docker_names(layout: &LayoutDir, image: Option<&str>, tags: &[String]) -> Res
     if all.len() > 1 {
         return Err(StoreError::InvalidLayout {
             path: layout_path(layout),
-            reason: format!("it holds {} images; a docker archive holds one: name it with --image", all.len()),
+            reason: format!(
+                "it holds {} images; a docker archive holds one: name it (`kiln build --image NAME`, `kiln load LAYOUT:NAME`)",
+                all.len()
+            ),
         });
     }
     let name = first.name.split(':').next().unwrap_or(&first.name).to_string();

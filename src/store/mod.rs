@@ -13,6 +13,7 @@
 //! which `kiln bundle` writes).
 
 mod beside;
+pub mod cas;
 mod layout_dir;
 #[cfg(test)]
 pub(crate) mod memory;

@@ -12,6 +12,7 @@ use crate::plan::layering::{Unit, Volatility, reason};
 use crate::plan::{ConfigPlan, EntryKind, LayerPlan};
 use crate::recipe::{Base, Compression, ImageSpec};
 use miette::SourceSpan;
+use std::path::Path;
 
 impl Resolver<'_> {
     /// The base's layers for one platform (and what its configuration brings).
@@ -28,13 +29,7 @@ impl Resolver<'_> {
             Base::Scratch => (Vec::new(), BaseView::default()),
             Base::Distroless(flavour) => self.distroless_base(*flavour, span, platform, config, (compression, epoch)),
             Base::OciLayout { path, tag } => self.layout_base(spec, (path.as_str(), tag.as_deref()), platform, config),
-            Base::Registry(r) => {
-                let p = Problem::new(Code::PlanRegistryBase, span, format!("bases from a registry (`{r}`) are not supported yet"))
-                    .label("a registry base")
-                    .help("copy it into an OCI layout (`skopeo copy docker://REF oci:base:TAG`) and write base \"oci-layout:base:TAG\"");
-                self.once("registry".into(), span, p);
-                (Vec::new(), BaseView::default())
-            }
+            Base::Registry(r) => self.registry_base(spec, r, platform, config),
         }
     }
 
@@ -101,10 +96,52 @@ impl Resolver<'_> {
         platform: Platform,
         config: &mut ConfigPlan,
     ) -> (Vec<LayerPlan>, BaseView) {
-        let span = spec.base.span;
         let dir = self.root.join(path);
-        let found = crate::base::from_layout(&dir, path, tag, platform)
-            .and_then(|b| BaseView::from_layers(&dir, &b.layers).map(|v| (b, v)));
+        let found = crate::base::from_layout(&dir, path, tag, platform);
+        self.prebuilt_base(spec, found, &dir, config)
+    }
+
+    /// A base pulled from a registry by digest (the fetch step put it in kiln's cache): its
+    /// layers as they are, its configuration inherited.
+    fn registry_base(
+        &mut self,
+        spec: &ImageSpec,
+        r: &str,
+        platform: Platform,
+        config: &mut ConfigPlan,
+    ) -> (Vec<LayerPlan>, BaseView) {
+        let span = spec.base.span;
+        let pinned = match crate::oci::reference::Reference::parse(r) {
+            Ok(reference) if reference.digest.is_some() => reference,
+            Ok(_) => {
+                let p = Problem::new(Code::PlanRegistryBase, span, format!("the base `{r}` names a tag, not a digest"))
+                    .label("a base by tag")
+                    .help("pin it by digest: write base \"HOST/REPOSITORY@sha256:…\" (`skopeo inspect --format '{{.Digest}}' docker://REF` tells it)");
+                self.once(format!("registry:{r}"), span, p);
+                return (Vec::new(), BaseView::default());
+            }
+            Err(e) => {
+                let p = Problem::new(Code::PlanRegistryBase, span, e.to_string()).label("this base");
+                self.once(format!("registry:{r}"), span, p);
+                return (Vec::new(), BaseView::default());
+            }
+        };
+        let cas = crate::store::cas::registry_cache(self.cache_dir.as_deref().unwrap_or(Path::new("")));
+        let found = crate::base::pulled_top(&cas, &pinned)
+            .and_then(|top| crate::base::from_registry(&cas, top, &pinned.to_string(), platform));
+        self.prebuilt_base(spec, found, &cas, config)
+    }
+
+    /// The layers and view of a base read from a layout or the registry cache `dir`.
+    fn prebuilt_base(
+        &mut self,
+        spec: &ImageSpec,
+        found: Result<crate::base::LayoutBase, String>,
+        dir: &Path,
+        config: &mut ConfigPlan,
+    ) -> (Vec<LayerPlan>, BaseView) {
+        let span = spec.base.span;
+        let found = found.and_then(|b| BaseView::from_layers(dir, &b.layers).map(|v| (b, v)));
         match found {
             Ok((base, view)) => {
                 crate::base::inherit(config, &base.config, &spec.env, spec.entrypoint.is_some());

@@ -2,9 +2,9 @@
 //! repository its reference names (`{image}` in the reference stands for each image's name).
 //! Images pushed later in the run mount the blobs they share with earlier ones.
 
-use super::client::{Client, Options};
 use super::push::{PushJob, PushSummary, push};
 use crate::error::{RegistryError, StoreError};
+use crate::inputs::registry::client::{Client, Options};
 use crate::oci::digest::Digest;
 use crate::oci::reference::{Reference, ReferenceError, expand_image, tag_ok};
 use crate::progress::Progress;

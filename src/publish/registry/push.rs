@@ -3,9 +3,9 @@
 //! then each platform's manifest by digest, then the image index by digest, and only then
 //! the tags. The bytes pushed are the release's own, so the registry's digests are kiln's.
 
-use super::client::{Body, Client, header};
 use super::upload::{Outcome, push_blob};
 use crate::error::RegistryError;
+use crate::inputs::registry::client::{Body, Client, header};
 use crate::oci::digest::Digest;
 use crate::oci::reference::Reference;
 use crate::progress::Progress;
@@ -131,9 +131,9 @@ fn put_manifest(c: &Client, repo: &str, reference: &str, media_type: &str, bytes
         let answer = c.send(Method::PUT, &url, &[("Content-Type", media_type)], Body::Bytes(bytes), &scope)?;
         match answer.status().as_u16() {
             201 | 200 => match header(&answer, "docker-content-digest") {
-                Some(d) if d != expected.to_string() => {
-                    Err(super::client::Failed::Fatal(c.protocol(&what, format!("it stored {d}, not {expected}"))))
-                }
+                Some(d) if d != expected.to_string() => Err(crate::inputs::registry::client::Failed::Fatal(
+                    c.protocol(&what, format!("it stored {d}, not {expected}")),
+                )),
                 _ => Ok(()),
             },
             _ => Err(c.unexpected(&what, answer)),

@@ -5,8 +5,8 @@
 //! starts again when the registry forgot it). Bytes are hashed as they stream: a blob whose
 //! bytes are not its digest's is never committed.
 
-use super::client::{Body, Client, Failed, encode, header};
 use crate::error::{RegistryError, StoreError};
+use crate::inputs::registry::client::{Body, Client, Failed, encode, header};
 use crate::oci::digest::{Digest, HashingReader};
 use crate::store::{Blob, BlobSource};
 use std::io::Read;
@@ -167,7 +167,7 @@ impl Upload<'_> {
         format!("{l}{sep}digest={}", encode(&self.blob.digest.to_string()))
     }
 
-    fn committed(&self, answer: super::client::Answer) -> Result<Outcome, Failed> {
+    fn committed(&self, answer: crate::inputs::registry::client::Answer) -> Result<Outcome, Failed> {
         match answer.status().as_u16() {
             201 | 204 => Ok(Outcome::Uploaded),
             _ => Err(self.c.unexpected(&self.what(), answer)),

@@ -54,7 +54,17 @@ impl Parser {
             "distroless/base" => Some(Base::Distroless(Flavour::Base)),
             "distroless/cc" => Some(Base::Distroless(Flavour::Cc { libstdcxx })),
             v if v.starts_with("oci-layout:") => self.oci_layout(s, &v["oci-layout:".len()..]),
-            v if v.contains("@sha256:") => Some(Base::Registry(v.to_string())),
+            v if v.contains("@sha256:") || registry_host(v) => match crate::oci::reference::Reference::parse(v) {
+                Ok(_) => Some(Base::Registry(v.to_string())),
+                Err(e) => {
+                    self.problem(
+                        Problem::new(Code::RecipeBase, s.span, e.to_string())
+                            .label("not an image reference")
+                            .help("write base \"HOST/REPOSITORY@sha256:DIGEST\""),
+                    );
+                    None
+                }
+            },
             other => {
                 self.problem(
                     Problem::new(Code::RecipeBase, s.span, format!("unsupported base `{other}`"))
@@ -82,4 +92,10 @@ impl Parser {
         }
         Some(Base::OciLayout { path, tag })
     }
+}
+
+/// Whether a base names a registry host first (`registry.example/…`, `host:5000/…`,
+/// `localhost/…`), as references do.
+fn registry_host(v: &str) -> bool {
+    v.split_once('/').is_some_and(|(h, _)| h.contains(['.', ':']) || h == "localhost")
 }
