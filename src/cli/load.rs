@@ -63,6 +63,15 @@ fn debian_inputs(
     Ok(Ok(Some(kiln::base::DebianInputs { lock, contents })))
 }
 
+/// The registry bases `kiln.lock` pins by tag (none without a lock).
+fn pinned_bases(file: &Path) -> Result<std::collections::BTreeMap<String, String>, Failure> {
+    let lock_path = recipe_root(file).join("kiln.lock");
+    match kiln::inputs::debian::lock::Lock::read(&lock_path) {
+        Ok(lock) => Ok(lock.map(|l| l.bases).unwrap_or_default()),
+        Err(source) => Err(kiln::error::BuildError::io("read", lock_path)(source).into()),
+    }
+}
+
 /// The `--platform` values parsed, and the `--image` names checked against the recipe (only
 /// when the recipe parsed cleanly: a name may be missing because its node is broken).
 fn selection(recipe: &Recipe, select: &Select, clean: bool) -> Result<Vec<Platform>, CliError> {
@@ -97,7 +106,9 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
     };
     let platforms = selection(&recipe, select, problems.is_empty())?;
     let source_date_epoch = source_date_epoch()?;
+    let pinned_bases = pinned_bases(&select.file)?;
     let bases = kiln::base::registry_needs(&recipe, &platforms, &select.images);
+    let bases = kiln::inputs::registry::pull::through_lock(bases, &pinned_bases);
     kiln::inputs::registry::pull::pull_bases(&bases, &cache_dir(), &super::push::default_options(), progress)?;
     let debian = match debian_inputs(&recipe, select, &platforms, progress)? {
         Ok(d) => d,
@@ -119,6 +130,7 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         images: select.images.clone(),
         cache_dir: Some(cache_dir()),
         facts: Facts::default(),
+        pinned_bases,
     };
     opts.facts =
         kiln::toolchain::facts::gather(&opts.root, &super::env::cargo_home(), &kiln::plan::needs(&recipe, &opts));

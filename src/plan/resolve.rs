@@ -44,6 +44,8 @@ pub struct PlanOptions {
     pub previous: Option<BTreeMap<(String, Platform), Vec<String>>>,
     /// The toolchain facts gathered for [`rust_needs`].
     pub facts: Facts,
+    /// Registry bases named by tag, as `kiln.lock` pins them (`host/repo:tag` → `sha256:…`).
+    pub pinned_bases: BTreeMap<String, String>,
 }
 
 /// Layers an image may have unless the recipe says otherwise (containerd's limit is 127).
@@ -98,6 +100,7 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         c_inputs: BTreeMap::new(),
         epoch,
         debian: opts.debian.as_ref(),
+        pinned_bases: &opts.pinned_bases,
         previous: opts.previous.as_ref(),
         named: &recipe.layers.named,
         budget: recipe.layers.budget.unwrap_or(DEFAULT_LAYER_BUDGET),
@@ -156,6 +159,7 @@ struct Resolver<'a> {
     cache_dir: Option<PathBuf>,
     epoch: u64,
     debian: Option<&'a crate::base::DebianInputs>,
+    pinned_bases: &'a BTreeMap<String, String>,
     previous: Option<&'a BTreeMap<(String, Platform), Vec<String>>>,
     named: &'a [NamedLayer],
     budget: usize,

@@ -181,6 +181,7 @@ pub fn resolve(
             signature,
         },
         packages,
+        bases: Default::default(),
     })
 }
 

@@ -3,6 +3,7 @@
 
 use crate::error::InputsError;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -17,6 +18,10 @@ pub struct Lock {
     pub release: ReleaseInfo,
     /// Sorted by name, then Debian architecture.
     pub packages: Vec<LockedPackage>,
+    /// Registry bases named by tag, each pinned to the digest the tag named when
+    /// `kiln lock` ran: `host/repository:tag` → `sha256:…`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub bases: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,6 +49,25 @@ pub struct LockedPackage {
 }
 
 impl Lock {
+    /// A lock that pins no Debian packages (a recipe with no distroless base): only bases.
+    pub fn without_debian(mirror: &str, suite: &str) -> Lock {
+        let release = ReleaseInfo {
+            codename: String::new(),
+            version: String::new(),
+            date: String::new(),
+            sha256: String::new(),
+            signature: String::new(),
+        };
+        Lock {
+            lock_format: LOCK_FORMAT,
+            mirror: mirror.to_string(),
+            suite: suite.to_string(),
+            release,
+            packages: Vec::new(),
+            bases: BTreeMap::new(),
+        }
+    }
+
     pub fn find(&self, name: &str, debian_arch: &str) -> Option<&LockedPackage> {
         self.packages.iter().find(|p| p.name == name && p.debian_arch == debian_arch)
     }

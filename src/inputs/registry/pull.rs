@@ -12,6 +12,7 @@ use crate::progress::Progress;
 use crate::store::Blob;
 use crate::store::cas::put_blob;
 use serde_json::Value;
+use std::collections::BTreeMap;
 use std::io::Read;
 use std::path::Path;
 use ureq::http::Method;
@@ -200,4 +201,56 @@ pub fn pull_bases(
         out.push(pull(&c, &r, platforms, &cas, progress)?);
     }
     Ok(out)
+}
+
+/// The bases with each tag `pins` pins replaced by the pinned digest (`host/repo@sha256:…`).
+pub fn through_lock(
+    bases: Vec<(String, Vec<Platform>)>,
+    pins: &BTreeMap<String, String>,
+) -> Vec<(String, Vec<Platform>)> {
+    bases
+        .into_iter()
+        .map(|(r, platforms)| {
+            let pinned = pins
+                .get(&r)
+                .and_then(|d| d.parse::<Digest>().ok())
+                .and_then(|d| Reference::parse(&r).ok().map(|x| x.at(&d)));
+            (pinned.map_or(r, |p| p.to_string()), platforms)
+        })
+        .collect()
+}
+
+/// The digest a tag names now: what `kiln lock` pins. The manifest is fetched and hashed (a
+/// registry's `Docker-Content-Digest` that disagrees is refused).
+pub fn resolve_tag(r: &Reference, opts: &super::Options) -> Result<Digest, RegistryError> {
+    let c = Client::new(r, opts);
+    let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+    let url = c.url(&format!("/v2/{}/manifests/{tag}", r.repository));
+    let what = format!("tag {tag} of {}", r.repo_name());
+    let (bytes, said) = c.retrying(&format!("resolving {what}"), |_| {
+        let mut answer = c.send(Method::GET, &url, &[("Accept", ACCEPT)], Body::Empty, &scope(r))?;
+        if answer.status().as_u16() != 200 {
+            return Err(c.unexpected(&what, answer));
+        }
+        let said = super::client::header(&answer, "docker-content-digest").map(str::to_string);
+        let bytes = answer
+            .body_mut()
+            .with_config()
+            .limit(MAX_MANIFEST)
+            .read_to_vec()
+            .map_err(|e| Failed::Retry(e.to_string(), None))?;
+        Ok((bytes, said))
+    })?;
+    let digest = Digest::of(&bytes);
+    if let Some(said) = said
+        && said != digest.to_string()
+    {
+        return Err(RegistryError::Integrity {
+            registry: c.registry.clone(),
+            what,
+            expected: said,
+            actual: digest.to_string(),
+        });
+    }
+    Ok(digest)
 }

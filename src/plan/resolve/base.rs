@@ -113,13 +113,16 @@ impl Resolver<'_> {
         let span = spec.base.span;
         let pinned = match crate::oci::reference::Reference::parse(r) {
             Ok(reference) if reference.digest.is_some() => reference,
-            Ok(_) => {
-                let p = Problem::new(Code::PlanRegistryBase, span, format!("the base `{r}` names a tag, not a digest"))
-                    .label("a base by tag")
-                    .help("pin it by digest: write base \"HOST/REPOSITORY@sha256:…\" (`skopeo inspect --format '{{.Digest}}' docker://REF` tells it)");
-                self.once(format!("registry:{r}"), span, p);
-                return (Vec::new(), BaseView::default());
-            }
+            Ok(reference) => match self.pinned_bases.get(r).and_then(|d| d.parse().ok()) {
+                Some(digest) => reference.at(&digest),
+                None => {
+                    let p = Problem::new(Code::PlanRegistryBase, span, format!("the base `{r}` names a tag kiln.lock does not pin"))
+                        .label("a base by tag")
+                        .help("run `kiln lock` to pin the digest the tag names now (builds never follow a tag by themselves), or write base \"HOST/REPOSITORY@sha256:…\"");
+                    self.once(format!("registry:{r}"), span, p);
+                    return (Vec::new(), BaseView::default());
+                }
+            },
             Err(e) => {
                 let p = Problem::new(Code::PlanRegistryBase, span, e.to_string()).label("this base");
                 self.once(format!("registry:{r}"), span, p);
