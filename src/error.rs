@@ -132,6 +132,10 @@ pub enum StoreError {
         help("let that kiln finish, or stop it, then run again; it holds the lock {}", lock.display())
     )]
     Locked { path: PathBuf, lock: PathBuf, holder: String, waited: String },
+    /// A release read from a registry, which failed there.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Registry(Box<RegistryError>),
 }
 
 /// The registry: pushing to and pulling from an OCI distribution API. Messages name the

@@ -179,13 +179,17 @@ pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildErro
 
 /// The layer keys recorded in a layout's images, by (image, platform): what `--previous`
 /// keeps the order of. Images whose keys are not all known are left out.
-pub fn layer_keys(dir: &Path) -> Result<BTreeMap<(String, crate::oci::platform::Platform), Vec<String>>, BuildError> {
-    let src = LayoutDir::new(dir);
+pub fn layer_keys(
+    previous: &crate::inputs::registry::Release,
+    opts: &crate::inputs::registry::Options,
+) -> Result<BTreeMap<(String, crate::oci::platform::Platform), Vec<String>>, BuildError> {
+    let src = previous.open(opts)?;
+    let src = src.as_ref();
     let mut out = BTreeMap::new();
-    for i in walk::images_present(&src, None, &[])? {
+    for i in walk::images_present(src, None, &[])? {
         for p in &i.platforms {
             let Some(platform) = crate::oci::platform::Platform::parse(&p.platform) else { continue };
-            if let Some(keys) = i.layer_keys(&src, p)?.0.into_iter().collect::<Option<Vec<String>>>() {
+            if let Some(keys) = i.layer_keys(src, p)?.0.into_iter().collect::<Option<Vec<String>>>() {
                 out.insert((i.name.clone(), platform), keys);
             }
         }

@@ -120,13 +120,15 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
     let new_plan = p.plan();
     let (new, new_out) = p.build(&new_plan, "new");
     assert_ne!(new.index_digest, old.index_digest);
-    let report = crate::update::diff(&old_out, &new_out, &[], None).unwrap();
+    use crate::inputs::registry::{Options, Release};
+    let (old, new_release) = (Release::Layout(old_out.clone()), Release::Layout(new_out.clone()));
+    let report = crate::update::diff((&old, &new_release), &Options::default(), &[], None).unwrap();
     for platform in &report.images[0].platforms {
         assert_eq!(platform.added.len(), 1, "{}: only the binary's layer is new", platform.platform);
         assert_eq!(platform.kept.len(), 2, "{}: the site's and the file's layers are kept", platform.platform);
     }
     let bundle = p.cache.path().join("update.tar");
-    crate::update::bundle(&old_out, &new_out, &[], &bundle).unwrap();
+    crate::update::bundle((&old, &new_release), &Options::default(), &[], &bundle).unwrap();
     crate::update::apply(&bundle, &old_out, false).unwrap();
     let applied = std::fs::read(old_out.join("index.json")).unwrap();
     assert_eq!(crate::oci::digest::sha256_digest(&applied), new.index_digest);

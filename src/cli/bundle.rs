@@ -1,25 +1,24 @@
 //! `kiln bundle`: a tar with exactly the blobs a device holding `--have` lacks for `--want`.
 
 use super::{Failure, platform_names};
+use kiln::inputs::registry::Release;
 use std::path::Path;
 use std::process::ExitCode;
 
 pub(crate) fn run(
-    have: &Path,
-    want: &Path,
+    have: &str,
+    want: &str,
     output: &Path,
     platforms: &[String],
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
-    let s = kiln::update::bundle(have, want, &platform_names(platforms)?, output)?;
+    let releases = (Release::parse(have), Release::parse(want));
+    let opts = super::push::default_options();
+    let s = kiln::update::bundle((&releases.0, &releases.1), &opts, &platform_names(platforms)?, output)?;
     if !quiet {
         println!(
             "wrote {}: {} blobs ({} bytes) a device holding {} lacks; {} bytes in all",
-            s.file,
-            s.blobs,
-            s.blob_bytes,
-            have.display(),
-            s.bytes
+            s.file, s.blobs, s.blob_bytes, have, s.bytes
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -1,12 +1,12 @@
 //! `kiln diff`: what a device holding one layout downloads to hold another; exit 1 over budget.
 
 use super::{CliError, Failure, platform_names};
-use std::path::Path;
+use kiln::inputs::registry::Release;
 use std::process::ExitCode;
 
 pub(crate) fn run(
-    old: &Path,
-    new: &Path,
+    old: &str,
+    new: &str,
     platforms: &[String],
     json: bool,
     budget: Option<String>,
@@ -16,7 +16,8 @@ pub(crate) fn run(
         Some(b) => Some(kiln::update::parse_size(&b).ok_or(CliError::Size(b))?),
         None => None,
     };
-    let report = kiln::update::diff(old, new, &platforms, budget)?;
+    let (old, new) = (Release::parse(old), Release::parse(new));
+    let report = kiln::update::diff((&old, &new), &super::push::default_options(), &platforms, budget)?;
     if json {
         print!("{}", kiln::oci::canonical::to_pretty(&report));
     } else {

@@ -96,7 +96,7 @@ pub(crate) struct Loaded {
 
 /// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given):
 /// gathers the inputs (Debian packages, toolchain facts) first, then plans.
-pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn Progress) -> Result<Loaded, Failure> {
+pub(crate) fn load_plan(select: &Select, previous: Option<&str>, progress: &dyn Progress) -> Result<Loaded, Failure> {
     let text = read_recipe(&select.file)?;
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
@@ -118,7 +118,10 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&Path>, progress: &dyn
         }
     };
     let previous = match previous {
-        Some(dir) => Some(kiln::inspect::layer_keys(dir)?),
+        Some(p) => Some(kiln::inspect::layer_keys(
+            &kiln::inputs::registry::Release::parse(p),
+            &super::push::default_options(),
+        )?),
         None => None,
     };
     let mut opts = PlanOptions {

@@ -51,9 +51,10 @@ pub(crate) struct Select {
 /// What plan and build take beyond the selection; fetch does not take it.
 #[derive(clap::Args)]
 pub(crate) struct Layering {
-    /// The previous release's OCI layout: keep its layer order where the content allows.
-    #[arg(long, value_name = "OCI-LAYOUT")]
-    previous: Option<PathBuf>,
+    /// The previous release (an OCI layout, or a registry reference): keep its layer order
+    /// where the content allows.
+    #[arg(long, value_name = "LAYOUT|REF")]
+    previous: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -141,12 +142,13 @@ enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// What a device holding OLD downloads to get NEW, per image and platform.
+    /// What a device holding OLD downloads to get NEW, per image and platform (layouts or
+    /// registry references; of a registry only manifests and configs are fetched).
     Diff {
-        /// The layout the device holds.
-        old: PathBuf,
-        /// The new release's layout.
-        new: PathBuf,
+        /// The release the device holds: a layout, or HOST/REPOSITORY:TAG.
+        old: String,
+        /// The new release: a layout, or HOST/REPOSITORY:TAG.
+        new: String,
         /// Only this platform (repeatable).
         #[arg(long = "platform", value_name = "P")]
         platforms: Vec<String>,
@@ -159,12 +161,13 @@ enum Command {
     },
     /// Write a tar with exactly what a device holding --have lacks to hold --want.
     Bundle {
-        /// The layout the device holds (the release it runs now).
-        #[arg(long, value_name = "OCI-LAYOUT")]
-        have: PathBuf,
-        /// The new release's layout, which the device should hold after `kiln apply`.
-        #[arg(long, value_name = "OCI-LAYOUT")]
-        want: PathBuf,
+        /// The release the device holds (a layout, or a registry reference).
+        #[arg(long, value_name = "LAYOUT|REF")]
+        have: String,
+        /// The new release, which the device should hold after `kiln apply` (a layout, or a
+        /// registry reference).
+        #[arg(long, value_name = "LAYOUT|REF")]
+        want: String,
         /// The bundle to write (replaced only when it is complete).
         #[arg(short, long, value_name = "FILE.tar")]
         output: PathBuf,

@@ -3,9 +3,10 @@
 
 use super::{held, images, reachable, refuse, release};
 use crate::error::UpdateError;
+use crate::inputs::registry::{Options, Release};
 use crate::oci::digest::Digest;
 use crate::publish::TarPublisher;
-use crate::store::{BlobSource, LayoutDir, OCI_LAYOUT, Publisher};
+use crate::store::{OCI_LAYOUT, Publisher};
 use serde::Serialize;
 use std::path::Path;
 
@@ -43,12 +44,18 @@ pub struct BundleSummary {
 
 /// Writes a bundle with what a device holding `have` lacks to hold `want`, for `platforms`
 /// (empty: every platform; a device usually runs one, and needs only its blobs).
-pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Result<BundleSummary, UpdateError> {
-    let (have, want) = (LayoutDir::new(have), LayoutDir::new(want));
-    let (_, base) = release(&have)?;
-    let had = reachable(&held(&have, platforms)?);
+pub fn bundle(
+    (have, want): (&Release, &Release),
+    opts: &Options,
+    platforms: &[String],
+    file: &Path,
+) -> Result<BundleSummary, UpdateError> {
+    let (have, want) = (have.open(opts)?, want.open(opts)?);
+    let (have, want) = (have.as_ref(), want.as_ref());
+    let (_, base) = release(have)?;
+    let had = reachable(&held(have, platforms)?);
     let (index_bytes, _) = want.index()?;
-    let needed = reachable(&images(&want, platforms)?);
+    let needed = reachable(&images(want, platforms)?);
     type Blobs<'a> = Vec<(&'a Digest, &'a u64)>;
     let (provides, requires): (Blobs, Blobs) =
         needed.iter().partition(|(d, _)| !had.contains_key(*d) || !have.has_blob(d));
@@ -65,7 +72,7 @@ pub fn bundle(have: &Path, want: &Path, platforms: &[String], file: &Path) -> Re
     let heads = [(BUNDLE_MANIFEST, &manifest_json[..]), ("index.json", &index_bytes[..]), ("oci-layout", OCI_LAYOUT)];
     let tar = Box::new(TarPublisher::create(file, &heads)?);
     for (d, size) in &provides {
-        tar.copy_blob(&want, (d, **size))?;
+        tar.copy_blob(want, (d, **size))?;
     }
     tar.publish(&index_bytes)?;
     Ok(BundleSummary {

@@ -3,11 +3,10 @@
 
 use super::{PlatformBlobs, held, images, reachable};
 use crate::error::UpdateError;
+use crate::inputs::registry::{Options, Release};
 use crate::oci::digest::Digest;
-use crate::store::LayoutDir;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Blob {
@@ -53,9 +52,16 @@ fn blobs(list: &[&(Digest, u64)]) -> Vec<Blob> {
     list.iter().map(|(d, s)| Blob { digest: d.clone(), size: *s }).collect()
 }
 
-/// Compares two layouts; `platforms` limits the comparison (empty: all).
-pub fn diff(old: &Path, new: &Path, platforms: &[String], budget: Option<u64>) -> Result<DiffReport, UpdateError> {
-    let (old_images, new_images) = (held(&LayoutDir::new(old), platforms)?, images(&LayoutDir::new(new), platforms)?);
+/// Compares two releases (layouts or registry references; of a registry only manifests and
+/// configs are read); `platforms` limits the comparison (empty: all).
+pub fn diff(
+    (old, new): (&Release, &Release),
+    opts: &Options,
+    platforms: &[String],
+    budget: Option<u64>,
+) -> Result<DiffReport, UpdateError> {
+    let (old, new) = (old.open(opts)?, new.open(opts)?);
+    let (old_images, new_images) = (held(old.as_ref(), platforms)?, images(new.as_ref(), platforms)?);
     let old_all = reachable(&old_images);
     let mut report = Vec::new();
     let mut wanted: BTreeMap<Digest, u64> = BTreeMap::new();

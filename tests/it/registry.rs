@@ -399,3 +399,45 @@ fn p_digest(f: &Fixture, platform: &str) -> String {
     });
     m.unwrap()["digest"].as_str().unwrap().to_string()
 }
+
+#[test]
+fn diff_reads_a_registry_without_downloading_layers() {
+    let f = built(None);
+    let reg = Registry::start();
+    pushed(&push(&f, &format!("{}/kiln/greet:1.0", reg.addr()), &[]).output().unwrap());
+    let old = f.path().join("old");
+    run(Command::new("cp").arg("-a").arg(f.out()).arg(&old));
+    f.write("dist/amd64/info.txt", "built again for amd64\n");
+    summary(&f.build());
+    pushed(&push(&f, &format!("{}/kiln/greet:1.1", reg.addr()), &[]).output().unwrap());
+    let layers: BTreeSet<String> = image_blobs(&f.out()).into_iter().chain(image_blobs(&old)).collect();
+
+    let diff = |a: &str, b: &str| {
+        let o = kiln().current_dir(f.path()).args(["diff", "--json", a, b]).output().unwrap();
+        summary(&o)
+    };
+    let before = reg.requests().len();
+    let remote = diff(&format!("{}/kiln/greet:1.0", reg.addr()), &format!("{}/kiln/greet:1.1", reg.addr()));
+    let local = diff("old", "out");
+    assert_eq!(remote, local, "the registry's releases diff as the layouts do");
+    assert!(remote["total_bytes"].as_u64().unwrap() > 0);
+    let fetched: Vec<_> = reg.requests()[before..]
+        .iter()
+        .filter(|e| e.method == "GET" && e.path.contains("/blobs/"))
+        .map(|e| e.path.rsplit('/').next().unwrap().to_string())
+        .collect();
+    let layer_gets = fetched.iter().filter(|d| layers.contains(*d) && blob_is_layer(&f, &old, d)).count();
+    assert_eq!(layer_gets, 0, "the diff downloaded layers: {fetched:?}");
+}
+
+/// Whether `digest` is a layer (not a config) of either layout's image.
+fn blob_is_layer(f: &Fixture, old: &Path, digest: &str) -> bool {
+    [f.out(), old.to_path_buf()].iter().any(|layout| {
+        let json = |d: &str| -> Value { serde_json::from_slice(&blob(layout, d)).unwrap() };
+        let index = json(&local_digest(layout));
+        index["manifests"].as_array().unwrap().iter().any(|m| {
+            let manifest = json(m["digest"].as_str().unwrap());
+            manifest["layers"].as_array().unwrap().iter().any(|l| l["digest"].as_str() == Some(digest))
+        })
+    })
+}

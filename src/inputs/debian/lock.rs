@@ -148,7 +148,14 @@ mod tests {
             sha256: "00".repeat(32),
             signature: "not checked".into(),
         };
-        Lock { lock_format: LOCK_FORMAT, mirror: "m".into(), suite: "s".into(), release, packages: Vec::new() }
+        Lock {
+            lock_format: LOCK_FORMAT,
+            mirror: "m".into(),
+            suite: "s".into(),
+            release,
+            packages: Vec::new(),
+            bases: BTreeMap::new(),
+        }
     }
 
     #[test]

@@ -5,6 +5,8 @@
 pub(crate) mod auth;
 pub(crate) mod client;
 pub mod pull;
+pub mod source;
 
 pub use auth::{AuthSource, Credentials};
 pub use client::{Client, Options};
+pub use source::{RegistrySource, Release};
