@@ -354,7 +354,8 @@ fn access_entry(line: &str) -> Option<AccessEntry> {
 pub struct Fault {
     /// The request's method, exactly (`PUT`, `PATCH`, ...).
     pub method: &'static str,
-    /// A piece of the request target (path and query) that must appear in it.
+    /// A piece of the request target (path and query), or of the request's head (a header
+    /// line such as `Content-Range: 8388608-`), that must appear in it.
     pub path_contains: &'static str,
     /// The least `Content-Length` the request must have. A chunked request has no known
     /// length: only a fault with `min_body: 0` matches it.
@@ -528,7 +529,8 @@ impl RequestHead {
 
     fn matches(&self, f: &Fault) -> bool {
         let long_enough = if self.chunked { f.min_body == 0 } else { self.content_length >= f.min_body };
-        self.method == f.method && self.target.contains(f.path_contains) && long_enough
+        let head = String::from_utf8_lossy(&self.raw);
+        self.method == f.method && (self.target.contains(f.path_contains) || head.contains(f.path_contains)) && long_enough
     }
 }
 
