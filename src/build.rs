@@ -67,6 +67,8 @@ pub struct BuildOptions<'a> {
     pub cache: &'a Path,
     /// What runs the plan's build steps.
     pub toolchain: &'a dyn Toolchain,
+    /// Tags the layout names each image by besides its name (`IMAGE:TAG` in `ref.name`).
+    pub tags: &'a [String],
 }
 
 /// Compiles what the plan asks for, each binary once, from the cache where it can. Rust steps
@@ -150,7 +152,7 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
         plan.images.iter().map(|i| image::write_image(i, &created, &layers, sink)).collect::<Result<_, _>>()?;
-    let index_json = image::layout_index(&built)?;
+    let index_json = image::layout_index(&built, opts.tags)?;
     let blob_bytes = sink.stored_bytes();
     staging.publish(&index_json)?;
     progress.finish();

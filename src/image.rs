@@ -175,13 +175,22 @@ pub fn write_image(
     Ok(BuiltImage { name: image.name.clone(), index, manifests })
 }
 
-/// The layout's `index.json`: one image index per recipe image, named by `ref.name`.
-pub fn layout_index(images: &[BuiltImage]) -> Result<Vec<u8>, BuildError> {
-    let descs = images
-        .iter()
-        .map(|i| {
+/// The layout's `index.json`: one image index per recipe image, named by `ref.name`, and
+/// once more per tag as `IMAGE:TAG` (with containerd's `io.containerd.image.name`, the full
+/// reference `docker.io/library/IMAGE:TAG` that `ctr images import` names the image by).
+pub fn layout_index(images: &[BuiltImage], tags: &[String]) -> Result<Vec<u8>, BuildError> {
+    let names = images.iter().flat_map(|i| {
+        std::iter::once((i, i.name.clone(), false))
+            .chain(tags.iter().map(move |t| (i, format!("{}:{t}", i.name), true)))
+    });
+    let descs = names
+        .map(|(i, name, tagged)| {
             let mut ann = HashMap::new();
-            ann.insert(ANNOTATION_REF_NAME.to_string(), i.name.clone());
+            if tagged && let Ok(full) = crate::oci::reference::Reference::parse(&name) {
+                // containerd takes the name as it is: the full reference, as kubelet names it.
+                ann.insert("io.containerd.image.name".to_string(), full.to_string());
+            }
+            ann.insert(ANNOTATION_REF_NAME.to_string(), name);
             DescriptorBuilder::default()
                 .media_type(MediaType::ImageIndex)
                 .size(i.index.size)

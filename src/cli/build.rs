@@ -30,7 +30,13 @@ pub(crate) fn run(
         kiln::publish::registry::check_targets(&names, reference, tags)?;
     }
     let toolchain = kiln::toolchain::Host { root: root.clone(), facts: &loaded.facts };
-    let opts = kiln::build::BuildOptions { root: &root, out: &out, cache: &cache, toolchain: &toolchain };
+    let opts = kiln::build::BuildOptions {
+        root: &root,
+        out: &out,
+        cache: &cache,
+        toolchain: &toolchain,
+        tags: deliver.tags(),
+    };
     let summary = kiln::build::build(&loaded.plan, &opts, progress.as_ref())?;
     if !json && !quiet {
         print_summary(&summary);

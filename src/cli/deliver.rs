@@ -35,6 +35,12 @@ impl Deliver {
             .iter()
             .map(|o| Output::parse(o).map_err(|why| CliError::Output(o.clone(), why)))
             .collect::<Result<Vec<_>, _>>()?;
+        if let Some(bad) = self.tags.iter().find(|t| !kiln::oci::reference::tag_ok(t)) {
+            return Err(CliError::Output(
+                format!("--tag {bad}"),
+                "a tag is up to 128 letters, digits, `_`, `.` and `-`, not starting with `.` or `-`".into(),
+            ));
+        }
         let layouts: Vec<&PathBuf> =
             outputs.iter().filter_map(|o| if let Output::Layout(d) = o { Some(d) } else { None }).collect();
         match layouts.as_slice() {
@@ -90,6 +96,11 @@ impl Deliver {
             }
         }
         Ok(json!({ "archives": written, "pushed": pushed }))
+    }
+
+    /// The `--tag`s.
+    pub(crate) fn tags(&self) -> &[String] {
+        &self.tags
     }
 
     /// Whether anything beyond the layout is asked for.

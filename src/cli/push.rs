@@ -57,15 +57,15 @@ fn auth_source() -> AuthSource {
     AuthSource { env, docker_config }
 }
 
-/// `LAYOUT[:NAME]`: a path that is a directory is the layout; otherwise what follows its
-/// last `:` names the image.
+/// `LAYOUT[:NAME]`: a path that is a directory is the layout; otherwise what follows the first
+/// `:` after its last `/` names the image (`out:api`, `out:api:1.0`).
 pub(crate) fn split_layout(arg: &str) -> (PathBuf, Option<String>) {
+    let after_slash = arg.rfind('/').map_or(0, |i| i + 1);
     if !Path::new(arg).is_dir()
-        && let Some((dir, name)) = arg.rsplit_once(':')
-        && !name.contains('/')
-        && !dir.is_empty()
+        && let Some(at) = arg[after_slash..].find(':').map(|i| i + after_slash)
+        && at > 0
     {
-        return (PathBuf::from(dir), Some(name.to_string()));
+        return (PathBuf::from(&arg[..at]), Some(arg[at + 1..].to_string()));
     }
     (PathBuf::from(arg), None)
 }
@@ -117,4 +117,16 @@ pub(crate) fn run(
         report(&pushed, false);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_layout_argument_names_its_image_after_the_directory() {
+        let split = |a| super::split_layout(a);
+        assert_eq!(split("out:api"), ("out".into(), Some("api".into())));
+        assert_eq!(split("/tmp/x/out:api:1.0"), ("/tmp/x/out".into(), Some("api:1.0".into())));
+        assert_eq!(split("a:b/out"), ("a:b/out".into(), None));
+        assert_eq!(split("out"), ("out".into(), None));
+    }
 }

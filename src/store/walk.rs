@@ -217,15 +217,22 @@ fn walk(
     let (_, top) = src.index()?;
     let dir = src.location();
     let mut out = Vec::new();
+    let ref_name = |d: &Descriptor| d.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned();
+    let named: Vec<(Option<String>, String)> =
+        top.manifests().iter().map(|d| (ref_name(d), d.digest().to_string())).collect();
     for d in top.manifests() {
         let listed = blob(dir, "index.json", d)?;
-        let name = d
-            .annotations()
-            .as_ref()
-            .and_then(|a| a.get(ANNOTATION_REF_NAME))
-            .cloned()
-            .unwrap_or_else(|| listed.digest.to_string());
-        if only.is_some_and(|o| o != name) {
+        let name = ref_name(d).unwrap_or_else(|| listed.digest.to_string());
+        // `IMAGE:TAG` beside `IMAGE` at the same digest is a tag of that image, not another.
+        let tag_of = name.split_once(':').map(|(n, _)| n).filter(|n| {
+            named.iter().any(|(o, digest)| o.as_deref() == Some(*n) && *digest == listed.digest.to_string())
+        });
+        if tag_of.is_some() {
+            continue;
+        }
+        if only.is_some_and(|o| {
+            o != name && !(o.starts_with(&format!("{name}:")) && named.iter().any(|(n, _)| n.as_deref() == Some(o)))
+        }) {
             continue;
         }
         let image = match d.media_type() {

@@ -251,7 +251,12 @@ fn a_flaky_link_still_gets_the_whole_image_through() {
         Fault { method: "HEAD", path_contains: "/blobs/sha256:", min_body: 0, action: Action::Status(429) },
         // The second chunk of a big layer never reaches the registry: kiln times out, asks
         // the session how much it holds (8 MiB) and goes on from there.
-        Fault { method: "PATCH", path_contains: "ange: 8388608-", min_body: 0, action: Action::Stall(Duration::from_secs(6)) },
+        Fault {
+            method: "PATCH",
+            path_contains: "ange: 8388608-",
+            min_body: 0,
+            action: Action::Stall(Duration::from_secs(6)),
+        },
     ];
     let proxy = FaultProxy::start(&reg.addr(), faults);
     let reference = format!("{}/kiln/greet:flaky", proxy.addr());

@@ -69,6 +69,20 @@ fn a_docker_archive_loads_and_runs_in_docker_and_kiln_load_does_the_same() {
     assert!(stdout(&o).contains("greet:t2"), "{}", stdout(&o));
     let said = run(docker.docker().args(["run", "--rm", "--network", "none", "greet:t2"]));
     assert_eq!(said, "hello from kiln\n");
+
+    // containerd (as on a K3s device) imports the oci-archive under the name --tag gave it.
+    let o = f.build_cmd().args(["--tag", "1.0", "--output", "oci-archive=all.tar"]).output().unwrap();
+    summary(&o);
+    let dir = std::path::PathBuf::from(docker.host().trim_start_matches("unix://"));
+    let socket = dir.parent().unwrap().join("exec/containerd/containerd.sock");
+    let ctr = || {
+        let mut c = Command::new(require("ctr"));
+        c.arg("--address").arg(&socket).args(["-n", "kiln-test"]);
+        c
+    };
+    run(ctr().args(["images", "import", "--all-platforms"]).arg(f.path().join("all.tar")));
+    let listed = run(ctr().args(["images", "ls", "-q"]));
+    assert!(listed.lines().any(|l| l == "docker.io/library/greet:1.0"), "ctr images ls:\n{listed}");
 }
 
 #[test]
@@ -91,6 +105,11 @@ fn podman_runs_the_layout_and_skopeo_reads_the_oci_archive() {
 
     let root = tempfile::Builder::new().prefix("kiln-podman-").tempdir_in("/tmp").unwrap();
     let o = podman_run(root.path(), &f.out(), "greet").output().unwrap();
+    assert!(o.status.success(), "podman run: {}", stderr(&o));
+    assert_eq!(stdout(&o), "hello from kiln\n");
+    // A tagged build names the image by its tag too.
+    summary(&f.build_cmd().args(["--tag", "1.0"]).output().unwrap());
+    let o = podman_run(root.path(), &f.out(), "greet:1.0").output().unwrap();
     assert!(o.status.success(), "podman run: {}", stderr(&o));
     assert_eq!(stdout(&o), "hello from kiln\n");
 }

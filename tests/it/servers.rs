@@ -530,7 +530,9 @@ impl RequestHead {
     fn matches(&self, f: &Fault) -> bool {
         let long_enough = if self.chunked { f.min_body == 0 } else { self.content_length >= f.min_body };
         let head = String::from_utf8_lossy(&self.raw);
-        self.method == f.method && (self.target.contains(f.path_contains) || head.contains(f.path_contains)) && long_enough
+        self.method == f.method
+            && (self.target.contains(f.path_contains) || head.contains(f.path_contains))
+            && long_enough
     }
 }
 
