@@ -20,6 +20,8 @@ pub struct Reference {
     pub digest: Option<Digest>,
     /// Written with `http://`: the registry is spoken to without TLS.
     pub plain_http: bool,
+    /// Written with `https://`: TLS even for a registry on this machine.
+    pub https: bool,
 }
 
 /// Why a string is not a reference, for messages.
@@ -63,9 +65,10 @@ pub fn tag_ok(t: &str) -> bool {
 impl Reference {
     pub fn parse(s: &str) -> Result<Reference, ReferenceError> {
         let refuse = |why: &str| ReferenceError { shown: s.chars().take(200).collect(), why: why.to_string() };
-        let (plain_http, rest) = match s.strip_prefix("http://") {
-            Some(r) => (true, r),
-            None => (false, s.strip_prefix("https://").unwrap_or(s)),
+        let (plain_http, https, rest) = match (s.strip_prefix("http://"), s.strip_prefix("https://")) {
+            (Some(r), _) => (true, false, r),
+            (None, Some(r)) => (false, true, r),
+            (None, None) => (false, false, s),
         };
         let (rest, digest) = match rest.split_once('@') {
             Some((r, d)) => (r, Some(d.parse::<Digest>().map_err(|e| refuse(&e.to_string()))?)),
@@ -94,7 +97,7 @@ impl Reference {
             (DOCKER_HUB, false) => format!("library/{path}"),
             _ => path.to_string(),
         };
-        Ok(Reference { registry: host, repository, tag, digest, plain_http })
+        Ok(Reference { registry: host, repository, tag, digest, plain_http, https })
     }
 
     /// The host the registry's API answers on (Docker Hub's differs from its name).
@@ -122,6 +125,11 @@ impl Reference {
         Reference { tag: None, digest: Some(digest.clone()), ..self.clone() }
     }
 
+    /// The reference as docker and skopeo take it: without `http://` or `https://`.
+    pub fn plain(&self) -> String {
+        Reference { plain_http: false, https: false, ..self.clone() }.to_string()
+    }
+
     /// `host/repository`, without tag or digest.
     pub fn repo_name(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
@@ -132,6 +140,8 @@ impl fmt::Display for Reference {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.plain_http {
             f.write_str("http://")?;
+        } else if self.https {
+            f.write_str("https://")?;
         }
         write!(f, "{}/{}", self.registry, self.repository)?;
         if let Some(t) = &self.tag {

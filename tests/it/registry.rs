@@ -456,3 +456,27 @@ fn blob_is_layer(f: &Fixture, old: &Path, digest: &str) -> bool {
         })
     })
 }
+
+#[test]
+fn tls_is_checked_against_the_systems_roots_and_the_ones_given() {
+    let f = built(None);
+    let (reg, ca) = Registry::start_with_tls();
+    let reference = format!("https://{}/kiln/greet:tls", reg.addr());
+    // The registry's authority is not among the system's: the push is refused, naming why.
+    let o = push(&f, &reference, &["--tries", "1"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let err = flat(&stderr(&o));
+    assert!(err.contains(&reg.addr()) && err.to_lowercase().contains("certificate"), "{err}");
+    // Trusting it (as `SSL_CERT_FILE` adds a root) lets the push through TLS.
+    let p = pushed(&push(&f, &reference, &[]).env("SSL_CERT_FILE", &ca).output().unwrap());
+    assert_eq!(p["reference"], format!("{}/kiln/greet@{}", reg.addr(), local_digest(&f.out())).as_str());
+    let certs = tempfile::tempdir().unwrap();
+    std::fs::copy(&ca, certs.path().join("ca.crt")).unwrap();
+    let mut skopeo = Command::new(require("skopeo"));
+    skopeo
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(certs.path())
+        .arg(format!("docker://{}/kiln/greet:tls", reg.addr()));
+    let raw = run(&mut skopeo);
+    assert_eq!(sha256(raw.as_bytes()), local_digest(&f.out()));
+}

@@ -188,8 +188,20 @@ impl Registry {
         Registry::launch(Some((user, password)))
     }
 
+    /// Starts a registry that speaks only HTTPS, with a certificate for 127.0.0.1 signed by a
+    /// certificate authority made for it (openssl); returns it and the authority's PEM file.
+    pub fn start_with_tls() -> (Registry, PathBuf) {
+        let dir = tempfile::Builder::new().prefix("kiln-registry-").tempdir().expect("temp dir");
+        let ca = make_certificates(dir.path());
+        (Registry::launch_in(dir, None, true), ca)
+    }
+
     fn launch(auth: Option<(&str, &str)>) -> Registry {
         let dir = tempfile::Builder::new().prefix("kiln-registry-").tempdir().expect("temp dir");
+        Registry::launch_in(dir, auth, false)
+    }
+
+    fn launch_in(dir: tempfile::TempDir, auth: Option<(&str, &str)>, tls: bool) -> Registry {
         if let Some((user, password)) = auth {
             let line = run(Command::new(require("htpasswd")).args(["-Bbn", user, password]));
             std::fs::write(dir.path().join("htpasswd"), line.trim_end().to_string() + "\n").unwrap();
@@ -198,11 +210,21 @@ impl Registry {
         for _ in 0..5 {
             let port = free_port();
             let config = dir.path().join("config.yml");
-            std::fs::write(&config, registry_config(dir.path(), port, auth.is_some())).unwrap();
+            let mut text = registry_config(dir.path(), port, auth.is_some());
+            if tls {
+                let d = dir.path().display();
+                text = text.replace("  secret: kiln-test-secret\n", &format!("  secret: kiln-test-secret\n  tls:\n    certificate: \"{d}/server.pem\"\n    key: \"{d}/server.key\"\n"));
+            }
+            std::fs::write(&config, text).unwrap();
             let mut cmd = Command::new(require("docker-registry"));
             cmd.arg("serve").arg(&config);
             let process = spawn_logged(&mut cmd, &dir.path().join("registry.log"));
-            if registry_ready(&process, port, &dir.path().join("registry.log"), expected) {
+            let ready = if tls {
+                tls_ready(&process, port, &dir.path().join("registry.log"))
+            } else {
+                registry_ready(&process, port, &dir.path().join("registry.log"), expected)
+            };
+            if ready {
                 return Registry { storage: dir.path().join("storage"), dir, port, process };
             }
             process.stop(Duration::ZERO);
@@ -314,6 +336,78 @@ fn registry_ready(process: &Process, port: u16, log: &Path, expected: u16) -> bo
         assert!(!late, "docker-registry did not answer in 20 s ({answered:?}):\n{}", read_lossy(log));
         thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Waits until a TLS registry says it listens and takes connections.
+fn tls_ready(process: &Process, port: u16, log: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if process.exited().is_some() {
+            let log = read_lossy(log);
+            if log.contains("address already in use") {
+                return false;
+            }
+            panic!("docker-registry exited before listening:\n{log}");
+        }
+        if read_lossy(log).contains("listening on") && TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return true;
+        }
+        assert!(Instant::now() < deadline, "docker-registry did not listen in 20 s:\n{}", read_lossy(log));
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A certificate authority (`ca.pem`) and a server certificate for 127.0.0.1 it signed
+/// (`server.pem`, `server.key`) in `dir`, made by openssl; returns the authority's path.
+fn make_certificates(dir: &Path) -> PathBuf {
+    let openssl = require("openssl");
+    let sh = |args: &[&str]| run(Command::new(&openssl).current_dir(dir).args(args));
+    sh(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=kiln test CA",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    ]);
+    sh(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+    ]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n").unwrap();
+    sh(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "san.ext",
+        "-out",
+        "server.pem",
+    ]);
+    dir.join("ca.pem")
 }
 
 /// distribution's configuration: storage under `dir`, deletes allowed, the access log on.

@@ -90,7 +90,7 @@ const MAX_ANSWER: u64 = 1 << 20;
 impl Client {
     /// A client for the registry of `r`.
     pub fn new(r: &Reference, opts: &Options) -> Client {
-        let plain = r.plain_http || opts.insecure || r.is_loopback();
+        let plain = !r.https && (r.plain_http || opts.insecure || r.is_loopback());
         let base = format!("{}://{}", if plain { "http" } else { "https" }, r.api_host());
         let tls = ureq::tls::TlsConfig::builder().root_certs(ureq::tls::RootCerts::PlatformVerifier).build();
         let agent = ureq::Agent::config_builder()

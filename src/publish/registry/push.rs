@@ -165,12 +165,12 @@ pub fn push(c: &Client, job: &PushJob<'_>, progress: &dyn Progress) -> Result<Pu
     let mut tags = Vec::new();
     for t in job.tags {
         put_manifest(c, repo, t, &job.image.blob.media_type, &top)?;
-        tags.push(job.target.with_tag(t).to_string());
+        tags.push(job.target.with_tag(t).plain());
     }
     progress.finish();
     Ok(PushSummary {
         image: job.image.name.clone(),
-        reference: job.target.at(&job.image.blob.digest).to_string(),
+        reference: job.target.at(&job.image.blob.digest).plain(),
         digest,
         tags,
         blobs: blobs.len(),
