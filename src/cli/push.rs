@@ -31,6 +31,7 @@ impl RegistryArgs {
             timeout,
             tries: self.tries.max(1),
             auth: auth_source(),
+            cache: Some(super::env::cache_dir()),
             ..Options::default()
         })
     }
@@ -39,7 +40,7 @@ impl RegistryArgs {
 /// What commands without registry flags (pulling bases while planning) talk to registries
 /// with: the defaults, and the environment's credentials.
 pub(crate) fn default_options() -> Options {
-    Options { auth: auth_source(), ..Options::default() }
+    Options { auth: auth_source(), cache: Some(super::env::cache_dir()), ..Options::default() }
 }
 
 /// `KILN_REGISTRY_USER`/`KILN_REGISTRY_PASSWORD`, and docker's `config.json`.

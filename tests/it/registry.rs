@@ -69,6 +69,7 @@ fn flat(s: &str) -> String {
 fn push(f: &Fixture, reference: &str, args: &[&str]) -> Command {
     let mut c = kiln();
     c.current_dir(f.path()).env_remove("KILN_REGISTRY_USER").env_remove("KILN_REGISTRY_PASSWORD");
+    c.env("KILN_CACHE_DIR", f.cache_path());
     c.env("DOCKER_CONFIG", f.path().join("no-docker-config"));
     c.args(["push", "-q", "--json", "out", reference]).args(args);
     c
@@ -479,4 +480,16 @@ fn tls_is_checked_against_the_systems_roots_and_the_ones_given() {
         .arg(format!("docker://{}/kiln/greet:tls", reg.addr()));
     let raw = run(&mut skopeo);
     assert_eq!(sha256(raw.as_bytes()), local_digest(&f.out()));
+}
+
+#[test]
+fn a_later_push_to_another_repository_mounts_what_an_earlier_one_sent() {
+    let f = built(None);
+    let reg = Registry::start();
+    let first = pushed(&push(&f, &format!("{}/team-a/greet:1", reg.addr()), &[]).output().unwrap());
+    let second = pushed(&push(&f, &format!("{}/team-b/greet:1", reg.addr()), &[]).output().unwrap());
+    assert_eq!(second["uploaded"].as_u64(), Some(0), "{second}");
+    assert_eq!(second["mounted"], first["blobs"], "every blob is mounted from team-a");
+    assert_eq!(reg.mounts() as u64, first["blobs"].as_u64().unwrap(), "{}", reg.log());
+    assert_eq!(sha256(&remote_raw(&format!("{}/team-b/greet:1", reg.addr()), None)), local_digest(&f.out()));
 }

@@ -27,11 +27,20 @@ pub struct Options {
     /// Blobs sent or fetched at once.
     pub jobs: usize,
     pub auth: AuthSource,
+    /// kiln's cache, where a push remembers which repository got each blob (for mounts).
+    pub cache: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
     fn default() -> Options {
-        Options { insecure: false, timeout: Duration::from_secs(30), tries: 5, jobs: 4, auth: AuthSource::default() }
+        Options {
+            insecure: false,
+            timeout: Duration::from_secs(30),
+            tries: 5,
+            jobs: 4,
+            auth: AuthSource::default(),
+            cache: None,
+        }
     }
 }
 

@@ -85,13 +85,18 @@ pub fn push_layout(
     let mut out = Vec::new();
     for (image, (r, tags)) in all.iter().zip(&targets) {
         let c = clients.entry(r.registry.clone()).or_insert_with(|| Client::new(r, opts));
-        let mount_from = held.entry(r.registry.clone()).or_default();
+        let mount_from = held
+            .entry(r.registry.clone())
+            .or_insert_with(|| opts.cache.as_deref().map(|c| super::hints::load(c, &r.registry)).unwrap_or_default());
         let job = PushJob { src: &layout, image, target: r, tags, mount_from };
         out.push(push(c, &job, progress)?);
         for p in &image.platforms {
             for b in std::iter::once(&p.config).chain(&p.layers) {
-                mount_from.entry(b.digest.clone()).or_insert_with(|| r.repository.clone());
+                mount_from.insert(b.digest.clone(), r.repository.clone());
             }
+        }
+        if let Some(cache) = &opts.cache {
+            super::hints::save(cache, &r.registry, mount_from);
         }
     }
     Ok(out)

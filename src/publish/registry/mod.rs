@@ -2,6 +2,7 @@
 //! release to a repository (only the blobs the registry lacks, tags last), through the
 //! [`Client`] of [`crate::inputs::registry`], which authenticates, retries and bounds every wait.
 
+mod hints;
 mod layout;
 pub mod push;
 mod upload;
