@@ -493,3 +493,54 @@ fn a_later_push_to_another_repository_mounts_what_an_earlier_one_sent() {
     assert_eq!(reg.mounts() as u64, first["blobs"].as_u64().unwrap(), "{}", reg.log());
     assert_eq!(sha256(&remote_raw(&format!("{}/team-b/greet:1", reg.addr()), None)), local_digest(&f.out()));
 }
+
+/// A registry that answers every manifest or blob request with `body` (and `/v2/` with 200),
+/// on 127.0.0.1, for as long as the test holds it; returns its address.
+fn lying_registry(body: Vec<u8>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        let head = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: application/vnd.oci.image.index.v1+json\r\nContent-Length: {}\r\n\r\n",
+                            body.len()
+                        );
+                        let mut s = &stream;
+                        if s.write_all(head.as_bytes()).and_then(|()| s.write_all(&body)).is_err() {
+                            return;
+                        }
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn a_registry_that_lies_about_a_base_is_refused_with_exit_2() {
+    let zeros = format!("sha256:{}", "0".repeat(64));
+    for (body, why) in [
+        (br#"{"schemaVersion":2,"manifests":[]}"#.to_vec(), "does not match its digest"),
+        (vec![b' '; 5 << 20], "limit"),
+    ] {
+        let addr = lying_registry(body);
+        let f = Fixture::new();
+        f.recipe(&format!("kiln 1\nimage \"x\" {{\n    base \"{addr}/evil/base@{zeros}\"\n}}\n"));
+        let o = f.build();
+        assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+        let err = flat(&stderr(&o));
+        assert!(err.contains(&addr) && err.contains(why), "{why}: {err}");
+        assert!(!f.out().exists(), "nothing is written");
+        let cached = f.cache_path().join("registry/blobs/sha256").join("0".repeat(64));
+        assert!(!cached.exists(), "the lie was cached");
+    }
+}

@@ -390,6 +390,20 @@ pub(crate) fn encode(s: &str) -> String {
         .collect()
 }
 
+/// The body of a manifest or JSON answer, at most [`crate::store::walk::MAX_JSON`] bytes: a
+/// cut answer is worth another try, a larger one is not.
+pub(crate) fn read_json_body(c: &Client, answer: &mut Answer) -> Result<Vec<u8>, Failed> {
+    let limit = crate::store::walk::MAX_JSON;
+    match answer.body_mut().with_config().limit(limit).read_to_vec() {
+        Ok(bytes) => Ok(bytes),
+        Err(ureq::Error::BodyExceedsLimit(_)) => Err(Failed::Fatal(c.protocol(
+            "a manifest",
+            format!("the answer is larger than the {limit} bytes kiln reads of a manifest (its limit)"),
+        ))),
+        Err(e) => Err(Failed::Retry(e.to_string(), None)),
+    }
+}
+
 /// A header's value as text.
 pub(crate) fn header<'a>(answer: &'a Answer, name: &str) -> Option<&'a str> {
     answer.headers().get(name).and_then(|v| v.to_str().ok())

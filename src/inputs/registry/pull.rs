@@ -22,9 +22,6 @@ const ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.o
                       application/vnd.docker.distribution.manifest.list.v2+json, \
                       application/vnd.docker.distribution.manifest.v2+json";
 
-/// The most kiln reads of a manifest or index from a registry, as it reads them from layouts.
-const MAX_MANIFEST: u64 = crate::store::walk::MAX_JSON;
-
 /// What a pull brought.
 #[derive(Debug, Clone)]
 pub struct Pulled {
@@ -54,12 +51,7 @@ fn manifest(c: &Client, r: &Reference, digest: &Digest, cas: &Path) -> Result<(V
         if answer.status().as_u16() != 200 {
             return Err(c.unexpected(&what, answer));
         }
-        answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_MANIFEST)
-            .read_to_vec()
-            .map_err(|e| Failed::Retry(e.to_string(), None))
+        super::client::read_json_body(&c, &mut answer)
     })?;
     let actual = Digest::of(&bytes);
     if actual != *digest {
@@ -233,12 +225,7 @@ pub fn resolve_tag(r: &Reference, opts: &super::Options) -> Result<Digest, Regis
             return Err(c.unexpected(&what, answer));
         }
         let said = super::client::header(&answer, "docker-content-digest").map(str::to_string);
-        let bytes = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_MANIFEST)
-            .read_to_vec()
-            .map_err(|e| Failed::Retry(e.to_string(), None))?;
+        let bytes = super::client::read_json_body(&c, &mut answer)?;
         Ok((bytes, said))
     })?;
     let digest = Digest::of(&bytes);

@@ -4,7 +4,7 @@
 //! manifests and configs are fetched as they are read (each checked against its digest), and
 //! layers only when a command streams them.
 
-use super::client::{Body, Client, Failed, Options};
+use super::client::{Body, Client, Options};
 use crate::error::{RegistryError, StoreError};
 use crate::oci::annotation::ANNOTATION_REF_NAME;
 use crate::oci::digest::Digest;
@@ -105,12 +105,7 @@ fn fetch(c: &Client, r: &Reference, path: &str, accept: bool) -> Result<(Vec<u8>
         }
         let media_type =
             super::client::header(&answer, "content-type").map(|m| m.split(';').next().unwrap_or(m).trim().to_string());
-        let bytes = answer
-            .body_mut()
-            .with_config()
-            .limit(MAX_JSON)
-            .read_to_vec()
-            .map_err(|e| Failed::Retry(e.to_string(), None))?;
+        let bytes = super::client::read_json_body(&c, &mut answer)?;
         Ok((bytes, media_type))
     })
 }
