@@ -51,7 +51,7 @@ fn manifest(c: &Client, r: &Reference, digest: &Digest, cas: &Path) -> Result<(V
         if answer.status().as_u16() != 200 {
             return Err(c.unexpected(&what, answer));
         }
-        super::client::read_json_body(&c, &mut answer)
+        super::client::read_json_body(c, &mut answer)
     })?;
     let actual = Digest::of(&bytes);
     if actual != *digest {
@@ -225,7 +225,7 @@ pub fn resolve_tag(r: &Reference, opts: &super::Options) -> Result<Digest, Regis
             return Err(c.unexpected(&what, answer));
         }
         let said = super::client::header(&answer, "docker-content-digest").map(str::to_string);
-        let bytes = super::client::read_json_body(&c, &mut answer)?;
+        let bytes = super::client::read_json_body(c, &mut answer)?;
         Ok((bytes, said))
     })?;
     let digest = Digest::of(&bytes);

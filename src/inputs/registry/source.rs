@@ -105,7 +105,7 @@ fn fetch(c: &Client, r: &Reference, path: &str, accept: bool) -> Result<(Vec<u8>
         }
         let media_type =
             super::client::header(&answer, "content-type").map(|m| m.split(';').next().unwrap_or(m).trim().to_string());
-        let bytes = super::client::read_json_body(&c, &mut answer)?;
+        let bytes = super::client::read_json_body(c, &mut answer)?;
         Ok((bytes, media_type))
     })
 }
