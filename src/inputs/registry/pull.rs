@@ -225,7 +225,7 @@ pub fn resolve_tag(r: &Reference, opts: &super::Options) -> Result<Digest, Regis
             return Err(c.unexpected(&what, answer));
         }
         let said = super::client::header(&answer, "docker-content-digest").map(str::to_string);
-        let bytes = super::client::read_json_body(c, &mut answer)?;
+        let bytes = super::client::read_json_body(&c, &mut answer)?;
         Ok((bytes, said))
     })?;
     let digest = Digest::of(&bytes);
