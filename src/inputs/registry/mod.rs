@@ -5,6 +5,7 @@
 pub(crate) mod auth;
 pub(crate) mod client;
 pub mod pull;
+mod retry;
 pub mod source;
 
 pub use auth::{AuthSource, Credentials};
