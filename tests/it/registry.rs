@@ -349,6 +349,23 @@ fn basic_auth_takes_the_right_credentials_and_never_shows_the_password() {
     .unwrap();
     let o = push(&f, &format!("{}/kiln/greet:config", reg.addr()), &[]).env("DOCKER_CONFIG", &config).output().unwrap();
     pushed(&o);
+
+    // A credential helper, as `credHelpers` names it (docker-credential-NAME get, on PATH).
+    let bin = f.path().join("helper-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let helper = bin.join("docker-credential-kilntest");
+    std::fs::write(&helper, "#!/bin/sh\nread server\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"kiln\",\"Secret\":\"s3cret-pw\"}' \"$server\"\n").unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(config.join("config.json"), format!(r#"{{"credHelpers":{{"{}":"kilntest"}}}}"#, reg.addr()))
+        .unwrap();
+    let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+    let o = push(&f, &format!("{}/kiln/greet:helper", reg.addr()), &[])
+        .env("DOCKER_CONFIG", &config)
+        .env("PATH", path)
+        .output()
+        .unwrap();
+    pushed(&o);
+    assert!(!format!("{}{}", stdout(&o), stderr(&o)).contains("s3cret-pw"));
 }
 
 #[test]

@@ -107,6 +107,29 @@ fn podman_runs_the_layout_and_skopeo_reads_the_oci_archive() {
     let o = podman_run(root.path(), &f.out(), "greet").output().unwrap();
     assert!(o.status.success(), "podman run: {}", stderr(&o));
     assert_eq!(stdout(&o), "hello from kiln\n");
+    // `kiln load --runtime podman` hands podman a docker archive (podman's storage named by
+    // the storage.conf its environment gives, the same root the command above uses).
+    let conf = root.path().join("storage.conf");
+    let (graph, state) = (root.path().join("root"), root.path().join("run"));
+    std::fs::write(
+        &conf,
+        format!(
+            "[storage]\ndriver = \"vfs\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n",
+            graph.display(),
+            state.display()
+        ),
+    )
+    .unwrap();
+    let o = kiln()
+        .current_dir(f.path())
+        .env("CONTAINERS_STORAGE_CONF", &conf)
+        .env("TMPDIR", root.path())
+        .args(["load", "out", "--runtime", "podman", "--tag", "viaload"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "kiln load --runtime podman: {}", stderr(&o));
+    let images = run(crate::servers::podman_cmd(root.path()).args(["images", "--format", "{{.Repository}}:{{.Tag}}"]));
+    assert!(images.lines().any(|l| l.ends_with("greet:viaload")), "podman images:\n{images}");
     // A tagged build names the image by its tag too.
     summary(&f.build_cmd().args(["--tag", "1.0"]).output().unwrap());
     let o = podman_run(root.path(), &f.out(), "greet:1.0").output().unwrap();

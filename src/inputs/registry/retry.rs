@@ -128,4 +128,14 @@ mod tests {
         assert_eq!(error_message(b"<html>"), None);
         assert_eq!(super::super::client::encode("repository:a/b:pull,push"), "repository%3Aa%2Fb%3Apull%2Cpush");
     }
+
+    #[test]
+    fn retry_after_is_honoured_in_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert("retry-after", "3".parse().unwrap());
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        h.insert("retry-after", "Wed, 21 Oct 2026 07:28:00 GMT".parse().unwrap());
+        assert_eq!(retry_after(&h), None, "a date falls back to backoff");
+    }
 }
