@@ -20,13 +20,20 @@ pub(crate) struct RegistryArgs {
     /// Tries of each request and blob before giving up.
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub tries: u32,
+    /// Blobs larger than this are sent in chunks of it (e.g. 8MiB on a link that drops often).
+    #[arg(long, value_name = "SIZE", default_value = "32MiB")]
+    pub chunk_size: String,
 }
 
 impl RegistryArgs {
     /// The options the library takes, with the credentials the environment names.
     pub(crate) fn options(&self) -> Result<Options, CliError> {
         let timeout = humantime::parse_duration(&self.timeout).map_err(|_| CliError::Duration(self.timeout.clone()))?;
+        let chunk = kiln::update::parse_size(&self.chunk_size)
+            .filter(|c| *c >= 1 << 20)
+            .ok_or_else(|| CliError::Size(self.chunk_size.clone()))?;
         Ok(Options {
+            chunk,
             insecure: self.insecure,
             timeout,
             tries: self.tries.max(1),

@@ -236,7 +236,8 @@ image "two" {
 
 #[test]
 fn a_flaky_link_still_gets_the_whole_image_through() {
-    // 20 MiB per platform: each big layer goes in chunks, and a cut chunk is resumed.
+    // 20 MiB per platform in 8 MiB chunks: each big layer goes in three, and a cut chunk is
+    // resumed.
     let f = built(Some(20 << 20));
     let reg = Registry::start();
     let faults = vec![
@@ -261,7 +262,7 @@ fn a_flaky_link_still_gets_the_whole_image_through() {
     ];
     let proxy = FaultProxy::start(&reg.addr(), faults);
     let reference = format!("{}/kiln/greet:flaky", proxy.addr());
-    let o = push(&f, &reference, &["--timeout", "2s"]).output().unwrap();
+    let o = push(&f, &reference, &["--timeout", "2s", "--chunk-size", "8MiB"]).output().unwrap();
     let p = pushed(&o);
     assert_eq!(proxy.fired().len(), 6, "every fault fired: {:?}", proxy.fired());
     let digest = local_digest(&f.out());
@@ -292,11 +293,15 @@ fn a_push_cut_off_midway_names_the_blob_and_sets_no_tag() {
         action: Action::Stall(Duration::from_secs(20)),
     };
     let proxy = FaultProxy::start(&reg.addr(), vec![stall]);
-    let child = push(&f, &format!("{}/kiln/greet:cut", proxy.addr()), &["--timeout", "2s", "--tries", "2"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let child = push(
+        &f,
+        &format!("{}/kiln/greet:cut", proxy.addr()),
+        &["--timeout", "2s", "--tries", "2", "--chunk-size", "8MiB"],
+    )
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
     let started = Instant::now();
     while proxy.fired().is_empty() {
         assert!(started.elapsed() < Duration::from_secs(60), "the stall never fired");

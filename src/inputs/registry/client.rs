@@ -26,6 +26,9 @@ pub struct Options {
     pub tries: u32,
     /// Blobs sent or fetched at once.
     pub jobs: usize,
+    /// Blobs up to this size are sent in one request, larger ones in chunks of it: a link
+    /// cut off between chunks loses only the chunk it was sending.
+    pub chunk: u64,
     pub auth: AuthSource,
     /// kiln's cache, where a push remembers which repository got each blob (for mounts).
     pub cache: Option<std::path::PathBuf>,
@@ -38,6 +41,7 @@ impl Default for Options {
             timeout: Duration::from_secs(30),
             tries: 5,
             jobs: 4,
+            chunk: 32 << 20,
             auth: AuthSource::default(),
             cache: None,
         }

@@ -10,4 +10,3 @@ mod upload;
 pub use crate::inputs::registry::{AuthSource, Client, Credentials, Options};
 pub use layout::{check_targets, push_layout};
 pub use push::{PushJob, PushSummary, push};
-pub use upload::CHUNK;

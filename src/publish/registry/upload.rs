@@ -1,6 +1,6 @@
 //! One blob into a repository, only when the registry lacks it: `HEAD` first, then a
 //! cross-repository mount when another repository of the registry holds it, else an upload.
-//! A blob up to [`CHUNK`] bytes goes in one `PUT`; a larger one in `PATCH` chunks, and an
+//! A blob up to the chunk size (`Options::chunk`, 32 MiB unless set) goes in one `PUT`; a larger one in `PATCH` chunks, and an
 //! upload cut off midway asks the registry how much it holds and goes on from there (or
 //! starts again when the registry forgot it). Bytes are hashed as they stream: a blob whose
 //! bytes are not its digest's is never committed.
@@ -11,9 +11,6 @@ use crate::oci::digest::{Digest, HashingReader};
 use crate::store::{Blob, BlobSource};
 use std::io::Read;
 use ureq::http::Method;
-
-/// Blobs up to this size are sent in one request; larger ones in chunks of it.
-pub const CHUNK: u64 = 8 << 20;
 
 /// What became of one blob.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +99,7 @@ impl Upload<'_> {
 
     fn attempt(&mut self) -> Result<Outcome, Failed> {
         let mut offset = 0;
-        if self.resume && self.blob.size > CHUNK {
+        if self.resume && self.blob.size > self.c.options().chunk {
             offset = self.offset()?;
         } else if self.resume {
             self.location = None;
@@ -115,7 +112,7 @@ impl Upload<'_> {
             }
             offset = 0;
         }
-        if self.blob.size <= CHUNK { self.whole() } else { self.chunks(offset) }
+        if self.blob.size <= self.c.options().chunk { self.whole() } else { self.chunks(offset) }
     }
 
     /// Opens an upload session (or mounts the blob: `None`).
@@ -196,7 +193,7 @@ impl Upload<'_> {
     fn chunks(&mut self, mut offset: u64) -> Result<Outcome, Failed> {
         let mut r = stream_from(self.src, &self.blob.digest, offset)?;
         while offset < self.blob.size {
-            let len = CHUNK.min(self.blob.size - offset);
+            let len = self.c.options().chunk.min(self.blob.size - offset);
             let range = format!("{offset}-{}", offset + len - 1);
             let headers = [("Content-Type", "application/octet-stream"), ("Content-Range", range.as_str())];
             let answer = {
