@@ -22,8 +22,8 @@ pub(crate) fn run(
     let progress = progress::for_terminal(quiet);
     let (root, cache) = (recipe_root(&select.file), cache_dir());
     let loaded = match saved {
-        Some(file) => load_saved(file, &root, &cache, progress.as_ref())?,
-        None => load_plan(select, layering.previous.as_deref(), progress.as_ref())?,
+        Some(file) => load_saved(file, (&root, &cache), &deliver.registry_options()?, progress.as_ref())?,
+        None => load_plan(select, layering.previous.as_deref(), &deliver.registry_options()?, progress.as_ref())?,
     };
     if let Some((reference, tags)) = deliver.push_target() {
         let names: Vec<String> = loaded.plan.images.iter().map(|i| i.name.clone()).collect();

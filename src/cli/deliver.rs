@@ -20,7 +20,8 @@ pub(crate) struct Deliver {
     /// image's name, e.g. 'registry.example/team/{image}:1.0').
     #[arg(long, value_name = "REF")]
     push: Option<String>,
-    /// Tag to set on push and to name a docker-archive's image with (repeatable).
+    /// A tag (repeatable): names each image IMAGE:TAG in the layout too, is set on push, and
+    /// names a docker-archive's image.
     #[arg(long = "tag", value_name = "TAG")]
     tags: Vec<String>,
     #[command(flatten)]
@@ -96,6 +97,11 @@ impl Deliver {
             }
         }
         Ok(json!({ "archives": written, "pushed": pushed }))
+    }
+
+    /// How to talk to registries (pulling bases, pushing).
+    pub(crate) fn registry_options(&self) -> Result<kiln::inputs::registry::Options, CliError> {
+        self.registry.options()
     }
 
     /// The `--tag`s.

@@ -96,7 +96,12 @@ pub(crate) struct Loaded {
 
 /// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given):
 /// gathers the inputs (Debian packages, toolchain facts) first, then plans.
-pub(crate) fn load_plan(select: &Select, previous: Option<&str>, progress: &dyn Progress) -> Result<Loaded, Failure> {
+pub(crate) fn load_plan(
+    select: &Select,
+    previous: Option<&str>,
+    registry: &kiln::inputs::registry::Options,
+    progress: &dyn Progress,
+) -> Result<Loaded, Failure> {
     let text = read_recipe(&select.file)?;
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
@@ -109,7 +114,7 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&str>, progress: &dyn 
     let pinned_bases = pinned_bases(&select.file)?;
     let bases = kiln::base::registry_needs(&recipe, &platforms, &select.images);
     let bases = kiln::inputs::registry::pull::through_lock(bases, &pinned_bases);
-    kiln::inputs::registry::pull::pull_bases(&bases, &cache_dir(), &super::push::default_options(), progress)?;
+    kiln::inputs::registry::pull::pull_bases(&bases, &cache_dir(), registry, progress)?;
     let debian = match debian_inputs(&recipe, select, &platforms, progress)? {
         Ok(d) => d,
         Err(more) => {
@@ -118,10 +123,7 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&str>, progress: &dyn 
         }
     };
     let previous = match previous {
-        Some(p) => Some(kiln::inspect::layer_keys(
-            &kiln::inputs::registry::Release::parse(p),
-            &super::push::default_options(),
-        )?),
+        Some(p) => Some(kiln::inspect::layer_keys(&kiln::inputs::registry::Release::parse(p), registry)?),
         None => None,
     };
     let mut opts = PlanOptions {
@@ -154,7 +156,12 @@ pub(crate) fn load_plan(select: &Select, previous: Option<&str>, progress: &dyn 
 /// `root`: the Debian packages it was made with are unpacked again (from `kiln.lock`, which
 /// must pin the same release), the toolchain facts gathered again, and every recorded input
 /// compared with what is there now.
-pub(crate) fn load_saved(file: &Path, root: &Path, cache: &Path, progress: &dyn Progress) -> Result<Loaded, Failure> {
+pub(crate) fn load_saved(
+    file: &Path,
+    (root, cache): (&Path, &Path),
+    registry: &kiln::inputs::registry::Options,
+    progress: &dyn Progress,
+) -> Result<Loaded, Failure> {
     let bad = |reason: String| CliError::PlanFile { path: file.to_path_buf(), reason };
     let size = std::fs::metadata(file).map_err(|e| bad(e.to_string()))?.len();
     if size > kiln::plan::MAX_PLAN_BYTES {
@@ -186,7 +193,7 @@ pub(crate) fn load_saved(file: &Path, root: &Path, cache: &Path, progress: &dyn 
             Err(source) => return Err(kiln::error::BuildError::io("read", lock_path)(source).into()),
         }
     }
-    kiln::inputs::registry::pull::pull_bases(&plan.registry_bases(), cache, &super::push::default_options(), progress)?;
+    kiln::inputs::registry::pull::pull_bases(&plan.registry_bases(), cache, registry, progress)?;
     let facts = kiln::toolchain::facts::gather(root, &super::env::cargo_home(), &kiln::plan::plan_needs(&plan, root));
     changes.extend(kiln::plan::changes(&plan, root, &facts, Some(cache)));
     if !changes.is_empty() {

@@ -120,13 +120,15 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Resolve the Debian packages of the recipe's distroless bases and pin them in kiln.lock.
+    /// Pin in kiln.lock the Debian packages of the recipe's distroless bases and the digest
+    /// each registry base named by tag names now.
     Lock {
         /// The recipe file.
         #[arg(short = 'f', long = "file", default_value = "kiln.kdl")]
         file: PathBuf,
     },
-    /// Fetch the dependencies of every Rust build (the one step that uses the network).
+    /// Fetch the dependencies of every Rust and Go build (besides pulling bases, the one step
+    /// of a build that uses the network).
     Fetch {
         #[command(flatten)]
         select: Select,

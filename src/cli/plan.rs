@@ -6,7 +6,8 @@ use std::process::ExitCode;
 
 pub(crate) fn run(select: &Select, layering: &Layering, json: bool, quiet: bool) -> Result<ExitCode, Failure> {
     let progress = progress::for_terminal(quiet);
-    let plan = load_plan(select, layering.previous.as_deref(), progress.as_ref())?.plan;
+    let plan =
+        load_plan(select, layering.previous.as_deref(), &super::push::default_options(), progress.as_ref())?.plan;
     if json {
         print!("{}", plan.to_json());
     } else {

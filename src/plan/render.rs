@@ -159,7 +159,15 @@ type StepNames<'p> = BTreeMap<&'p str, &'static str>;
 fn layer(s: &mut String, n: usize, l: &LayerPlan, steps: &StepNames<'_>) {
     match &l.prebuilt {
         Some(p) => {
-            let _ = writeln!(s, "    layer {} {}  {}  {} B from {}", n + 1, l.name, p.digest, p.size, p.layout);
+            let _ = writeln!(
+                s,
+                "    layer {} {}  {}  {} B from {}",
+                n + 1,
+                l.name,
+                p.digest,
+                p.size,
+                p.registry.as_deref().unwrap_or(&p.layout)
+            );
         }
         None => {
             let _ = writeln!(

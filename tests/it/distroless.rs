@@ -328,10 +328,11 @@ fn an_oci_layout_base_is_reused_layer_for_layer() {
 }
 
 #[test]
-fn a_registry_base_is_not_supported_yet() {
+fn a_malformed_registry_base_is_refused_at_its_line_and_column() {
     let f = Fixture::new();
-    f.recipe("kiln 1\nimage \"a\" {\n    base \"registry.example/app@sha256:0000000000000000000000000000000000000000000000000000000000000000\"\n}\n");
+    f.recipe("kiln 1\nimage \"a\" {\n    base \"registry.example/App@sha256:00\"\n}\n");
     let o = kiln().current_dir(f.path()).arg("plan").output().unwrap();
     assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("kiln::plan::registry_base") && stderr(&o).contains("skopeo copy"), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(err.contains("kiln::recipe::base") && err.contains("kiln.kdl:3:10"), "{err}");
 }

@@ -398,8 +398,13 @@ fn a_registry_base_by_digest_builds_and_keeps_its_layers_digests() {
         assert_eq!(ours[..theirs.len()], theirs[..], "{platform}: the base's layers come first, as they are");
         assert_eq!(ours.len(), theirs.len() + 1, "{platform}: one layer of the recipe's own");
     }
-    // Another directory with an empty cache pulls again and gets the same image.
+    // Another directory with an empty cache pulls again and gets the same image; one
+    // platform is planned from an empty cache too.
     assert_eq!(build(&two)["images"][0]["digest"], s["images"][0]["digest"]);
+    let three = Fixture::new();
+    three.recipe(&recipe);
+    let o = three.build_cmd().args(["--platform", "linux/arm64"]).output().unwrap();
+    assert_eq!(summary(&o)["images"][0]["platforms"]["linux/arm64"], s["images"][0]["platforms"]["linux/arm64"]);
     run(Command::new(require("skopeo")).args(["inspect", &format!("oci:{}:onbase", one.out().display())]));
 
     // A base by tag is pinned by `kiln lock`, and a build never follows the tag by itself.
@@ -466,6 +471,16 @@ fn diff_reads_a_registry_without_downloading_layers() {
         .collect();
     let layer_gets = fetched.iter().filter(|d| layers.contains(*d) && blob_is_layer(&f, &old, d)).count();
     assert_eq!(layer_gets, 0, "the diff downloaded layers: {fetched:?}");
+
+    // A bundle between the two tags applies to a device's layout of the first.
+    let (have, want) = (format!("{}/kiln/greet:1.0", reg.addr()), format!("{}/kiln/greet:1.1", reg.addr()));
+    let cmd = |args: &[&str]| run(kiln().current_dir(f.path()).env("KILN_CACHE_DIR", f.cache_path()).args(args));
+    cmd(&["bundle", "--have", &have, "--want", &want, "-o", "u.tar"]);
+    cmd(&["apply", "u.tar", "--to", "old"]);
+    assert_eq!(std::fs::read(old.join("index.json")).unwrap(), std::fs::read(f.out().join("index.json")).unwrap());
+    assert_eq!(image_blobs(&old), image_blobs(&f.out()), "the device holds the new release");
+    // And the new release may be laid out after the one in the registry.
+    cmd(&["plan", "--previous", &have]);
 }
 
 /// Whether `digest` is a layer (not a config) of either layout's image.

@@ -142,11 +142,15 @@ pub fn pull(
     let media_type = top["mediaType"].as_str().unwrap_or("application/vnd.oci.image.manifest.v1+json").to_string();
     let mut manifests = Vec::new();
     if let Some(list) = top.get("manifests").and_then(Value::as_array) {
-        for m in list.iter().filter(|m| wanted_platform(m, platforms)) {
+        // Every platform's manifest (planning reads the index whole), the configs and layers
+        // only of the platforms asked for.
+        for m in list {
             let d = descriptor(m).ok_or_else(|| bad("its index has a malformed descriptor"))?;
             let (b, n) = manifest(c, r, &d.digest, cas)?;
             bytes += n;
-            manifests.push(serde_json::from_slice::<Value>(&b).map_err(|_| bad("a manifest is not JSON"))?);
+            if wanted_platform(m, platforms) {
+                manifests.push(serde_json::from_slice::<Value>(&b).map_err(|_| bad("a manifest is not JSON"))?);
+            }
         }
     } else {
         manifests.push(top);

@@ -127,12 +127,15 @@ impl BlobSource for RegistrySource {
         let mut desc = Descriptor::new(media_type, self.top.size, digest);
         let name = self.reference.repository.rsplit('/').next().unwrap_or(&self.reference.repository).to_string();
         desc.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), name)].into()));
+        // The bytes `kiln build` writes for a layout of this one image, so that a bundle made
+        // against the registry applies to a device's layout of the same release.
         let index = oci_spec::image::ImageIndexBuilder::default()
             .schema_version(2u32)
+            .media_type(MediaType::ImageIndex)
             .manifests(vec![desc])
             .build()
             .map_err(bad)?;
-        Ok((serde_json::to_vec(&index).unwrap_or_default(), index))
+        Ok((crate::oci::canonical::to_vec(&index), index))
     }
 
     fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, StoreError> {
@@ -153,13 +156,23 @@ impl BlobSource for RegistrySource {
         let c = &self.client;
         let url = c.url(&format!("/v2/{}/blobs/{digest}", self.reference.repository));
         let scope = format!("repository:{}:pull", self.reference.repository);
+        let manifest = c.url(&format!("/v2/{}/manifests/{digest}", self.reference.repository));
         let answer = c
             .retrying(&format!("fetching blob {digest}"), |_| {
                 let answer = c.send(Method::GET, &url, &[], Body::Empty, &scope)?;
-                if answer.status().as_u16() != 200 {
-                    return Err(c.unexpected(&format!("blob {digest}"), answer));
+                match answer.status().as_u16() {
+                    200 => Ok(answer),
+                    // Manifests and indexes are not blobs to every registry.
+                    404 => {
+                        let answer = c.send(Method::GET, &manifest, &[("Accept", ACCEPT)], Body::Empty, &scope)?;
+                        if answer.status().as_u16() == 200 {
+                            Ok(answer)
+                        } else {
+                            Err(c.unexpected(&format!("blob {digest}"), answer))
+                        }
+                    }
+                    _ => Err(c.unexpected(&format!("blob {digest}"), answer)),
                 }
-                Ok(answer)
             })
             .map_err(|e| self.error(e))?;
         Ok(Box::new(answer.into_body().into_reader()))
