@@ -4,6 +4,8 @@
 
 pub(crate) mod auth;
 pub(crate) mod client;
+#[cfg(test)]
+mod client_tests;
 pub mod pull;
 mod retry;
 pub mod source;
