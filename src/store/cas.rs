@@ -4,8 +4,8 @@
 //! walked as layouts are.
 
 use super::layout_dir::blob_path;
-use super::walk::{MAX_JSON, check_read, read_capped};
-use super::{Blob, BlobSource};
+use super::walk::check_read;
+use super::{Blob, BlobSource, LayoutDir};
 use crate::error::StoreError;
 use crate::oci::annotation::ANNOTATION_REF_NAME;
 use crate::oci::digest::{Digest, HashingWriter};
@@ -42,7 +42,7 @@ pub fn put_blob(dir: &Path, digest: &Digest, size: u64, r: &mut dyn Read) -> Res
 /// only it.
 #[derive(Debug, Clone)]
 pub struct PulledImage {
-    dir: PathBuf,
+    blobs: LayoutDir,
     top: Blob,
     name: String,
 }
@@ -50,62 +50,60 @@ pub struct PulledImage {
 impl PulledImage {
     /// `top`: the image index or manifest, as its reference named it (`name`).
     pub fn new(dir: &Path, top: Blob, name: &str) -> PulledImage {
-        PulledImage { dir: dir.to_path_buf(), top, name: name.to_string() }
+        PulledImage { blobs: LayoutDir::new(dir), top, name: name.to_string() }
     }
 }
 
+/// The `index.json` of a release that holds one image, `top`, named `name`: the bytes
+/// `kiln build` writes for a layout of that image alone (docker's manifest list and manifest
+/// stand as the OCI index and manifest they mirror).
+pub fn one_image_index(dir: &Path, top: &Blob, name: &str) -> Result<(Vec<u8>, ImageIndex), StoreError> {
+    let bad = |e: oci_spec::OciSpecError| StoreError::InvalidLayout { path: dir.to_path_buf(), reason: e.to_string() };
+    let media_type = if top.media_type.contains("index") || top.media_type.contains("list") {
+        MediaType::ImageIndex
+    } else {
+        MediaType::ImageManifest
+    };
+    let digest: oci_spec::image::Digest = top.digest.to_string().parse().map_err(bad)?;
+    let mut desc = Descriptor::new(media_type, top.size, digest);
+    desc.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), name.to_string())].into()));
+    let index = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(MediaType::ImageIndex)
+        .manifests(vec![desc])
+        .build()
+        .map_err(bad)?;
+    Ok((crate::oci::canonical::to_vec(&index), index))
+}
+
+/// The blobs are the cache's, read as a layout's are; only `index.json` is made up.
 impl BlobSource for PulledImage {
     fn location(&self) -> &Path {
-        &self.dir
+        self.blobs.location()
     }
 
     fn index(&self) -> Result<(Vec<u8>, ImageIndex), StoreError> {
-        let bad =
-            |e: oci_spec::OciSpecError| StoreError::InvalidLayout { path: self.dir.clone(), reason: e.to_string() };
-        // Docker's manifest list and manifest read as the OCI index and manifest they mirror.
-        let media_type = if self.top.media_type.contains("index") || self.top.media_type.contains("list") {
-            MediaType::ImageIndex
-        } else {
-            MediaType::ImageManifest
-        };
-        let digest: oci_spec::image::Digest = self.top.digest.to_string().parse().map_err(bad)?;
-        let mut desc = Descriptor::new(media_type, self.top.size, digest);
-        desc.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), self.name.clone())].into()));
-        let index = oci_spec::image::ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .manifests(vec![desc])
-            .build()
-            .map_err(bad)?;
-        let bytes = serde_json::to_vec(&index).unwrap_or_default();
-        Ok((bytes, index))
+        one_image_index(self.location(), &self.top, &self.name)
     }
 
     fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, StoreError> {
-        let p = blob_path(&self.dir, &blob.digest);
-        if blob.size > MAX_JSON {
-            return Err(StoreError::TooLarge { path: p, size: blob.size, limit: MAX_JSON });
-        }
-        let f = std::fs::File::open(&p).map_err(StoreError::io("read", &p))?;
-        let bytes = read_capped(f).map_err(StoreError::io("read", &p))?.unwrap_or_default();
-        check_read(&self.dir, &blob.digest, blob.size, (&Digest::of(&bytes), bytes.len() as u64))?;
-        Ok(bytes)
+        self.blobs.read_blob(blob)
     }
 
     fn open_blob(&self, digest: &Digest) -> Result<Box<dyn Read + '_>, StoreError> {
-        let p = blob_path(&self.dir, digest);
-        Ok(Box::new(std::fs::File::open(&p).map_err(StoreError::io("open", &p))?))
+        self.blobs.open_blob(digest)
     }
 
     fn has_blob(&self, digest: &Digest) -> bool {
-        blob_path(&self.dir, digest).is_file()
+        self.blobs.has_blob(digest)
     }
 
     fn stored_size(&self, digest: &Digest) -> Option<u64> {
-        std::fs::metadata(blob_path(&self.dir, digest)).ok().filter(|m| m.is_file()).map(|m| m.len())
+        self.blobs.stored_size(digest)
     }
 
     fn blob_name(&self, digest: &Digest) -> PathBuf {
-        blob_path(&self.dir, digest)
+        self.blobs.blob_name(digest)
     }
 }
 

@@ -6,12 +6,11 @@
 
 use super::client::{Body, Client, Options};
 use crate::error::{RegistryError, StoreError};
-use crate::oci::annotation::ANNOTATION_REF_NAME;
 use crate::oci::digest::Digest;
 use crate::oci::reference::Reference;
 use crate::store::walk::{MAX_JSON, check_read};
 use crate::store::{Blob, BlobSource, LayoutDir};
-use oci_spec::image::{Descriptor, ImageIndex, MediaType};
+use oci_spec::image::ImageIndex;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use ureq::http::Method;
@@ -115,27 +114,12 @@ impl BlobSource for RegistrySource {
         &self.name
     }
 
+    /// Named by the repository's last part, in the bytes `kiln build` writes for a layout of
+    /// this one image, so that a bundle made against the registry applies to a device's layout
+    /// of the same release.
     fn index(&self) -> Result<(Vec<u8>, ImageIndex), StoreError> {
-        let bad =
-            |e: oci_spec::OciSpecError| StoreError::InvalidLayout { path: self.name.clone(), reason: e.to_string() };
-        let media_type = if self.top.media_type.contains("index") || self.top.media_type.contains("list") {
-            MediaType::ImageIndex
-        } else {
-            MediaType::ImageManifest
-        };
-        let digest: oci_spec::image::Digest = self.top.digest.to_string().parse().map_err(bad)?;
-        let mut desc = Descriptor::new(media_type, self.top.size, digest);
-        let name = self.reference.repository.rsplit('/').next().unwrap_or(&self.reference.repository).to_string();
-        desc.set_annotations(Some([(ANNOTATION_REF_NAME.to_string(), name)].into()));
-        // The bytes `kiln build` writes for a layout of this one image, so that a bundle made
-        // against the registry applies to a device's layout of the same release.
-        let index = oci_spec::image::ImageIndexBuilder::default()
-            .schema_version(2u32)
-            .media_type(MediaType::ImageIndex)
-            .manifests(vec![desc])
-            .build()
-            .map_err(bad)?;
-        Ok((crate::oci::canonical::to_vec(&index), index))
+        let name = self.reference.repository.rsplit('/').next().unwrap_or(&self.reference.repository);
+        crate::store::cas::one_image_index(&self.name, &self.top, name)
     }
 
     fn read_blob(&self, blob: &Blob) -> Result<Vec<u8>, StoreError> {
