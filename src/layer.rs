@@ -212,6 +212,35 @@ fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Result<(Digest
     Ok((digest, size, diff_id, tar_size))
 }
 
+/// The gzip stream of every layer kiln writes: no name, time 0, "unknown" system.
+fn gzip<W: Write>(w: W, level: u32) -> flate2::write::GzEncoder<W> {
+    flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level))
+}
+
+/// The zstd stream of every layer kiln writes: with a checksum.
+fn zstd_stream<'a, W: Write>(w: W, level: i32) -> io::Result<zstd::stream::write::Encoder<'a, W>> {
+    let mut z = zstd::stream::write::Encoder::new(w, level)?;
+    z.include_checksum(true)?;
+    Ok(z)
+}
+
+/// Compresses a tar as [`build_layer`] does, so a tar rebuilt elsewhere (from a delta) gets
+/// the same blob.
+pub fn compress_into(tar: &mut dyn Read, compression: Compression, w: &mut dyn Write) -> io::Result<()> {
+    match compression {
+        Compression::Gzip { level } => {
+            let mut gz = gzip(w, level);
+            io::copy(tar, &mut gz)?;
+            gz.finish().map(|_| ())
+        }
+        Compression::Zstd { level } => {
+            let mut z = zstd_stream(w, level)?;
+            io::copy(tar, &mut z)?;
+            z.finish().map(|_| ())
+        }
+    }
+}
+
 /// Builds one layer into the blob sink.
 pub fn build_layer(
     layer: &LayerPlan,
@@ -225,17 +254,14 @@ pub fn build_layer(
         let out = sink.location().join(format!("(layer {})", layer.name));
         let (diff_id, tar_size) = match compression {
             Compression::Gzip { level } => {
-                let gz =
-                    flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level));
-                let mut t = HashingWriter::new(gz);
+                let mut t = HashingWriter::new(gzip(w, level));
                 write_tar(layer, inputs, epoch, &mut t, &out)?;
                 let (gz, diff_id, n) = t.finish();
                 gz.finish().map_err(LayerError::io("compress", &out))?;
                 (diff_id, n)
             }
             Compression::Zstd { level } => {
-                let mut z = zstd::stream::write::Encoder::new(w, level).map_err(LayerError::io("compress", &out))?;
-                z.include_checksum(true).map_err(LayerError::io("compress", &out))?;
+                let z = zstd_stream(w, level).map_err(LayerError::io("compress", &out))?;
                 let mut t = HashingWriter::new(z);
                 write_tar(layer, inputs, epoch, &mut t, &out)?;
                 let (z, diff_id, n) = t.finish();

@@ -129,7 +129,7 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
         assert_eq!(platform.kept.len(), 2, "{}: the site's and the file's layers are kept", platform.platform);
     }
     let bundle = p.cache.path().join("update.tar");
-    crate::update::bundle((&old, &new_release), &Options::default(), &[], &bundle).unwrap();
+    crate::update::bundle((&old, &new_release), &Options::default(), (&[], false), &bundle).unwrap();
     crate::update::apply(&bundle, &old_out, false).unwrap();
     let applied = std::fs::read(old_out.join("index.json")).unwrap();
     assert_eq!(crate::oci::digest::sha256_digest(&applied), new.index_digest);

@@ -10,16 +10,23 @@ pub(crate) fn run(
     want: &str,
     output: &Path,
     platforms: &[String],
+    delta: bool,
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
     let releases = (Release::parse(have), Release::parse(want));
     let opts = super::push::default_options();
-    let s = kiln::update::bundle((&releases.0, &releases.1), &opts, &platform_names(platforms)?, output)?;
+    let s = kiln::update::bundle((&releases.0, &releases.1), &opts, (&platform_names(platforms)?, delta), output)?;
     if !quiet {
         println!(
             "wrote {}: {} blobs ({} bytes) a device holding {} lacks; {} bytes in all",
             s.file, s.blobs, s.blob_bytes, have, s.bytes
         );
+        if s.deltas > 0 {
+            println!(
+                "  {} layer(s) as deltas: {} bytes for {} bytes of layers",
+                s.deltas, s.delta_bytes, s.delta_layer_bytes
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

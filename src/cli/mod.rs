@@ -176,6 +176,10 @@ enum Command {
         /// Only this platform (repeatable): what a device running it needs.
         #[arg(long = "platform", value_name = "P")]
         platforms: Vec<String>,
+        /// Send a layer as a binary delta against the layer of the same key the device holds,
+        /// when that is smaller (`kiln apply` rebuilds the exact layer and checks its digest).
+        #[arg(long)]
+        delta: bool,
     },
     /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
     Apply {
@@ -293,7 +297,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Doctor => doctor::run(),
         Command::Init { template, force } => init::run(template.as_deref(), force, quiet),
         Command::Diff { old, new, platforms, json, budget } => diff::run(&old, &new, &platforms, json, budget),
-        Command::Bundle { have, want, output, platforms } => bundle::run(&have, &want, &output, &platforms, quiet),
+        Command::Bundle { have, want, output, platforms, delta } => {
+            bundle::run(&have, &want, &output, &platforms, delta, quiet)
+        }
         Command::Apply { bundle, to, keep_unused } => apply::run(&bundle, &to, keep_unused, quiet),
         Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),
     }

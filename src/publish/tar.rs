@@ -69,6 +69,12 @@ impl TarPublisher {
         Ok(())
     }
 
+    /// Appends a member that is not a blob (a bundle's deltas), once.
+    pub fn append_member(&self, name: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let mut tar = self.tar.lock().map_err(|_| poisoned(&self.file))?;
+        tar.append_data(&mut header(bytes.len() as u64), name, bytes).map_err(StoreError::io("write", &self.file))
+    }
+
     /// Copies one blob of `from` into the tar, hashed on the way: a blob whose bytes are not
     /// the ones its name says is refused, and the tar is not written.
     pub fn copy_blob(&self, from: &dyn BlobSource, (digest, size): (&Digest, u64)) -> Result<(), StoreError> {

@@ -70,9 +70,23 @@ fn built_on(m: &BundleManifest) -> String {
 
 /// Reads the bundle member by member: every blob is streamed into the staging directory and
 /// checked against its name, and no member may appear twice.
-fn receive(bundle: &Path, layout: (&Digest, Option<&Digest>), staging: &dyn BlobSink) -> Result<Received, UpdateError> {
+fn receive(
+    bundle: &Path,
+    (dir, layout): (&Path, (&Digest, Option<&Digest>)),
+    staging: &dyn BlobSink,
+) -> Result<Received, UpdateError> {
     let file = std::fs::File::open(bundle).map_err(UpdateError::io("open", bundle))?;
-    let mut archive = tar::Archive::new(std::io::BufReader::new(file));
+    let mut file = std::io::BufReader::new(file);
+    // A bundle with deltas is a zstd-compressed tar.
+    let zstd = std::io::BufRead::fill_buf(&mut file)
+        .map_err(UpdateError::io("read", bundle))?
+        .starts_with(&[0x28, 0xb5, 0x2f, 0xfd]);
+    let reader: Box<dyn Read> = if zstd {
+        Box::new(zstd::stream::read::Decoder::with_buffer(file).map_err(UpdateError::io("read", bundle))?)
+    } else {
+        Box::new(file)
+    };
+    let mut archive = tar::Archive::new(reader);
     let (mut manifest, mut index_json, mut blobs) = (None, None, BTreeSet::new());
     let mut seen = BTreeSet::new();
     for entry in archive.entries().map_err(|e| refuse(bundle, e.to_string()))? {
@@ -97,6 +111,17 @@ fn receive(bundle: &Path, layout: (&Digest, Option<&Digest>), staging: &dyn Blob
                 let expected = blob_member(bundle, n)?;
                 receive_blob(bundle, staging, &expected, &mut entry, declared)?;
                 blobs.insert(expected);
+            }
+            n if n.starts_with("deltas/sha256/") => {
+                let m = manifest
+                    .as_ref()
+                    .ok_or_else(|| refuse(bundle, format!("a delta comes before {BUNDLE_MANIFEST}")))?;
+                let layer = blob_member(bundle, &n.replacen("deltas/", "blobs/", 1))?;
+                let e = m.deltas.iter().find(|e| e.layer == layer).ok_or_else(|| {
+                    refuse(bundle, format!("it carries a delta for {layer}, which {BUNDLE_MANIFEST} does not list"))
+                })?;
+                super::delta_apply::receive_delta(bundle, (dir, e), staging, (&mut entry, declared))?;
+                blobs.insert(layer);
             }
             other => return Err(refuse(bundle, format!("unexpected member {}", walk::shown(other)))),
         }
@@ -144,12 +169,11 @@ fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), Upda
     if index.manifests().is_empty() {
         return Err(refuse(bundle, "its index.json lists no image: applying it would empty the layout"));
     }
-    let listed: BTreeSet<&Digest> = r.manifest.provides.iter().collect();
-    if listed.len() != r.manifest.provides.len() || r.manifest.provides.len() != r.blobs.len() {
-        return Err(refuse(
-            bundle,
-            format!("it should carry {} blobs and carries {}", r.manifest.provides.len(), r.blobs.len()),
-        ));
+    let listed: BTreeSet<&Digest> =
+        r.manifest.provides.iter().chain(r.manifest.deltas.iter().map(|d| &d.layer)).collect();
+    let count = r.manifest.provides.len() + r.manifest.deltas.len();
+    if listed.len() != count || count != r.blobs.len() {
+        return Err(refuse(bundle, format!("it should carry {count} blobs and carries {}", r.blobs.len())));
     }
     if let Some(extra) = r.blobs.iter().find(|b| !listed.contains(b)) {
         return Err(refuse(bundle, format!("it carries {extra}, which {BUNDLE_MANIFEST} does not list")));
@@ -166,7 +190,7 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     crate::store::recover(layout)?;
     let (digest, held_release) = release(&LayoutDir::new(layout))?;
     let staging = Staging::new(layout)?;
-    let received = receive(bundle_file, (&digest, held_release.as_ref()), &staging)?;
+    let received = receive(bundle_file, (layout, (&digest, held_release.as_ref())), &staging)?;
     check_received(bundle_file, layout, &received)?;
     let Received { manifest, index_json, blobs } = received;
     // The layout's own blobs, linked (or copied) into the staging directory: those the new

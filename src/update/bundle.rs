@@ -14,7 +14,10 @@ pub(super) const BUNDLE_MANIFEST: &str = "kiln-bundle.json";
 
 /// The bundle format this kiln writes and reads. Format 2 names the release a bundle builds
 /// on (`base`); format 1 did not, so it cannot be checked against a layout and is refused.
+/// Format 3 is format 2 with layers carried as deltas (`deltas`), written only when it has
+/// some, so that a kiln that cannot rebuild them refuses the bundle by its format.
 const BUNDLE_FORMAT: u64 = 2;
+const DELTA_FORMAT: u64 = 3;
 
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -30,6 +33,9 @@ pub(super) struct BundleManifest {
     pub(super) index_json: Digest,
     /// Blobs the bundle carries.
     pub(super) provides: Vec<Digest>,
+    /// Layers it carries as deltas against layers the device holds (`deltas/sha256/HEX`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(super) deltas: Vec<super::delta::DeltaEntry>,
 }
 
 /// What a bundle holds.
@@ -39,6 +45,10 @@ pub struct BundleSummary {
     pub blobs: usize,
     pub blob_bytes: u64,
     pub requires: usize,
+    /// Layers carried as deltas, and the deltas' bytes (against the layers' own).
+    pub deltas: usize,
+    pub delta_bytes: u64,
+    pub delta_layer_bytes: u64,
     pub bytes: u64,
 }
 
@@ -47,7 +57,7 @@ pub struct BundleSummary {
 pub fn bundle(
     (have, want): (&Release, &Release),
     opts: &Options,
-    platforms: &[String],
+    (platforms, with_deltas): (&[String], bool),
     file: &Path,
 ) -> Result<BundleSummary, UpdateError> {
     let (have, want) = (have.open(opts)?, want.open(opts)?);
@@ -59,12 +69,16 @@ pub fn bundle(
     type Blobs<'a> = Vec<(&'a Digest, &'a u64)>;
     let (provides, requires): (Blobs, Blobs) =
         needed.iter().partition(|(d, _)| !had.contains_key(*d) || !have.has_blob(d));
+    let lacking: std::collections::BTreeMap<Digest, u64> = provides.iter().map(|(d, s)| ((*d).clone(), **s)).collect();
+    let deltas = if with_deltas { make_deltas(have, want, platforms, &lacking)? } else { Vec::new() };
+    let provides: Blobs = provides.into_iter().filter(|(d, _)| !deltas.iter().any(|(e, _)| e.layer == **d)).collect();
     let manifest = BundleManifest {
-        bundle_format: BUNDLE_FORMAT,
+        bundle_format: if deltas.is_empty() { BUNDLE_FORMAT } else { DELTA_FORMAT },
         base,
         platforms: platforms.to_vec(),
         index_json: Digest::of(&index_bytes),
         provides: provides.iter().map(|(d, _)| (*d).clone()).collect(),
+        deltas: deltas.iter().map(|(e, _)| e.clone()).collect(),
     };
     // The manifest comes first, so that `kiln apply` refuses a bundle for another release
     // before it reads a blob.
@@ -74,14 +88,86 @@ pub fn bundle(
     for (d, size) in &provides {
         tar.copy_blob(want, (d, **size))?;
     }
+    for (e, patch) in &deltas {
+        tar.append_member(&format!("deltas/sha256/{}", e.layer.hex()), patch)?;
+    }
     tar.publish(&index_bytes)?;
+    if !deltas.is_empty() {
+        // What is left besides the deltas is JSON and tar headers: a delta bundle is sent
+        // compressed (`kiln apply` reads both).
+        compress_file(file)?;
+    }
     Ok(BundleSummary {
         file: file.display().to_string(),
         blobs: provides.len(),
         blob_bytes: provides.iter().map(|(_, s)| **s).sum(),
         requires: requires.len(),
+        deltas: deltas.len(),
+        delta_bytes: deltas.iter().map(|(_, p)| p.len() as u64).sum(),
+        delta_layer_bytes: deltas.iter().map(|(e, _)| e.size).sum(),
         bytes: std::fs::metadata(file).map(|m| m.len()).unwrap_or(0),
     })
+}
+
+/// Replaces `file` by its zstd-compressed bytes, in one rename.
+fn compress_file(file: &Path) -> Result<(), UpdateError> {
+    let dir = match file.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let io = |e| UpdateError::io("compress", file)(e);
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
+    {
+        let mut z = zstd::stream::write::Encoder::new(tmp.as_file(), 19).map_err(io)?;
+        z.include_checksum(true).map_err(io)?;
+        std::io::copy(&mut std::fs::File::open(file).map_err(io)?, &mut z).map_err(io)?;
+        z.finish().map_err(io)?.sync_all().map_err(io)?;
+    }
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644)).map_err(io)?;
+    }
+    tmp.persist(file).map_err(|e| io(e.error))?;
+    Ok(())
+}
+
+/// The deltas worth sending: for each layer the device lacks that has a layer of the same key
+/// on the device, the patch between their tars, when it is smaller than the layer.
+fn make_deltas(
+    have: &dyn crate::store::BlobSource,
+    want: &dyn crate::store::BlobSource,
+    platforms: &[String],
+    lacking: &std::collections::BTreeMap<Digest, u64>,
+) -> Result<Vec<(super::delta::DeltaEntry, Vec<u8>)>, UpdateError> {
+    use super::delta;
+    let mut out = Vec::new();
+    for (old, new, diff_id, compression) in delta::pairs(have, want, platforms, lacking)? {
+        if delta::parse_compression(&compression).is_none() {
+            continue;
+        }
+        let (old_tar, new_tar) = (delta::unpack(have, &old)?, delta::unpack(want, &new)?);
+        if Digest::of(&new_tar) != diff_id {
+            return Err(refuse(
+                &want.blob_name(&new.digest),
+                format!("its tar is not the diff_id {diff_id} its image records"),
+            ));
+        }
+        let patch = delta::make(&old_tar, &new_tar)
+            .map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
+        if (patch.len() as u64) < new.size {
+            let entry = delta::DeltaEntry {
+                layer: new.digest.clone(),
+                size: new.size,
+                from: old.digest.clone(),
+                diff_id,
+                tar_size: new_tar.len() as u64,
+                compression,
+                compressor: delta::compressor(),
+            };
+            out.push((entry, patch));
+        }
+    }
+    Ok(out)
 }
 
 /// `kiln-bundle.json`, refused when its format is not the one this kiln reads or when it does
@@ -90,7 +176,7 @@ pub(super) fn parse_manifest(bundle: &Path, bytes: &[u8]) -> Result<BundleManife
     let bad = |e: serde_json::Error| refuse(bundle, format!("{BUNDLE_MANIFEST}: {e}"));
     let v: serde_json::Value = serde_json::from_slice(bytes).map_err(bad)?;
     match v.get("bundle_format").and_then(serde_json::Value::as_u64) {
-        Some(BUNDLE_FORMAT) => {}
+        Some(BUNDLE_FORMAT | DELTA_FORMAT) => {}
         Some(n) => {
             return Err(refuse(bundle, format!("unknown bundle format {n} (this kiln reads format {BUNDLE_FORMAT})")));
         }

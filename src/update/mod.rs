@@ -4,6 +4,8 @@
 
 mod apply;
 mod bundle;
+pub mod delta;
+mod delta_apply;
 mod diff;
 
 pub use apply::{ApplySummary, apply};

@@ -16,6 +16,7 @@ mod common;
 mod c_crates;
 mod cli;
 mod crash;
+mod deltas;
 mod distroless;
 mod docs;
 mod golden;

@@ -1,0 +1,173 @@
+//! Binary deltas between layers, for `kiln bundle --delta`: a layer the device lacks is sent
+//! as a zstd patch (`--patch-from`: the new tar compressed against the old tar as a prefix)
+//! when a layer of the same key is on the device and the patch is smaller. `kiln apply`
+//! unpacks the old layer, rebuilds the new tar from the patch, checks it against the image's
+//! diff_id, compresses it as the image records (`dev.kiln.compression`) and checks the blob
+//! against its digest before anything is committed.
+
+use crate::error::UpdateError;
+use crate::oci::digest::Digest;
+use crate::recipe::Compression;
+use crate::store::{BlobSource, walk};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::io::{self, Read, Write};
+
+/// The most bytes of a tar a delta is made for or rebuilt into: a delta is made in memory.
+pub const MAX_TAR: u64 = 1 << 30;
+
+/// One layer a bundle carries as a delta.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeltaEntry {
+    /// The layer the delta rebuilds, and its size.
+    pub layer: Digest,
+    pub size: u64,
+    /// The layer of the same key the device holds, which the delta applies to.
+    pub from: Digest,
+    /// The rebuilt tar's sha256 (the image's diff_id) and size.
+    pub diff_id: Digest,
+    pub tar_size: u64,
+    /// How the layer is compressed (`zstd;level=3`, `gzip;level=6`), and by what.
+    pub compression: String,
+    pub compressor: String,
+}
+
+/// What compresses layers here, as a delta records it: a device with another compressor may
+/// not rebuild the same bytes.
+pub fn compressor() -> String {
+    format!("kiln {} (zstd {})", env!("CARGO_PKG_VERSION"), zstd::zstd_safe::version_string())
+}
+
+/// `gzip;level=6` or `zstd;level=3`, as the image records it.
+pub fn parse_compression(s: &str) -> Option<Compression> {
+    let (kind, level) = s.split_once(";level=")?;
+    match kind {
+        "gzip" => Some(Compression::Gzip { level: level.parse().ok()? }),
+        "zstd" => Some(Compression::Zstd { level: level.parse().ok()? }),
+        _ => None,
+    }
+}
+
+/// The window a patch needs: both tars in view.
+fn window_log(old: usize, new: usize) -> u32 {
+    let span = (old + new).max(1 << 20) as u64;
+    (64 - span.leading_zeros()).clamp(20, 31)
+}
+
+/// The patch that rebuilds `new` from `old`.
+pub fn make(old: &[u8], new: &[u8]) -> io::Result<Vec<u8>> {
+    use zstd::stream::raw::CParameter;
+    let mut z = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 19, old)?;
+    z.set_parameter(CParameter::WindowLog(window_log(old.len(), new.len())))?;
+    z.set_parameter(CParameter::EnableLongDistanceMatching(true))?;
+    z.set_pledged_src_size(Some(new.len() as u64))?;
+    z.write_all(new)?;
+    z.finish()
+}
+
+/// Rebuilds a tar from `old` and a patch, refusing one that would be larger than `limit`.
+pub fn rebuild(old: &[u8], patch: &[u8], limit: u64) -> io::Result<Vec<u8>> {
+    use zstd::stream::raw::DParameter;
+    let mut d = zstd::stream::read::Decoder::with_ref_prefix(patch, old)?;
+    d.set_parameter(DParameter::WindowLogMax(31))?;
+    let mut out = Vec::new();
+    d.take(limit + 1).read_to_end(&mut out)?;
+    if out.len() as u64 > limit {
+        return Err(io::Error::other("the patch rebuilds more than the layer's tar"));
+    }
+    Ok(out)
+}
+
+/// A layer's tar, unpacked from its blob (gzip or zstd, told by its first bytes), at most
+/// [`MAX_TAR`] bytes.
+pub fn unpack(src: &dyn BlobSource, layer: &walk::Blob) -> Result<Vec<u8>, UpdateError> {
+    let name = src.blob_name(&layer.digest);
+    let mut r = io::BufReader::new(src.open_blob(&layer.digest)?);
+    let magic = io::BufRead::fill_buf(&mut r).map_err(UpdateError::io("read", &name))?.get(..4).map(<[u8]>::to_vec);
+    let mut out = Vec::new();
+    let read = match magic.as_deref() {
+        Some([0x28, 0xb5, 0x2f, 0xfd]) => {
+            zstd::stream::read::Decoder::new(r).and_then(|d| d.take(MAX_TAR + 1).read_to_end(&mut out))
+        }
+        Some([0x1f, 0x8b, ..]) => flate2::read::GzDecoder::new(r).take(MAX_TAR + 1).read_to_end(&mut out),
+        _ => r.take(MAX_TAR + 1).read_to_end(&mut out),
+    };
+    read.map_err(UpdateError::io("unpack", &name))?;
+    if out.len() as u64 > MAX_TAR {
+        return Err(UpdateError::io("unpack", &name)(io::Error::other("the layer's tar is over 1 GiB")));
+    }
+    Ok(out)
+}
+
+/// Compresses a tar as `kiln build` does for `compression`.
+pub fn compress(tar: &[u8], compression: Compression) -> io::Result<Vec<u8>> {
+    let mut out = Vec::new();
+    crate::layer::compress_into(&mut &tar[..], compression, &mut out)?;
+    Ok(out)
+}
+
+/// For each layer of `want` that the device lacks (`needed` and not `held`), the layer of the
+/// same key (same image, platform and layer key) the device holds in `have`.
+pub fn pairs(
+    have: &dyn BlobSource,
+    want: &dyn BlobSource,
+    platforms: &[String],
+    lacking: &BTreeMap<Digest, u64>,
+) -> Result<Vec<(walk::Blob, walk::Blob, Digest, String)>, UpdateError> {
+    let had = walk::images_present(have, None, platforms)?;
+    let mut out = Vec::new();
+    for image in walk::images_for(want, None, platforms)? {
+        let compression = image
+            .index
+            .as_ref()
+            .and_then(|i| i.annotations().as_ref())
+            .and_then(|a| a.get(crate::oci::annotation::ANNOTATION_COMPRESSION))
+            .cloned()
+            .unwrap_or_default();
+        let Some(old_image) = had.iter().find(|o| o.name == image.name) else { continue };
+        for p in &image.platforms {
+            let Some(old_p) = old_image.platforms.iter().find(|o| o.platform == p.platform) else { continue };
+            let (keys, _) = image.layer_keys(want, p)?;
+            let (old_keys, _) = old_image.layer_keys(have, old_p)?;
+            let config: oci_spec::image::ImageConfiguration = serde_json::from_slice(&want.read_blob(&p.config)?)
+                .map_err(|e| UpdateError::io("read", want.blob_name(&p.config.digest))(io::Error::other(e)))?;
+            for (i, layer) in p.layers.iter().enumerate() {
+                if !lacking.contains_key(&layer.digest) {
+                    continue;
+                }
+                let Some(Some(key)) = keys.get(i) else { continue };
+                let old = old_keys.iter().position(|k| k.as_ref() == Some(key)).and_then(|j| old_p.layers.get(j));
+                let diff_id = config.rootfs().diff_ids().get(i).and_then(|d| d.parse().ok());
+                if let (Some(old), Some(diff_id)) = (old, diff_id)
+                    && have.has_blob(&old.digest)
+                    && !out
+                        .iter()
+                        .any(|(_, n, _, _): &(walk::Blob, walk::Blob, Digest, String)| n.digest == layer.digest)
+                {
+                    out.push((old.clone(), layer.clone(), diff_id, compression.clone()));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_patch_rebuilds_the_new_tar_and_is_small_for_a_small_change() {
+        let old: Vec<u8> = (0..400_000u32).flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 7).to_le_bytes()).collect();
+        let mut new = old.clone();
+        new[123_456..123_470].copy_from_slice(b"a one-line fix");
+        let patch = make(&old, &new).unwrap();
+        assert!(patch.len() < new.len() / 100, "patch {} of {}", patch.len(), new.len());
+        assert_eq!(rebuild(&old, &patch, new.len() as u64).unwrap(), new);
+        assert!(rebuild(&old, &patch, 10).is_err(), "the limit holds");
+        assert!(rebuild(&old, &patch[..patch.len() / 2], new.len() as u64).is_err(), "a cut patch is refused");
+        assert_eq!(parse_compression("zstd;level=3"), Some(Compression::Zstd { level: 3 }));
+        assert_eq!(parse_compression("gzip;level=6"), Some(Compression::Gzip { level: 6 }));
+    }
+}

@@ -1,0 +1,150 @@
+//! `kiln bundle --delta`: a one-line change in a Rust service ships as a binary delta against
+//! the layer the device holds, and `kiln apply` rebuilds exactly the new layout (every blob
+//! and index.json byte for byte), which oci-image-tool and umoci accept; a tampered delta, or
+//! one applied to a layout without the old layer, is refused and the layout is unchanged.
+
+use crate::common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// hello-rust for arm64 in `compression`, built as v1 into `v1/` and, after a one-line change
+/// to its message, as v2 into `v2/`.
+fn two_releases(compression: &str) -> Fixture {
+    let f = Fixture::new();
+    copy_project(&repo_root().join("examples/hello-rust"), f.path());
+    let recipe = std::fs::read_to_string(f.recipe_path()).unwrap();
+    f.recipe(&recipe.replace("compression \"gzip\" level=6", compression));
+    let build = |out: &str| {
+        summary(
+            &f.build_cmd()
+                .args(["--platform", "linux/arm64", "--output", &format!("oci-layout={out}")])
+                .output()
+                .unwrap(),
+        )
+    };
+    build("v1");
+    let main = f.path().join("src/main.rs");
+    let src = std::fs::read_to_string(&main).unwrap().replace("hello from {name}", "hello again from {name}");
+    std::fs::write(&main, src).unwrap();
+    build("v2");
+    f
+}
+
+fn bundle(f: &Fixture, have: &str, out: &str, delta: bool) -> u64 {
+    let mut c = kiln();
+    c.current_dir(f.path()).args(["bundle", "--have", have, "--want", "v2", "-o", out, "--platform", "linux/arm64"]);
+    if delta {
+        c.arg("--delta");
+    }
+    run(&mut c);
+    std::fs::metadata(f.path().join(out)).unwrap().len()
+}
+
+fn apply(f: &Fixture, bundle: &str, to: &str) -> std::process::Output {
+    kiln().current_dir(f.path()).args(["apply", bundle, "--to", to]).output().unwrap()
+}
+
+/// Every file of a layout (index.json, oci-layout and each blob), by name.
+fn files(layout: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> =
+        ["index.json", "oci-layout"].iter().map(|n| (n.to_string(), std::fs::read(layout.join(n)).unwrap())).collect();
+    let mut blobs: Vec<_> =
+        std::fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
+    blobs.sort();
+    out.extend(
+        blobs.iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())),
+    );
+    out
+}
+
+#[test]
+fn a_one_line_change_ships_as_a_delta_that_rebuilds_the_exact_layout() {
+    for compression in ["compression \"gzip\" level=6", "compression \"zstd\" level=3"] {
+        let f = two_releases(compression);
+        let whole = bundle(&f, "v1", "whole.tar", false);
+        let delta = bundle(&f, "v1", "delta.tar", true);
+        eprintln!("{compression}: whole-layer bundle {whole} bytes, delta bundle {delta} bytes");
+        assert!(delta * 20 <= whole, "{compression}: the delta bundle is {delta} bytes, the whole one {whole}");
+
+        run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
+        let o = apply(&f, "delta.tar", "device");
+        assert!(o.status.success(), "{compression}: {}", stderr(&o));
+        assert!(files(&f.path().join("device")) == files(&f.path().join("v2")), "{compression}: not the new layout");
+        // oci-image-tool and umoci read gzip layers; a zstd release is read by skopeo.
+        if compression.contains("gzip") {
+            let device = f.path().join("device").display().to_string();
+            let out = run(Command::new(require("oci-image-tool")).args([
+                "validate",
+                "--type",
+                "image",
+                "--ref",
+                "name=hello-rust",
+                &device,
+            ]));
+            assert!(out.contains("Validation succeeded"), "{out}");
+            let single = tempfile::tempdir().unwrap();
+            let layout =
+                single_platform(&f.path().join("device"), "hello-rust", "arm64", None, &single.path().join("l"));
+            umoci_unpack(&layout, "hello-rust", &single.path().join("bundle"));
+        } else {
+            skopeo_raw(&f.path().join("device"), "hello-rust");
+        }
+    }
+}
+
+#[test]
+fn a_tampered_delta_or_a_missing_old_layer_is_refused_and_the_layout_kept() {
+    let f = two_releases("compression \"zstd\" level=3");
+    bundle(&f, "v1", "delta.tar", true);
+    // A delta bundle is a zstd-compressed tar; its plain tar is a bundle too.
+    let packed = std::fs::read(f.path().join("delta.tar")).unwrap();
+    assert_eq!(packed[..4], [0x28, 0xb5, 0x2f, 0xfd], "a delta bundle is compressed");
+    let plain =
+        Command::new(require("zstd")).args(["-d", "-c"]).arg(f.path().join("delta.tar")).output().unwrap().stdout;
+    let manifest: Value = {
+        let mut a = tar::Archive::new(&plain[..]);
+        let mut e =
+            a.entries().unwrap().map(Result::unwrap).find(|e| e.path().unwrap().ends_with("kiln-bundle.json")).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut e, &mut s).unwrap();
+        serde_json::from_str(&s).unwrap()
+    };
+    let entry = &manifest["deltas"][0];
+    assert_eq!(manifest["bundle_format"], 3);
+    assert!(entry["compressor"].as_str().unwrap().contains("zstd"), "{entry}");
+
+    // A byte of the delta flipped inside a well-formed tar; the compressed bundle flipped and
+    // cut short.
+    let name = format!("deltas/sha256/{}", entry["layer"].as_str().unwrap().trim_start_matches("sha256:"));
+    let at = plain.windows(name.len()).position(|w| w == name.as_bytes()).unwrap() + 512 + 40;
+    let mut flipped = plain.clone();
+    flipped[at] ^= 0xff;
+    std::fs::write(f.path().join("flipped.tar"), flipped).unwrap();
+    let mut packed_flipped = packed.clone();
+    let mid = packed.len() / 2;
+    packed_flipped[mid] ^= 0xff;
+    std::fs::write(f.path().join("packed-flipped.tar"), packed_flipped).unwrap();
+    std::fs::write(f.path().join("cut.tar"), &packed[..packed.len() * 2 / 3]).unwrap();
+    for bad in ["flipped.tar", "packed-flipped.tar", "cut.tar"] {
+        run(Command::new("rm").arg("-rf").arg(f.path().join("device")));
+        run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
+        let before = files(&f.path().join("device"));
+        let o = apply(&f, bad, "device");
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
+        assert!(stderr(&o).contains("kiln::update::refused"), "{bad}: {}", stderr(&o));
+        assert!(files(&f.path().join("device")) == before, "{bad}: the layout changed");
+    }
+
+    // A device that lacks the old layer the delta applies to.
+    run(Command::new("rm").arg("-rf").arg(f.path().join("device")));
+    run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
+    let from = entry["from"].as_str().unwrap().trim_start_matches("sha256:");
+    std::fs::remove_file(f.path().join("device/blobs/sha256").join(from)).unwrap();
+    let before = files(&f.path().join("device"));
+    let o = apply(&f, "delta.tar", "device");
+    assert_eq!(o.status.code(), Some(2));
+    let err = stderr(&o).split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ");
+    assert!(err.contains(&format!("lacks the layer sha256:{from}")), "{err}");
+    assert!(files(&f.path().join("device")) == before, "the layout changed");
+}
