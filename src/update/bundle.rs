@@ -178,7 +178,10 @@ pub(super) fn parse_manifest(bundle: &Path, bytes: &[u8]) -> Result<BundleManife
     match v.get("bundle_format").and_then(serde_json::Value::as_u64) {
         Some(BUNDLE_FORMAT | DELTA_FORMAT) => {}
         Some(n) => {
-            return Err(refuse(bundle, format!("unknown bundle format {n} (this kiln reads format {BUNDLE_FORMAT})")));
+            return Err(refuse(
+                bundle,
+                format!("unknown bundle format {n} (this kiln reads formats {BUNDLE_FORMAT} and {DELTA_FORMAT})"),
+            ));
         }
         None => return Err(refuse(bundle, format!("{BUNDLE_MANIFEST} has no bundle_format"))),
     }

@@ -447,8 +447,8 @@ fn refuses_doubled_members_and_other_formats(
         assert_untouched(v1_device, before);
     }
 
-    // Formats other than this kiln's are refused: 1 named no base, 3 is from the future.
-    for (format, drop_base) in [(1, true), (3, false)] {
+    // Formats other than this kiln's are refused: 1 named no base, 4 is from the future.
+    for (format, drop_base) in [(1, true), (4, false)] {
         let other = work.join("other.tar");
         with_manifest(update, &other, |m| {
             m["bundle_format"] = json!(format);
@@ -460,7 +460,7 @@ fn refuses_doubled_members_and_other_formats(
         assert_fails(
             &o,
             "kiln::update::refused",
-            &format!("unknown bundle format {format} (this kiln reads format 2)"),
+            &format!("unknown bundle format {format} (this kiln reads formats 2 and 3)"),
         );
         assert_untouched(v1_device, before);
     }
