@@ -123,7 +123,7 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
     assert_ne!(new.index_digest, old.index_digest);
     use crate::inputs::registry::{Options, Release};
     let (old, new_release) = (Release::Layout(old_out.clone()), Release::Layout(new_out.clone()));
-    let report = crate::update::diff((&old, &new_release), &Options::default(), &[], None).unwrap();
+    let report = crate::update::diff((&old, &new_release), &Options::default(), &[], (None, false)).unwrap();
     for platform in &report.images[0].platforms {
         assert_eq!(platform.added.len(), 1, "{}: only the binary's layer is new", platform.platform);
         assert_eq!(platform.kept.len(), 2, "{}: the site's and the file's layers are kept", platform.platform);

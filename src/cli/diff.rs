@@ -8,7 +8,7 @@ pub(crate) fn run(
     old: &str,
     new: &str,
     platforms: &[String],
-    json: bool,
+    (json, delta): (bool, bool),
     budget: Option<String>,
 ) -> Result<ExitCode, Failure> {
     let platforms = platform_names(platforms)?;
@@ -17,7 +17,7 @@ pub(crate) fn run(
         None => None,
     };
     let (old, new) = (Release::parse(old), Release::parse(new));
-    let report = kiln::update::diff((&old, &new), &super::push::default_options(), &platforms, budget)?;
+    let report = kiln::update::diff((&old, &new), &super::push::default_options(), &platforms, (budget, delta))?;
     if json {
         print!("{}", kiln::oci::canonical::to_pretty(&report));
     } else {

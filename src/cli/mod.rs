@@ -160,6 +160,10 @@ enum Command {
         /// Exit 1 when the download is larger than this (e.g. 2MiB, 500kB, 123456).
         #[arg(long, value_name = "SIZE")]
         budget: Option<String>,
+        /// Also report the download with binary deltas (as `kiln bundle --delta` sends it), to
+        /// which --budget then applies; reads the layers of both releases.
+        #[arg(long)]
+        delta: bool,
     },
     /// Write a tar with exactly what a device holding --have lacks to hold --want.
     Bundle {
@@ -296,7 +300,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Fetch { select } => fetch::run(&select, quiet),
         Command::Doctor => doctor::run(),
         Command::Init { template, force } => init::run(template.as_deref(), force, quiet),
-        Command::Diff { old, new, platforms, json, budget } => diff::run(&old, &new, &platforms, json, budget),
+        Command::Diff { old, new, platforms, json, budget, delta } => {
+            diff::run(&old, &new, &platforms, (json, delta), budget)
+        }
         Command::Bundle { have, want, output, platforms, delta } => {
             bundle::run(&have, &want, &output, &platforms, delta, quiet)
         }

@@ -153,6 +153,25 @@ pub fn pairs(
     Ok(out)
 }
 
+/// The size of the delta each lacking layer would go as (only those with a layer of the same
+/// key in `have`, and whose delta is smaller than the layer).
+pub fn patch_sizes(
+    have: &dyn BlobSource,
+    want: &dyn BlobSource,
+    platforms: &[String],
+    lacking: &BTreeMap<Digest, u64>,
+) -> Result<BTreeMap<Digest, u64>, UpdateError> {
+    let mut out = BTreeMap::new();
+    for (old, new, _, _) in pairs(have, want, platforms, lacking)? {
+        let patch = make(&unpack(have, &old)?, &unpack(want, &new)?)
+            .map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
+        if (patch.len() as u64) < new.size {
+            out.insert(new.digest, patch.len() as u64);
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -25,6 +25,10 @@ pub struct PlatformDiff {
     pub download_bytes: u64,
     /// The part of `download_bytes` that is metadata: manifest, config and image index.
     pub metadata_bytes: u64,
+    /// With `--delta`: the download when each added layer that has a layer of the same key in
+    /// OLD goes as a binary delta (`kiln bundle --delta`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delta_download_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -43,6 +47,11 @@ pub struct DiffReport {
     pub total_bytes: u64,
     /// Bytes of every blob NEW references (for the chosen platforms).
     pub new_bytes: u64,
+    /// With `--delta`: `total_bytes` with layers sent as deltas where that is smaller.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub total_delta_bytes: Option<u64>,
+    /// The budget, which applies to what would be sent: `total_delta_bytes` with `--delta`,
+    /// else `total_bytes`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub budget: Option<u64>,
     pub over_budget: bool,
@@ -58,7 +67,7 @@ pub fn diff(
     (old, new): (&Release, &Release),
     opts: &Options,
     platforms: &[String],
-    budget: Option<u64>,
+    (budget, with_deltas): (Option<u64>, bool),
 ) -> Result<DiffReport, UpdateError> {
     let (old, new) = (old.open(opts)?, new.open(opts)?);
     let (old_images, new_images) = (held(old.as_ref(), platforms)?, images(new.as_ref(), platforms)?);
@@ -107,6 +116,7 @@ pub fn diff(
                 kept: blobs(&kept),
                 download_bytes: download,
                 metadata_bytes: metadata,
+                delta_download_bytes: None,
             });
         }
         if let Some((d, s)) = &img.index {
@@ -114,14 +124,29 @@ pub fn diff(
         }
         report.push(ImageDiff { name: img.name.clone(), new_image: before.is_none(), platforms: diffs });
     }
-    let total_bytes = wanted.iter().filter(|(d, _)| !old_all.contains_key(*d)).map(|(_, s)| s).sum();
+    let lacking: BTreeMap<Digest, u64> =
+        wanted.iter().filter(|(d, _)| !old_all.contains_key(*d)).map(|(d, s)| (d.clone(), *s)).collect();
+    let total_bytes = lacking.values().sum();
     let new_bytes = wanted.values().sum();
+    let total_delta_bytes = if with_deltas {
+        let patches = super::delta::patch_sizes(old.as_ref(), new.as_ref(), platforms, &lacking)?;
+        let sent = |d: &Digest, s: u64| patches.get(d).copied().unwrap_or(s);
+        for p in report.iter_mut().flat_map(|i| i.platforms.iter_mut()) {
+            let layers: u64 = p.added.iter().map(|b| sent(&b.digest, b.size)).sum();
+            p.delta_download_bytes = Some(p.metadata_bytes + layers);
+        }
+        Some(lacking.iter().map(|(d, s)| sent(d, *s)).sum())
+    } else {
+        None
+    };
+    let sent: u64 = total_delta_bytes.unwrap_or(total_bytes);
     Ok(DiffReport {
         images: report,
         total_bytes,
         new_bytes,
+        total_delta_bytes,
         budget,
-        over_budget: budget.is_some_and(|b| total_bytes > b),
+        over_budget: budget.is_some_and(|b| sent > b),
     })
 }
 
@@ -161,6 +186,9 @@ pub fn render_diff(r: &DiffReport) -> String {
                 p.download_bytes,
                 p.metadata_bytes
             );
+            if let Some(d) = p.delta_download_bytes {
+                let _ = writeln!(s, "    with deltas: download {d} bytes");
+            }
             for b in &p.added {
                 let _ = writeln!(s, "    + {} {:>10} bytes", b.digest, b.size);
             }
@@ -170,6 +198,9 @@ pub fn render_diff(r: &DiffReport) -> String {
         }
     }
     let _ = writeln!(s, "total: {} bytes of {} are new to OLD", r.total_bytes, r.new_bytes);
+    if let Some(d) = r.total_delta_bytes {
+        let _ = writeln!(s, "total with deltas: {d} bytes");
+    }
     if let Some(b) = r.budget {
         let _ = writeln!(s, "budget: {b} bytes: {}", if r.over_budget { "OVER" } else { "within" });
     }

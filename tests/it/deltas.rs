@@ -66,6 +66,22 @@ fn a_one_line_change_ships_as_a_delta_that_rebuilds_the_exact_layout() {
         let delta = bundle(&f, "v1", "delta.tar", true);
         eprintln!("{compression}: whole-layer bundle {whole} bytes, delta bundle {delta} bytes");
         assert!(delta * 20 <= whole, "{compression}: the delta bundle is {delta} bytes, the whole one {whole}");
+        // kiln diff says both, and --delta's --budget is on what a delta bundle sends.
+        let diff = |args: &[&str]| {
+            kiln()
+                .current_dir(f.path())
+                .args(["diff", "v1", "v2", "--platform", "linux/arm64"])
+                .args(args)
+                .output()
+                .unwrap()
+        };
+        let report = summary(&diff(&["--json", "--delta"]));
+        let (all, with) = (report["total_bytes"].as_u64().unwrap(), report["total_delta_bytes"].as_u64().unwrap());
+        assert!(with * 20 <= all, "{compression}: {with} bytes with deltas, {all} without");
+        assert_eq!(report["images"][0]["platforms"][0]["delta_download_bytes"].as_u64(), Some(with));
+        let budget = format!("{}", (with + all) / 2);
+        assert_eq!(diff(&["--budget", &budget, "--delta"]).status.code(), Some(0));
+        assert_eq!(diff(&["--budget", &budget]).status.code(), Some(1));
 
         run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
         let o = apply(&f, "delta.tar", "device");
