@@ -185,6 +185,27 @@ enum Command {
         #[arg(long)]
         delta: bool,
     },
+    /// Pull a release from a registry into a layout (on a device): only the blobs it lacks; a
+    /// pull cut off goes on where it stopped; the layout is unchanged if anything fails.
+    Pull {
+        /// HOST/REPOSITORY:TAG or HOST/REPOSITORY@sha256:….
+        #[arg(value_name = "REF")]
+        reference: String,
+        /// The device's OCI layout (created when it does not exist).
+        #[arg(long, value_name = "OCI-LAYOUT")]
+        to: PathBuf,
+        /// Only this platform (repeatable): what a device running it needs.
+        #[arg(long = "platform", value_name = "P")]
+        platforms: Vec<String>,
+        /// Keep the blobs the new release no longer uses (by default they are removed).
+        #[arg(long)]
+        keep_unused: bool,
+        #[command(flatten)]
+        registry: push::RegistryArgs,
+        /// Print what was done as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Apply a bundle to a layout (on the device); the layout is unchanged if anything fails.
     Apply {
         /// The bundle written by `kiln bundle`.
@@ -305,6 +326,9 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Bundle { have, want, output, platforms, delta } => {
             bundle::run(&have, &want, &output, &platforms, delta, quiet)
+        }
+        Command::Pull { reference, to, platforms, keep_unused, registry, json } => {
+            push::run_pull(&reference, &to, (&platforms, keep_unused), &registry, (json, quiet))
         }
         Command::Apply { bundle, to, keep_unused } => apply::run(&bundle, &to, keep_unused, quiet),
         Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),

@@ -127,6 +127,43 @@ pub(crate) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `kiln pull REF --to LAYOUT`.
+pub(crate) fn run_pull(
+    reference: &str,
+    to: &Path,
+    (platforms, keep_unused): (&[String], bool),
+    args: &RegistryArgs,
+    (json, quiet): (bool, bool),
+) -> Result<ExitCode, Failure> {
+    let platforms = super::platform_names(platforms)?;
+    let r = kiln::oci::reference::Reference::parse(reference).map_err(kiln::error::RegistryError::from)?;
+    let opts = args.options()?;
+    let progress = progress::for_terminal(quiet || json);
+    let release = kiln::inputs::registry::Release::Registry(r);
+    let s = kiln::update::pull(
+        &release,
+        to,
+        (&platforms, keep_unused),
+        (&opts, &super::env::cache_dir()),
+        progress.as_ref(),
+    )?;
+    if json {
+        print!("{}", kiln::oci::canonical::to_pretty(&s));
+    } else if !quiet {
+        println!(
+            "pulled {reference} into {}: {} blobs, {} downloaded ({} bytes), {} from an earlier pull, {} held; {} removed",
+            to.display(),
+            s.blobs,
+            s.downloaded,
+            s.downloaded_bytes,
+            s.resumed,
+            s.held,
+            s.pruned
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     #[test]

@@ -193,18 +193,35 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     let received = receive(bundle_file, (layout, (&digest, held_release.as_ref())), &staging)?;
     check_received(bundle_file, layout, &received)?;
     let Received { manifest, index_json, blobs } = received;
+    let (pruned, pruned_bytes) =
+        install(bundle_file, (layout, staging), (&index_json, &manifest.platforms), &blobs, keep_unused)?;
+    Ok(ApplySummary { added: blobs.len(), pruned, pruned_bytes })
+}
+
+/// Installs `index_json` into `layout` from `staging`, which holds the blobs `carried` (`what`
+/// names where they came from in messages): the layout's own blobs are linked in, everything
+/// the new index reaches for `platforms` must be present (and intact, where it is not
+/// `carried`), what it does not reach is left out unless `keep_unused`, and the layout is
+/// switched in one rename. Returns the blobs left out, and their bytes.
+pub(super) fn install(
+    what: &Path,
+    (layout, staging): (&Path, Staging),
+    (index_json, platforms): (&[u8], &[String]),
+    carried: &BTreeSet<Digest>,
+    keep_unused: bool,
+) -> Result<(usize, u64), UpdateError> {
     // The layout's own blobs, linked (or copied) into the staging directory: those the new
     // index reaches, or all of them with `keep_unused`. The new index's image indexes and
     // manifests may be the layout's, so they are linked first, and the walk follows.
     let staged = staging.path().to_path_buf();
     // The staging directory is walked as a layout, so it gets the files that make one.
-    for (name, bytes) in [("index.json", &index_json[..]), ("oci-layout", OCI_LAYOUT)] {
+    for (name, bytes) in [("index.json", index_json), ("oci-layout", OCI_LAYOUT)] {
         let p = staged.join(name);
         std::fs::write(&p, bytes).map_err(UpdateError::io("write", &p))?;
     }
     let own = link_own(layout, &staging)?;
     let staged = LayoutDir::new(&staged);
-    check_needed(bundle_file, &staged, &manifest, &blobs)?;
+    check_needed(what, &staged, platforms, carried)?;
     let (mut pruned, mut pruned_bytes) = (0, 0);
     if !keep_unused {
         // Image indexes of images the bundle does not update still name other platforms'
@@ -220,8 +237,8 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
             }
         }
     }
-    staging.commit(&index_json)?;
-    Ok(ApplySummary { added: blobs.len(), pruned, pruned_bytes })
+    staging.commit(index_json)?;
+    Ok((pruned, pruned_bytes))
 }
 
 /// Links (or copies) the layout's blobs into the staging directory; returns their names and
@@ -229,6 +246,9 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
 fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString, u64)>, UpdateError> {
     let blob_dir = layout.join("blobs/sha256");
     let mut own = Vec::new();
+    if !blob_dir.exists() {
+        return Ok(own);
+    }
     for e in std::fs::read_dir(&blob_dir).map_err(UpdateError::io("read", &blob_dir))?.filter_map(Result::ok) {
         let (name, from) = (e.file_name(), e.path());
         own.push((name.clone(), e.metadata().map(|m| m.len()).unwrap_or(0)));
@@ -247,11 +267,11 @@ fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString,
 fn check_needed(
     bundle: &Path,
     staged: &dyn BlobSource,
-    manifest: &BundleManifest,
+    platforms: &[String],
     carried: &BTreeSet<Digest>,
 ) -> Result<(), UpdateError> {
     let needed = reachable(
-        &images(staged, &manifest.platforms)
+        &images(staged, platforms)
             .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
     );
     for digest in needed.keys() {

@@ -7,10 +7,12 @@ mod bundle;
 pub mod delta;
 mod delta_apply;
 mod diff;
+mod pull;
 
 pub use apply::{ApplySummary, apply};
 pub use bundle::{BundleSummary, bundle};
 pub use diff::{Blob, DiffReport, ImageDiff, PlatformDiff, diff, parse_size, render_diff};
+pub use pull::{PullSummary, pull};
 
 use crate::error::UpdateError;
 use crate::oci::digest::Digest;

@@ -581,3 +581,62 @@ fn a_registry_that_lies_about_a_base_is_refused_with_exit_2() {
         assert!(!cached.exists(), "the lie was cached");
     }
 }
+
+/// Every file of a layout (index.json, oci-layout and each blob), by name.
+fn layout_files(layout: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> =
+        ["index.json", "oci-layout"].iter().map(|n| (n.to_string(), std::fs::read(layout.join(n)).unwrap())).collect();
+    let mut blobs: Vec<_> =
+        std::fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
+    blobs.sort();
+    out.extend(
+        blobs.iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())),
+    );
+    out
+}
+
+#[test]
+fn a_device_pulls_only_what_it_lacks_and_goes_on_after_a_cut() {
+    let f = built(Some(4 << 20));
+    let reg = Registry::start();
+    pushed(&push(&f, &format!("{}/kiln/greet:1", reg.addr()), &[]).output().unwrap());
+    let pull = |addr: &str, tag: &str, args: &[&str]| {
+        kiln()
+            .current_dir(f.path())
+            .env("KILN_CACHE_DIR", f.cache_path())
+            .args(["pull", "--json", &format!("{addr}/kiln/greet:{tag}"), "--to", "device"])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    // The blob fetched last stalls past the timeout: the pull fails and writes no layout.
+    let mut all: Vec<String> = image_blobs(&f.out()).into_iter().collect();
+    all.extend(
+        std::fs::read_dir(f.out().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| format!("sha256:{}", e.unwrap().file_name().to_string_lossy())),
+    );
+    all.sort();
+    let last: &'static str = Box::leak(format!("/blobs/{}", all.last().unwrap()).into_boxed_str());
+    let stall =
+        Fault { method: "GET", path_contains: last, min_body: 0, action: Action::Stall(Duration::from_secs(5)) };
+    let proxy = FaultProxy::start(&reg.addr(), vec![stall]);
+    let o = pull(&proxy.addr(), "1", &["--timeout", "1s", "--tries", "1"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_eq!(proxy.fired().len(), 1);
+    assert!(!f.path().join("device").join("index.json").exists(), "a cut pull wrote a layout");
+    // The next run goes on where it stopped.
+    let s = summary(&pull(&reg.addr(), "1", &[]));
+    let blobs = s["blobs"].as_u64().unwrap();
+    assert_eq!((s["downloaded"].as_u64(), s["resumed"].as_u64()), (Some(1), Some(blobs - 1)), "{s}");
+    assert!(layout_files(&f.path().join("device")) == layout_files(&f.out()), "the device does not hold the release");
+
+    // A new release: only what changed comes down, and what it no longer uses goes.
+    f.write("dist/amd64/info.txt", "built again for amd64\n");
+    summary(&f.build());
+    pushed(&push(&f, &format!("{}/kiln/greet:2", reg.addr()), &[]).output().unwrap());
+    let s = summary(&pull(&reg.addr(), "2", &[]));
+    // The image index, the amd64 manifest, its config and its changed layer.
+    assert_eq!((s["downloaded"].as_u64(), s["pruned"].as_u64()), (Some(4), Some(4)), "{s}");
+    assert!(layout_files(&f.path().join("device")) == layout_files(&f.out()), "the device does not hold release 2");
+}
