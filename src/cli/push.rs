@@ -111,18 +111,33 @@ pub(crate) fn report(pushed: &[PushSummary], to_stderr: bool) {
 
 pub(crate) fn run(
     layout: &str,
-    reference: &str,
+    (reference, delta_from): (&str, Option<&str>),
     tags: &[String],
     args: &RegistryArgs,
-    json: bool,
-    quiet: bool,
+    (json, quiet): (bool, bool),
 ) -> Result<ExitCode, Failure> {
     let (dir, image) = split_layout(layout);
     let pushed = push(&dir, image.as_deref(), reference, tags, args, quiet)?;
+    let mut deltas = Vec::new();
+    if let Some(old) = delta_from {
+        let (old, opts) = (kiln::inputs::registry::Release::parse(old), args.options()?);
+        for p in &pushed {
+            let named = kiln::oci::reference::expand_image(reference, &p.image);
+            let target = kiln::oci::reference::Reference::parse(&named).map_err(kiln::error::RegistryError::from)?;
+            deltas.push(kiln::update::registry_deltas::push_deltas((&dir, &p.image), &old, &target, &opts)?);
+        }
+    }
     if json {
-        print!("{}", kiln::oci::canonical::to_pretty(&serde_json::json!({ "pushed": pushed })));
+        let v = serde_json::json!({ "pushed": pushed, "deltas": deltas });
+        print!("{}", kiln::oci::canonical::to_pretty(&v));
     } else if !quiet {
         report(&pushed, false);
+        for d in &deltas {
+            println!(
+                "  attached {} delta(s) in {} artifact(s): {} bytes for {} bytes of layers",
+                d.deltas, d.artifacts, d.delta_bytes, d.layer_bytes
+            );
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

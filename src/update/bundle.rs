@@ -70,7 +70,7 @@ pub fn bundle(
     let (provides, requires): (Blobs, Blobs) =
         needed.iter().partition(|(d, _)| !had.contains_key(*d) || !have.has_blob(d));
     let lacking: std::collections::BTreeMap<Digest, u64> = provides.iter().map(|(d, s)| ((*d).clone(), **s)).collect();
-    let deltas = if with_deltas { make_deltas(have, want, platforms, &lacking)? } else { Vec::new() };
+    let deltas = if with_deltas { super::delta::worth_sending(have, want, platforms, &lacking)? } else { Vec::new() };
     let provides: Blobs = provides.into_iter().filter(|(d, _)| !deltas.iter().any(|(e, _)| e.layer == **d)).collect();
     let manifest = BundleManifest {
         bundle_format: if deltas.is_empty() { BUNDLE_FORMAT } else { DELTA_FORMAT },
@@ -129,45 +129,6 @@ fn compress_file(file: &Path) -> Result<(), UpdateError> {
     }
     tmp.persist(file).map_err(|e| io(e.error))?;
     Ok(())
-}
-
-/// The deltas worth sending: for each layer the device lacks that has a layer of the same key
-/// on the device, the patch between their tars, when it is smaller than the layer.
-fn make_deltas(
-    have: &dyn crate::store::BlobSource,
-    want: &dyn crate::store::BlobSource,
-    platforms: &[String],
-    lacking: &std::collections::BTreeMap<Digest, u64>,
-) -> Result<Vec<(super::delta::DeltaEntry, Vec<u8>)>, UpdateError> {
-    use super::delta;
-    let mut out = Vec::new();
-    for (old, new, diff_id, compression) in delta::pairs(have, want, platforms, lacking)? {
-        if delta::parse_compression(&compression).is_none() {
-            continue;
-        }
-        let (old_tar, new_tar) = (delta::unpack(have, &old)?, delta::unpack(want, &new)?);
-        if Digest::of(&new_tar) != diff_id {
-            return Err(refuse(
-                &want.blob_name(&new.digest),
-                format!("its tar is not the diff_id {diff_id} its image records"),
-            ));
-        }
-        let patch = delta::make(&old_tar, &new_tar)
-            .map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
-        if (patch.len() as u64) < new.size {
-            let entry = delta::DeltaEntry {
-                layer: new.digest.clone(),
-                size: new.size,
-                from: old.digest.clone(),
-                diff_id,
-                tar_size: new_tar.len() as u64,
-                compression,
-                compressor: delta::compressor(),
-            };
-            out.push((entry, patch));
-        }
-    }
-    Ok(out)
 }
 
 /// `kiln-bundle.json`, refused when its format is not the one this kiln reads or when it does

@@ -117,7 +117,9 @@ pub fn pairs(
 ) -> Result<Vec<(walk::Blob, walk::Blob, Digest, String)>, UpdateError> {
     let had = walk::images_present(have, None, platforms)?;
     let mut out = Vec::new();
-    for image in walk::images_for(want, None, platforms)? {
+    let wanted = walk::images_for(want, None, platforms)?;
+    let single = wanted.len() == 1;
+    for image in wanted {
         let compression = image
             .index
             .as_ref()
@@ -125,7 +127,10 @@ pub fn pairs(
             .and_then(|a| a.get(crate::oci::annotation::ANNOTATION_COMPRESSION))
             .cloned()
             .unwrap_or_default();
-        let Some(old_image) = had.iter().find(|o| o.name == image.name) else { continue };
+        // The image of the same name; a release of one image against another of one image
+        // (a registry names it after its repository) pairs them whatever their names.
+        let same = had.iter().find(|o| o.name == image.name);
+        let Some(old_image) = same.or_else(|| (had.len() == 1 && single).then(|| &had[0])) else { continue };
         for p in &image.platforms {
             let Some(old_p) = old_image.platforms.iter().find(|o| o.platform == p.platform) else { continue };
             let (keys, _) = image.layer_keys(want, p)?;
@@ -167,6 +172,44 @@ pub fn patch_sizes(
             .map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
         if (patch.len() as u64) < new.size {
             out.insert(new.digest, patch.len() as u64);
+        }
+    }
+    Ok(out)
+}
+
+/// The deltas worth sending: for each layer the device lacks that has a layer of the same key
+/// on the device, the patch between their tars, when it is smaller than the layer.
+pub fn worth_sending(
+    have: &dyn BlobSource,
+    want: &dyn BlobSource,
+    platforms: &[String],
+    lacking: &BTreeMap<Digest, u64>,
+) -> Result<Vec<(DeltaEntry, Vec<u8>)>, UpdateError> {
+    let mut out = Vec::new();
+    for (old, new, diff_id, compression) in pairs(have, want, platforms, lacking)? {
+        if parse_compression(&compression).is_none() {
+            continue;
+        }
+        let (old_tar, new_tar) = (unpack(have, &old)?, unpack(want, &new)?);
+        if Digest::of(&new_tar) != diff_id {
+            return Err(super::refuse(
+                &want.blob_name(&new.digest),
+                format!("its tar is not the diff_id {diff_id} its image records"),
+            ));
+        }
+        let patch =
+            make(&old_tar, &new_tar).map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
+        if (patch.len() as u64) < new.size {
+            let entry = DeltaEntry {
+                layer: new.digest.clone(),
+                size: new.size,
+                from: old.digest.clone(),
+                diff_id,
+                tar_size: new_tar.len() as u64,
+                compression,
+                compressor: compressor(),
+            };
+            out.push((entry, patch));
         }
     }
     Ok(out)

@@ -8,6 +8,7 @@ pub mod delta;
 mod delta_apply;
 mod diff;
 mod pull;
+pub mod registry_deltas;
 
 pub use apply::{ApplySummary, apply};
 pub use bundle::{BundleSummary, bundle};

@@ -27,6 +27,10 @@ pub struct PullSummary {
     pub resumed: usize,
     /// Blobs the layout held already.
     pub held: usize,
+    /// Layers rebuilt from deltas the registry attached (`kiln push --delta-from`) against
+    /// layers the layout holds, and the deltas' bytes.
+    pub deltas: usize,
+    pub delta_bytes: u64,
     /// Blobs the new release no longer uses, removed.
     pub pruned: usize,
 }
@@ -52,6 +56,18 @@ fn fetch(
     ))
 }
 
+/// Rebuilds a layer into `staging` from its delta `b` and the layout's layer `e.from`, checked
+/// as `kiln apply` checks it; an error leaves the layer to be downloaded whole.
+fn by_delta(
+    want: &dyn BlobSource,
+    (what, layout): (&Path, &Path),
+    (e, b): (&super::delta::DeltaEntry, &crate::store::Blob),
+    staging: &Staging,
+) -> Result<(), UpdateError> {
+    let mut r = want.open_blob(&b.digest)?;
+    super::delta_apply::receive_delta(what, (layout, e), staging, (&mut r, b.size))
+}
+
 /// Pulls `release` (for `platforms`; empty: all) into the layout `layout`, created when it
 /// does not exist.
 pub fn pull(
@@ -65,11 +81,27 @@ pub fn pull(
     let want = release.open(opts)?;
     let want = want.as_ref();
     let (index_json, _) = want.index()?;
-    let needed = reachable(&images(want, platforms)?);
+    let wanted = images(want, platforms)?;
+    let needed = reachable(&wanted);
+    let deltas = match release {
+        Release::Registry(r) => {
+            let src = crate::inputs::registry::RegistrySource::open(r, opts)
+                .map_err(|e| UpdateError::Store(crate::error::StoreError::Registry(Box::new(e))))?;
+            let subjects: Vec<_> =
+                wanted.iter().flat_map(|i| i.platforms.iter().map(|p| p.manifest.0.clone())).collect();
+            super::registry_deltas::deltas_for(&src, &subjects)?
+        }
+        Release::Layout(_) => Default::default(),
+    };
+    let what = PathBuf::from(match release {
+        Release::Registry(r) => r.to_string(),
+        Release::Layout(d) => d.display().to_string(),
+    });
     let have = LayoutDir::new(layout);
     let cas = registry_cache(cache);
     let staging = Staging::new(layout)?;
     let (mut downloaded, mut downloaded_bytes, mut resumed, mut held) = (0, 0, 0, 0);
+    let (mut delta_count, mut delta_bytes) = (0, 0);
     progress.start_transfer(needed.len() as u64);
     for (digest, size) in &needed {
         if have.stored_size(digest) == Some(*size) {
@@ -78,6 +110,16 @@ pub fn pull(
             continue;
         }
         let cached = crate::store::blob_path(&cas, digest);
+        if !cached.exists()
+            && let Some((e, b)) = deltas.get(digest)
+            && have.has_blob(&e.from)
+            && by_delta(want, (&what, layout), (e, b), &staging).is_ok()
+        {
+            delta_count += 1;
+            delta_bytes += b.size;
+            progress.blob_done("rebuilt from a delta", &digest.to_string(), b.size);
+            continue;
+        }
         let n = if std::fs::metadata(&cached).is_ok_and(|m| m.len() == *size) {
             resumed += 1;
             0
@@ -94,10 +136,15 @@ pub fn pull(
     }
     progress.finish();
     // Nothing counts as carried: every blob, the cache's too, is checked before the switch.
-    let what = PathBuf::from(match release {
-        Release::Registry(r) => r.to_string(),
-        Release::Layout(d) => d.display().to_string(),
-    });
     let (pruned, _) = install(&what, (layout, staging), (&index_json, platforms), &BTreeSet::new(), keep_unused)?;
-    Ok(PullSummary { blobs: needed.len(), downloaded, downloaded_bytes, resumed, held, pruned })
+    Ok(PullSummary {
+        blobs: needed.len(),
+        downloaded,
+        downloaded_bytes,
+        resumed,
+        held,
+        deltas: delta_count,
+        delta_bytes,
+        pruned,
+    })
 }

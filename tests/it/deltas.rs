@@ -164,3 +164,58 @@ fn a_tampered_delta_or_a_missing_old_layer_is_refused_and_the_layout_kept() {
     assert!(err.contains(&format!("lacks the layer sha256:{from}")), "{err}");
     assert!(files(&f.path().join("device")) == before, "the layout changed");
 }
+
+#[test]
+fn deltas_through_a_registry_reach_a_device_that_pulls() {
+    use crate::servers::Registry;
+    let f = two_releases("compression \"gzip\" level=6");
+    let reg = Registry::start();
+    let cmd = |args: &[&str]| {
+        let o = kiln().current_dir(f.path()).env("KILN_CACHE_DIR", f.cache_path()).args(args).output().unwrap();
+        summary(&o)
+    };
+    let (v1, v2) = (format!("{}/kiln/hello-rust:1", reg.addr()), format!("{}/kiln/hello-rust:2", reg.addr()));
+    cmd(&["push", "--json", "v1", &v1]);
+    let pushed = cmd(&["push", "--json", "v2", &v2, "--delta-from", &v1]);
+    assert_eq!(pushed["deltas"][0]["deltas"], 1, "{pushed}");
+    // skopeo sees release 2 as it was built.
+    let raw = run(Command::new(require("skopeo")).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{v2}"),
+    ]));
+    let index: Value = serde_json::from_slice(&std::fs::read(f.path().join("v2/index.json")).unwrap()).unwrap();
+    use sha2::Digest;
+    assert_eq!(
+        format!("sha256:{:x}", sha2::Sha256::digest(raw.as_bytes())),
+        index["manifests"][0]["digest"].as_str().unwrap()
+    );
+
+    // A device on release 1 pulls release 2: the changed layer comes as its delta.
+    let device = tempfile::tempdir().unwrap();
+    let to = device.path().join("layout").display().to_string();
+    let pull = |r: &str, cache: &Path| {
+        let o = kiln()
+            .current_dir(f.path())
+            .env("KILN_CACHE_DIR", cache)
+            .args(["pull", "--json", r, "--to", &to])
+            .output()
+            .unwrap();
+        summary(&o)
+    };
+    pull(&v1, device.path());
+    // The changed layer: the one large blob of release 2 that release 1 lacks.
+    let old: Vec<String> = files(&f.path().join("v1")).into_iter().map(|(n, _)| n).collect();
+    let (layer, _) =
+        files(&f.path().join("v2")).into_iter().find(|(n, b)| !old.contains(n) && b.len() > 10_000).unwrap();
+    let before = reg.requests().len();
+    let s = pull(&v2, &device.path().join("cache"));
+    assert_eq!(s["deltas"], 1, "{s}");
+    let sent = s["downloaded_bytes"].as_u64().unwrap() + s["delta_bytes"].as_u64().unwrap();
+    let whole: u64 = pushed["pushed"][0]["uploaded_bytes"].as_u64().unwrap();
+    assert!(sent * 20 <= whole, "the device got {sent} bytes, the layers are {whole}");
+    assert!(files(&device.path().join("layout")) == files(&f.path().join("v2")), "the device does not hold release 2");
+    let layer_gets = reg.requests()[before..].iter().filter(|e| e.method == "GET" && e.path.ends_with(&layer)).count();
+    assert_eq!(layer_gets, 0, "the device downloaded the whole layer too:\n{}", reg.log());
+}

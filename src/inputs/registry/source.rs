@@ -86,6 +86,43 @@ impl RegistrySource {
         Ok(RegistrySource { client, name: PathBuf::from(r.to_string()), reference: r.clone(), top, top_bytes: bytes })
     }
 
+    /// The manifests that name `subject` as theirs, each with its `artifactType`: from the
+    /// referrers API, else from the referrers tag (`sha256-HEX`) registries without it keep,
+    /// else none.
+    pub fn referrers(&self, subject: &Digest) -> Result<Vec<(Blob, Option<String>)>, StoreError> {
+        let repo = &self.reference.repository;
+        let mut found = None;
+        for path in
+            [format!("/v2/{repo}/referrers/{subject}"), format!("/v2/{repo}/manifests/sha256-{}", subject.hex())]
+        {
+            match fetch(&self.client, &self.reference, &path, true) {
+                Ok((bytes, _)) => {
+                    found = Some(bytes);
+                    break;
+                }
+                Err(RegistryError::Refused { status: 404, .. }) => {}
+                Err(e) => return Err(self.error(e)),
+            }
+        }
+        let Some(bytes) = found else { return Ok(Vec::new()) };
+        let v: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| StoreError::InvalidLayout {
+            path: self.name.clone(),
+            reason: format!("its referrers: {e}"),
+        })?;
+        let list = v.get("manifests").and_then(serde_json::Value::as_array).cloned().unwrap_or_default();
+        Ok(list
+            .iter()
+            .filter_map(|m| {
+                let blob = Blob {
+                    digest: m.get("digest")?.as_str()?.parse().ok()?,
+                    size: m.get("size")?.as_u64()?,
+                    media_type: m.get("mediaType")?.as_str()?.to_string(),
+                };
+                Some((blob, m.get("artifactType").and_then(serde_json::Value::as_str).map(str::to_string)))
+            })
+            .collect())
+    }
+
     fn error(&self, e: RegistryError) -> StoreError {
         StoreError::Registry(Box::new(e))
     }

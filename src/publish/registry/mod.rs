@@ -5,8 +5,9 @@
 mod hints;
 mod layout;
 pub mod push;
-mod upload;
+pub mod upload;
 
 pub use crate::inputs::registry::{AuthSource, Client, Credentials, Options};
 pub use layout::{check_targets, push_layout};
-pub use push::{PushJob, PushSummary, push};
+pub use push::{PushJob, PushSummary, push, put_manifest};
+pub use upload::{Outcome, push_blob};

@@ -122,7 +122,13 @@ fn push_blobs(
 
 /// Puts a manifest or an index at `reference` (a digest or a tag), checking the digest the
 /// registry says it stored.
-fn put_manifest(c: &Client, repo: &str, reference: &str, media_type: &str, bytes: &[u8]) -> Result<(), RegistryError> {
+pub fn put_manifest(
+    c: &Client,
+    repo: &str,
+    reference: &str,
+    media_type: &str,
+    bytes: &[u8],
+) -> Result<(), RegistryError> {
     let url = c.url(&format!("/v2/{repo}/manifests/{reference}"));
     let scope = format!("repository:{repo}:pull,push");
     let what = format!("manifest {reference}");
