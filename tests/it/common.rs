@@ -268,6 +268,20 @@ pub fn copy_project(from: &Path, to: &Path) {
     }
 }
 
+/// Every file of a layout (index.json, oci-layout and each blob), by name: two layouts that
+/// hold the same release compare equal.
+pub fn layout_files(layout: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut out: Vec<(String, Vec<u8>)> =
+        ["index.json", "oci-layout"].iter().map(|n| (n.to_string(), std::fs::read(layout.join(n)).unwrap())).collect();
+    let mut blobs: Vec<_> =
+        std::fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
+    blobs.sort();
+    out.extend(
+        blobs.iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())),
+    );
+    out
+}
+
 /// The repository's own directory (examples, templates, book).
 pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))

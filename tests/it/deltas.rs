@@ -45,19 +45,6 @@ fn apply(f: &Fixture, bundle: &str, to: &str) -> std::process::Output {
     kiln().current_dir(f.path()).args(["apply", bundle, "--to", to]).output().unwrap()
 }
 
-/// Every file of a layout (index.json, oci-layout and each blob), by name.
-fn files(layout: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> =
-        ["index.json", "oci-layout"].iter().map(|n| (n.to_string(), std::fs::read(layout.join(n)).unwrap())).collect();
-    let mut blobs: Vec<_> =
-        std::fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
-    blobs.sort();
-    out.extend(
-        blobs.iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())),
-    );
-    out
-}
-
 #[test]
 fn a_one_line_change_ships_as_a_delta_that_rebuilds_the_exact_layout() {
     for compression in ["compression \"gzip\" level=6", "compression \"zstd\" level=3"] {
@@ -86,7 +73,10 @@ fn a_one_line_change_ships_as_a_delta_that_rebuilds_the_exact_layout() {
         run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
         let o = apply(&f, "delta.tar", "device");
         assert!(o.status.success(), "{compression}: {}", stderr(&o));
-        assert!(files(&f.path().join("device")) == files(&f.path().join("v2")), "{compression}: not the new layout");
+        assert!(
+            layout_files(&f.path().join("device")) == layout_files(&f.path().join("v2")),
+            "{compression}: not the new layout"
+        );
         // oci-image-tool and umoci read gzip layers; a zstd release is read by skopeo.
         if compression.contains("gzip") {
             let device = f.path().join("device").display().to_string();
@@ -145,11 +135,11 @@ fn a_tampered_delta_or_a_missing_old_layer_is_refused_and_the_layout_kept() {
     for bad in ["flipped.tar", "packed-flipped.tar", "cut.tar"] {
         run(Command::new("rm").arg("-rf").arg(f.path().join("device")));
         run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
-        let before = files(&f.path().join("device"));
+        let before = layout_files(&f.path().join("device"));
         let o = apply(&f, bad, "device");
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", stderr(&o));
         assert!(stderr(&o).contains("kiln::update::refused"), "{bad}: {}", stderr(&o));
-        assert!(files(&f.path().join("device")) == before, "{bad}: the layout changed");
+        assert!(layout_files(&f.path().join("device")) == before, "{bad}: the layout changed");
     }
 
     // A device that lacks the old layer the delta applies to.
@@ -157,12 +147,12 @@ fn a_tampered_delta_or_a_missing_old_layer_is_refused_and_the_layout_kept() {
     run(Command::new("cp").arg("-a").arg(f.path().join("v1")).arg(f.path().join("device")));
     let from = entry["from"].as_str().unwrap().trim_start_matches("sha256:");
     std::fs::remove_file(f.path().join("device/blobs/sha256").join(from)).unwrap();
-    let before = files(&f.path().join("device"));
+    let before = layout_files(&f.path().join("device"));
     let o = apply(&f, "delta.tar", "device");
     assert_eq!(o.status.code(), Some(2));
     let err = stderr(&o).split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ");
     assert!(err.contains(&format!("lacks the layer sha256:{from}")), "{err}");
-    assert!(files(&f.path().join("device")) == before, "the layout changed");
+    assert!(layout_files(&f.path().join("device")) == before, "the layout changed");
 }
 
 #[test]
@@ -206,16 +196,19 @@ fn deltas_through_a_registry_reach_a_device_that_pulls() {
     };
     pull(&v1, device.path());
     // The changed layer: the one large blob of release 2 that release 1 lacks.
-    let old: Vec<String> = files(&f.path().join("v1")).into_iter().map(|(n, _)| n).collect();
+    let old: Vec<String> = layout_files(&f.path().join("v1")).into_iter().map(|(n, _)| n).collect();
     let (layer, _) =
-        files(&f.path().join("v2")).into_iter().find(|(n, b)| !old.contains(n) && b.len() > 10_000).unwrap();
+        layout_files(&f.path().join("v2")).into_iter().find(|(n, b)| !old.contains(n) && b.len() > 10_000).unwrap();
     let before = reg.requests().len();
     let s = pull(&v2, &device.path().join("cache"));
     assert_eq!(s["deltas"], 1, "{s}");
     let sent = s["downloaded_bytes"].as_u64().unwrap() + s["delta_bytes"].as_u64().unwrap();
     let whole: u64 = pushed["pushed"][0]["uploaded_bytes"].as_u64().unwrap();
     assert!(sent * 20 <= whole, "the device got {sent} bytes, the layers are {whole}");
-    assert!(files(&device.path().join("layout")) == files(&f.path().join("v2")), "the device does not hold release 2");
+    assert!(
+        layout_files(&device.path().join("layout")) == layout_files(&f.path().join("v2")),
+        "the device does not hold release 2"
+    );
     let layer_gets = reg.requests()[before..].iter().filter(|e| e.method == "GET" && e.path.ends_with(&layer)).count();
     assert_eq!(layer_gets, 0, "the device downloaded the whole layer too:\n{}", reg.log());
 }

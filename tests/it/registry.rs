@@ -582,19 +582,6 @@ fn a_registry_that_lies_about_a_base_is_refused_with_exit_2() {
     }
 }
 
-/// Every file of a layout (index.json, oci-layout and each blob), by name.
-fn layout_files(layout: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out: Vec<(String, Vec<u8>)> =
-        ["index.json", "oci-layout"].iter().map(|n| (n.to_string(), std::fs::read(layout.join(n)).unwrap())).collect();
-    let mut blobs: Vec<_> =
-        std::fs::read_dir(layout.join("blobs/sha256")).unwrap().map(|e| e.unwrap().path()).collect();
-    blobs.sort();
-    out.extend(
-        blobs.iter().map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(p).unwrap())),
-    );
-    out
-}
-
 #[test]
 fn a_device_pulls_only_what_it_lacks_and_goes_on_after_a_cut() {
     let f = built(Some(4 << 20));
