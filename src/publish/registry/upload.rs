@@ -180,9 +180,10 @@ impl Upload<'_> {
             let mut body = (&mut r).take(self.blob.size);
             self.c.send(Method::PUT, &url, &headers, Body::Stream(&mut body, self.blob.size), &self.scope)
         };
-        // A damaged blob is named as such, whatever the registry made of it.
+        // A blob the registry took is checked as it was read; one it refused (a damaged blob
+        // is `DIGEST_INVALID`), with the rest unread, is left to the registry's own message.
         if let Ok(answer) = &sent
-            && answer.status().as_u16() != 401
+            && matches!(answer.status().as_u16(), 201 | 204)
         {
             check_stream(self.src, self.blob, r)?;
         }
