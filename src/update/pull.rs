@@ -112,6 +112,10 @@ pub fn pull(
         let cached = crate::store::blob_path(&cas, digest);
         if !cached.exists()
             && let Some((e, b)) = deltas.get(digest)
+            // The artifact's word is the registry's: a delta is taken only for the size the
+            // manifest gives the layer, and only when it is smaller than the layer.
+            && e.size == *size
+            && b.size < *size
             && have.has_blob(&e.from)
             && by_delta(want, (&what, layout), (e, b), &staging).is_ok()
         {
