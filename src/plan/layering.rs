@@ -23,7 +23,7 @@ pub struct Unit {
     pub entries: Vec<Entry>,
 }
 
-fn under(path: &str, prefix: &str) -> bool {
+pub(crate) fn under(path: &str, prefix: &str) -> bool {
     let p = path.trim_end_matches('/');
     let pre = prefix.trim_end_matches('/');
     pre.is_empty() || p == pre || p.starts_with(&format!("{pre}/"))
@@ -88,6 +88,11 @@ pub fn reason(key: &str) -> String {
         "a layer of the base image, reused as it is: below everything the recipe adds".into()
     } else if key.starts_with("base ") {
         "part of the distroless base (pinned Debian packages): below everything the recipe adds".into()
+    } else if let Some(images) = key.strip_prefix("shared ") {
+        let images = images.split(',').collect::<Vec<_>>().join(", ");
+        format!(
+            "files that the images {images} all hold (same path, content, mode and owner) and no other image of the recipe does: one layer they share, below their own files"
+        )
     } else if key == "config" {
         "small files the recipe writes itself: one layer, stacked last because it changes most often".into()
     } else if let Some(name) = key.strip_prefix("layer ") {

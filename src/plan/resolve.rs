@@ -10,6 +10,7 @@ pub(super) mod go;
 mod layers;
 mod needs;
 pub(super) mod rust;
+pub mod share;
 mod user;
 
 use self::layers::{layer_over, unit};
@@ -104,7 +105,9 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         previous: opts.previous.as_ref(),
         named: &recipe.layers.named,
         budget: recipe.layers.budget.unwrap_or(DEFAULT_LAYER_BUDGET),
+        sharing: share::Sharing::default(),
     };
+    r.sharing = r.sharing(recipe, recipe.layers.share_min.unwrap_or(share::DEFAULT_SHARE_MIN));
     let mut images = Vec::new();
     for (spec, platforms) in selected(recipe, opts) {
         images.push(r.image(spec, &platforms, epoch, compression));
@@ -138,11 +141,13 @@ struct Placed {
     entries: Vec<Entry>,
     /// Name and history line of the node's own layer, for per-platform nodes.
     layer: Option<(String, String)>,
+    /// The key of the shared layer these files go to, when other images hold them too.
+    share: Option<String>,
 }
 
 impl Placed {
     fn shared(entries: Vec<Entry>) -> Placed {
-        Placed { entries, layer: None }
+        Placed { entries, layer: None, share: None }
     }
 }
 
@@ -163,6 +168,8 @@ struct Resolver<'a> {
     previous: Option<&'a BTreeMap<(String, Platform), Vec<String>>>,
     named: &'a [NamedLayer],
     budget: usize,
+    /// Which files go to layers shared with other images.
+    sharing: share::Sharing,
     problems: Vec<Problem>,
     /// The toolchain facts gathered before planning.
     facts: &'a Facts,
@@ -331,12 +338,14 @@ impl Resolver<'_> {
                     placed.push((i, p));
                 }
             }
+            let mut placed = self.sharing.split(placed, &spec.contents);
             let mut config = config.clone();
             let (mut layers, view) = self.base_layers(spec, platform, &mut config, compression, epoch);
             self.follow_base_links(spec, &view, &mut placed);
             self.check_conflicts(spec, &placed);
             self.settle_user(spec, &view, &placed, &mut config);
-            let units: Vec<Unit> = placed.into_iter().filter_map(|(i, p)| unit(&spec.contents[i], p)).collect();
+            let mut units: Vec<Unit> = placed.into_iter().filter_map(|(i, p)| unit(&spec.contents[i], p)).collect();
+            units.sort_by_key(share::below_own);
             let previous = self.previous.and_then(|m| m.get(&(spec.name.value.clone(), platform))).map(Vec::as_slice);
             layers.extend(
                 assign(units, self.named, previous).into_iter().map(|u| layer_over(u, compression, epoch, &view)),

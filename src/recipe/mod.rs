@@ -195,10 +195,12 @@ impl Recipe {
     }
 }
 
-/// The recipe's `layers { budget N; layer "NAME" { path …; volatility … } }` block.
+/// The recipe's `layers { budget N; share-min BYTES; layer "NAME" { path …; volatility … } }` block.
 #[derive(Debug, Clone, Default)]
 pub struct LayerRules {
     pub budget: Option<usize>,
+    /// The fewest bytes of files that images hold alike for kiln to give them a shared layer.
+    pub share_min: Option<u64>,
     pub named: Vec<NamedLayer>,
 }
 

@@ -33,5 +33,6 @@ mod runtimes;
 mod rust_cross;
 mod security;
 mod servers;
+mod sharing;
 mod suite;
 mod updates;

@@ -277,6 +277,6 @@ impl Resolver<'_> {
         if !self.c.iter().any(|b| b.id == build.id) {
             self.c.push(build);
         }
-        Some(Placed { entries: vec![entry], layer: Some(layer) })
+        Some(Placed { entries: vec![entry], layer: Some(layer), share: None })
     }
 }

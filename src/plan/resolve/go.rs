@@ -179,7 +179,7 @@ impl Resolver<'_> {
         if !self.go.iter().any(|b| b.id == build.id) {
             self.go.push(build);
         }
-        Some(Placed { entries: vec![entry], layer: Some(layer) })
+        Some(Placed { entries: vec![entry], layer: Some(layer), share: None })
     }
 
     /// The number and hash of a module's files, hashed once per module.

@@ -75,6 +75,9 @@ pub(super) fn unit(content: &Content, placed: Placed) -> Option<Unit> {
     if placed.entries.is_empty() {
         return None;
     }
+    if let Some(key) = placed.share {
+        return Some(super::share::shared_unit(key, placed.entries));
+    }
     let (key, name, created_by, volatility) = match content {
         Content::File { .. } => (
             "config".to_string(),

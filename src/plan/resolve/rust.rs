@@ -77,7 +77,7 @@ impl<'a> Resolver<'a> {
         if !self.rust.iter().any(|b| b.id == build.id) {
             self.rust.push(build);
         }
-        Some(Placed { entries: vec![entry], layer: Some(layer) })
+        Some(Placed { entries: vec![entry], layer: Some(layer), share: None })
     }
 
     /// The node's cargo manifest, which must exist.

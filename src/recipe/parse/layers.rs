@@ -1,4 +1,4 @@
-//! The `layers` block: the layer budget, and named layers that gather the files under some
+//! The `layers` block: the layer budget, the smallest shared layer, and named layers that gather the files under some
 //! paths, with how often they change.
 
 use super::Parser;
@@ -21,12 +21,21 @@ impl Parser {
                         rules.budget = Some(budget);
                     }
                 }
+                "share-min" => {
+                    self.no_children(child);
+                    self.no_props(child, &[]);
+                    if let Some(a) = self.arity(child, 1, "share-min 16384")
+                        && let Some(v) = self.uint(a[0], 1 << 40, "share-min")
+                    {
+                        rules.share_min = Some(v.value);
+                    }
+                }
                 "layer" => {
                     if let Some(layer) = self.layer(child, &rules.named) {
                         rules.named.push(layer);
                     }
                 }
-                _ => self.unknown(child, "`layers`", "budget, layer"),
+                _ => self.unknown(child, "`layers`", "budget, share-min, layer"),
             }
         }
         rules
