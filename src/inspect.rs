@@ -202,6 +202,31 @@ fn short(d: &Digest) -> String {
     format!("{}:{}", d.algorithm(), d.short_hex())
 }
 
+/// `svc1 and svc2 on every platform`, `svc1 (every platform), svc2 linux/amd64`: who uses a
+/// layer, by image.
+fn users_by_image(r: &LayoutReport, users: &[String]) -> String {
+    let mut by_image: Vec<(&str, Vec<&str>)> = Vec::new();
+    for u in users {
+        let (image, platform) = u.split_once(' ').unwrap_or((u.as_str(), ""));
+        match by_image.iter_mut().find(|(i, _)| *i == image) {
+            Some((_, ps)) => ps.push(platform),
+            None => by_image.push((image, vec![platform])),
+        }
+    }
+    let every = |image: &str, ps: &[&str]| {
+        r.images.iter().find(|i| i.name == image).is_some_and(|i| i.platforms.len() == ps.len() && ps.len() > 1)
+    };
+    if by_image.iter().all(|(i, ps)| every(i, ps)) {
+        let names: Vec<&str> = by_image.iter().map(|(i, _)| *i).collect();
+        return format!("{} on every platform", names.join(", "));
+    }
+    let parts: Vec<String> = by_image
+        .iter()
+        .map(|(i, ps)| if every(i, ps) { format!("{i} (every platform)") } else { format!("{i} {}", ps.join(", ")) })
+        .collect();
+    parts.join("; ")
+}
+
 /// Human-readable form of a report.
 pub fn render_text(r: &LayoutReport) -> String {
     let mut s = String::new();
@@ -226,7 +251,7 @@ pub fn render_text(r: &LayoutReport) -> String {
                 let shared = if users.len() == platform_count && platform_count > 1 {
                     "shared by every image and platform".to_string()
                 } else if users.len() > 1 {
-                    format!("shared by {}", users.join(", "))
+                    format!("shared by {}", users_by_image(r, users))
                 } else {
                     "not shared".to_string()
                 };

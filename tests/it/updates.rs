@@ -381,30 +381,33 @@ fn a_file_added_to_one_image_changes_only_that_image() {
     for p in platforms_of(&d, "docs") {
         assert_eq!((p["added"].as_array().unwrap().len(), p["removed"].as_array().unwrap().len()), (1, 0), "{p}");
     }
-    // The assets layer is one blob shared by all three images on every platform.
+    // The assets, which all three images copy, are one blob they share on every platform.
     let report: Value = serde_json::from_str(&run(kiln().args(["inspect", "--json"]).arg(fleet.path("v2")))).unwrap();
     let assets = report["images"][0]["platforms"][0]["layers"][0]["digest"].as_str().unwrap().to_string();
-    assert_eq!(report["images"][0]["platforms"][0]["layers"][0]["key"], "copy assets/ /srv/assets/");
+    assert_eq!(report["images"][0]["platforms"][0]["layers"][0]["key"], "shared api,docs,worker");
     assert_eq!(report["layers"][&assets]["used_by"].as_array().unwrap().len(), 9);
 }
 
 #[test]
 fn previous_keeps_the_layer_order_of_the_last_release() {
     let fleet = Fleet::new();
-    fleet.f.write("extra/readme.txt", "extra\n");
-    let two = RECIPE.replace("image \"docs\" {\n    base \"scratch\"\n    copy \"assets/\" \"/srv/assets/\"\n", "image \"docs\" {\n    base \"scratch\"\n    copy \"assets/\" \"/srv/assets/\"\n    copy \"extra/\" \"/srv/extra/\"\n");
+    fleet.f.write("extra/readme.txt", "extra\n").write("more/readme.txt", "more\n");
+    let (extra, more) = ("    copy \"extra/\" \"/srv/extra/\"\n", "    copy \"more/\" \"/srv/more/\"\n");
+    let docs = "image \"docs\" {\n    base \"scratch\"\n    copy \"assets/\" \"/srv/assets/\"\n";
+    let two = RECIPE.replace(docs, &format!("{docs}{extra}{more}"));
     fleet.f.recipe(&two);
     fleet.build("v1", None);
-    let swapped = two.replace(
-        "    copy \"assets/\" \"/srv/assets/\"\n    copy \"extra/\" \"/srv/extra/\"\n",
-        "    copy \"extra/\" \"/srv/extra/\"\n    copy \"assets/\" \"/srv/assets/\"\n",
-    );
-    fleet.f.recipe(&swapped);
+    fleet.f.recipe(&two.replace(&format!("{extra}{more}"), &format!("{more}{extra}")));
     fleet.build("v2", None);
     fleet.build("v3", Some("v1"));
     let keys = |out: &str| layer_keys(&fleet.path(out), "docs", "amd64");
-    assert_eq!(keys("v1"), ["copy assets/ /srv/assets/", "copy extra/ /srv/extra/"]);
-    assert_eq!(keys("v2"), ["copy extra/ /srv/extra/", "copy assets/ /srv/assets/"], "recipe order without --previous");
+    let shared = "shared api,docs,worker";
+    assert_eq!(keys("v1"), [shared, "copy extra/ /srv/extra/", "copy more/ /srv/more/"]);
+    assert_eq!(
+        keys("v2"),
+        [shared, "copy more/ /srv/more/", "copy extra/ /srv/extra/"],
+        "recipe order without --previous"
+    );
     assert_eq!(keys("v3"), keys("v1"), "--previous keeps the last release's order");
     let d = fleet.diff("v1", "v3");
     assert_eq!(d["total_bytes"], 0, "nothing to download: {d}");

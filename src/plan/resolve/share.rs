@@ -62,7 +62,11 @@ impl Resolver<'_> {
     /// Finds the groups of files that images of the recipe hold alike. Problems met on the
     /// way are left for the images' own planning to report (or not, for an image not built).
     pub(super) fn sharing(&mut self, recipe: &Recipe, share_min: u64) -> Sharing {
-        let (problems, reported) = (self.problems.len(), self.reported.clone());
+        if recipe.images.len() < 2 {
+            return Sharing::default();
+        }
+        let (problems, reported, ignore_error) =
+            (self.problems.len(), self.reported.clone(), self.kilnignore_error.clone());
         let mut held: BTreeMap<Vec<u8>, (BTreeSet<String>, u64)> = BTreeMap::new();
         for spec in &recipe.images {
             for c in spec.contents.iter().filter(|c| shareable(c)) {
@@ -75,6 +79,7 @@ impl Resolver<'_> {
         }
         self.problems.truncate(problems);
         self.reported = reported;
+        self.kilnignore_error = ignore_error;
         let mut groups: BTreeMap<Vec<String>, Group> = BTreeMap::new();
         for (id, (images, size)) in held.into_iter().filter(|(_, (images, _))| images.len() > 1) {
             let images: Vec<String> = images.into_iter().collect();
