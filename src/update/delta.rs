@@ -1,6 +1,7 @@
 //! Binary deltas between layers, for `kiln bundle --delta`: a layer the device lacks is sent
-//! as a zstd patch (`--patch-from`: the new tar compressed against the old tar as a prefix)
-//! when a layer of the same key is on the device and the patch is smaller. `kiln apply`
+//! as a patch against the layer of the same key on the device (zstd `--patch-from` or bsdiff,
+//! whichever is smaller: see [`super::patch`]) when there is one and the patch is smaller
+//! than the layer. `kiln apply`
 //! unpacks the old layer, rebuilds the new tar from the patch, checks it against the image's
 //! diff_id, compresses it as the image records (`dev.kiln.compression`) and checks the blob
 //! against its digest before anything is committed.
@@ -11,7 +12,7 @@ use crate::recipe::Compression;
 use crate::store::{BlobSource, walk};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 /// The most bytes of a tar a delta is made for or rebuilt into: a delta is made in memory.
 pub const MAX_TAR: u64 = 1 << 30;
@@ -31,6 +32,10 @@ pub struct DeltaEntry {
     /// How the layer is compressed (`zstd;level=3`, `gzip;level=6`), and by what.
     pub compression: String,
     pub compressor: String,
+    /// How the patch rebuilds the tar; left out for zstd, so that a kiln that knows only zstd
+    /// patches reads the entry, and refuses one it cannot apply.
+    #[serde(default, skip_serializing_if = "Method::is_zstd")]
+    pub method: Method,
 }
 
 /// What compresses layers here, as a delta records it: a device with another compressor may
@@ -49,35 +54,7 @@ pub fn parse_compression(s: &str) -> Option<Compression> {
     }
 }
 
-/// The window a patch needs: both tars in view.
-fn window_log(old: usize, new: usize) -> u32 {
-    let span = (old + new).max(1 << 20) as u64;
-    (64 - span.leading_zeros()).clamp(20, 31)
-}
-
-/// The patch that rebuilds `new` from `old`.
-pub fn make(old: &[u8], new: &[u8]) -> io::Result<Vec<u8>> {
-    use zstd::stream::raw::CParameter;
-    let mut z = zstd::stream::write::Encoder::with_ref_prefix(Vec::new(), 19, old)?;
-    z.set_parameter(CParameter::WindowLog(window_log(old.len(), new.len())))?;
-    z.set_parameter(CParameter::EnableLongDistanceMatching(true))?;
-    z.set_pledged_src_size(Some(new.len() as u64))?;
-    z.write_all(new)?;
-    z.finish()
-}
-
-/// Rebuilds a tar from `old` and a patch, refusing one that would be larger than `limit`.
-pub fn rebuild(old: &[u8], patch: &[u8], limit: u64) -> io::Result<Vec<u8>> {
-    use zstd::stream::raw::DParameter;
-    let mut d = zstd::stream::read::Decoder::with_ref_prefix(patch, old)?;
-    d.set_parameter(DParameter::WindowLogMax(31))?;
-    let mut out = Vec::new();
-    d.take(limit + 1).read_to_end(&mut out)?;
-    if out.len() as u64 > limit {
-        return Err(io::Error::other("the patch rebuilds more than the layer's tar"));
-    }
-    Ok(out)
-}
+pub use super::patch::{Method, make, rebuild};
 
 /// A layer's tar, unpacked from its blob (gzip or zstd, told by its first bytes), at most
 /// [`MAX_TAR`] bytes.
@@ -168,7 +145,7 @@ pub fn patch_sizes(
 ) -> Result<BTreeMap<Digest, u64>, UpdateError> {
     let mut out = BTreeMap::new();
     for (old, new, _, _) in pairs(have, want, platforms, lacking)? {
-        let patch = make(&unpack(have, &old)?, &unpack(want, &new)?)
+        let (_, patch) = make(&unpack(have, &old)?, &unpack(want, &new)?)
             .map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
         if (patch.len() as u64) < new.size {
             out.insert(new.digest, patch.len() as u64);
@@ -197,7 +174,7 @@ pub fn worth_sending(
                 format!("its tar is not the diff_id {diff_id} its image records"),
             ));
         }
-        let patch =
+        let (method, patch) =
             make(&old_tar, &new_tar).map_err(UpdateError::io("make a delta for", want.blob_name(&new.digest)))?;
         if (patch.len() as u64) < new.size {
             let entry = DeltaEntry {
@@ -208,6 +185,7 @@ pub fn worth_sending(
                 tar_size: new_tar.len() as u64,
                 compression,
                 compressor: compressor(),
+                method,
             };
             out.push((entry, patch));
         }
@@ -220,15 +198,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_patch_rebuilds_the_new_tar_and_is_small_for_a_small_change() {
-        let old: Vec<u8> = (0..400_000u32).flat_map(|i| (i.wrapping_mul(2_654_435_761) >> 7).to_le_bytes()).collect();
-        let mut new = old.clone();
-        new[123_456..123_470].copy_from_slice(b"a one-line fix");
-        let patch = make(&old, &new).unwrap();
-        assert!(patch.len() < new.len() / 100, "patch {} of {}", patch.len(), new.len());
-        assert_eq!(rebuild(&old, &patch, new.len() as u64).unwrap(), new);
-        assert!(rebuild(&old, &patch, 10).is_err(), "the limit holds");
-        assert!(rebuild(&old, &patch[..patch.len() / 2], new.len() as u64).is_err(), "a cut patch is refused");
+    fn compressions_read_as_images_record_them() {
         assert_eq!(parse_compression("zstd;level=3"), Some(Compression::Zstd { level: 3 }));
         assert_eq!(parse_compression("gzip;level=6"), Some(Compression::Gzip { level: 6 }));
     }

@@ -41,7 +41,7 @@ pub(super) fn receive_delta(
         ));
     }
     let old = unpack(&layout, &walk::Blob { digest: e.from.clone(), size: 0, media_type: String::new() })?;
-    let tar = rebuild(&old, &patch, e.tar_size)
+    let tar = rebuild(&old, &patch, e.method, e.tar_size)
         .map_err(|err| refuse(bundle, format!("its delta for {} does not apply: {err}", e.layer)))?;
     if tar.len() as u64 != e.tar_size || Digest::of(&tar) != e.diff_id {
         return Err(refuse(bundle, format!("its delta for {} rebuilds another tar than {}", e.layer, e.diff_id)));

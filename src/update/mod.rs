@@ -7,6 +7,7 @@ mod bundle;
 pub mod delta;
 mod delta_apply;
 mod diff;
+mod patch;
 mod pull;
 pub mod registry_deltas;
 
