@@ -81,6 +81,19 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
     groups
 }
 
+/// The prefix of a shared layer's key; the rest names the images that share it.
+pub const SHARED_PREFIX: &str = "shared ";
+
+/// A shared layer's key, from the names of the images that share it (sorted).
+pub fn shared_key(images: &[String]) -> String {
+    format!("{SHARED_PREFIX}{}", images.join(","))
+}
+
+/// The images a shared layer's key names.
+pub fn shared_images(key: &str) -> Option<Vec<&str>> {
+    key.strip_prefix(SHARED_PREFIX).map(|rest| rest.split(',').collect())
+}
+
 /// Why a layer with this key holds what it holds and stands where it does: the one wording
 /// `kiln plan` and `kiln inspect` share.
 pub fn reason(key: &str) -> String {
@@ -88,8 +101,8 @@ pub fn reason(key: &str) -> String {
         "a layer of the base image, reused as it is: below everything the recipe adds".into()
     } else if key.starts_with("base ") {
         "part of the distroless base (pinned Debian packages): below everything the recipe adds".into()
-    } else if let Some(images) = key.strip_prefix("shared ") {
-        let images = images.split(',').collect::<Vec<_>>().join(", ");
+    } else if let Some(images) = shared_images(key) {
+        let images = images.join(", ");
         format!(
             "files that the images {images} all hold (same path, content, mode and owner) and no other image of the recipe does: one layer they share, below their own files"
         )

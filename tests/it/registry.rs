@@ -47,19 +47,6 @@ fn built(big: Option<usize>) -> Fixture {
     f
 }
 
-/// `n` bytes no compressor shrinks (xorshift), different for each seed.
-fn noise(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..n)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 /// A rendered error as one line (miette wraps long messages).
 fn flat(s: &str) -> String {
     s.split_whitespace().filter(|w| *w != "|").collect::<Vec<_>>().join(" ")

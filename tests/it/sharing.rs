@@ -11,19 +11,6 @@ use std::path::Path;
 
 const IMAGES: [&str; 5] = ["svc1", "svc2", "svc3", "svc4", "svc5"];
 
-/// Incompressible bytes from a seed (xorshift), so that compression cannot hide a duplicate.
-fn noise(seed: u64, len: usize) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8
-        })
-        .collect()
-}
-
 fn recipe(layers: &str) -> String {
     let mut r =
         format!("kiln 1\n{layers}defaults {{\n    platforms \"linux/amd64\" \"linux/arm64\" \"linux/arm/v7\"\n}}\n");
@@ -51,9 +38,9 @@ fn fleet() -> Fixture {
     for (n, (path, holders, len)) in files.iter().enumerate() {
         for i in 1..=5usize {
             if holders.is_empty() {
-                f.write(&format!("svc{i}/{path}"), noise(100 + i as u64, *len));
+                f.write(&format!("svc{i}/{path}"), noise(*len, 100 + i as u64));
             } else if holders.contains(&i) {
-                f.write(&format!("svc{i}/{path}"), noise(n as u64, *len));
+                f.write(&format!("svc{i}/{path}"), noise(*len, n as u64));
             }
         }
     }
@@ -165,7 +152,7 @@ fn a_fleet_stores_each_shared_file_once_and_each_image_unpacks_to_its_own_files(
 
     // A file added to one image changes that image only; a file changed in one image of a
     // pair changes the pair only. --previous keeps the order of the last release.
-    f.write("svc3/maps/new.bin", noise(77, 40 << 10));
+    f.write("svc3/maps/new.bin", noise(40 << 10, 77));
     let v2 = build(&f, "v2", &["--previous", "v1"]);
     assert_eq!(changed(&v1, &v2), ["svc3"]);
     let d: Value =
@@ -175,7 +162,7 @@ fn a_fleet_stores_each_shared_file_once_and_each_image_unpacks_to_its_own_files(
     for p in svc3["platforms"].as_array().unwrap() {
         assert_eq!((p["added"].as_array().unwrap().len(), p["removed"].as_array().unwrap().len()), (1, 1), "{p}");
     }
-    f.write("svc4/maps/pair45.bin", noise(78, 200 << 10));
+    f.write("svc4/maps/pair45.bin", noise(200 << 10, 78));
     let v3 = build(&f, "v3", &["--previous", "v2"]);
     assert_eq!(changed(&v2, &v3), ["svc4", "svc5"]);
     assert_eq!(layer_keys(&f.path().join("v3"), "svc1", "amd64"), keys, "svc1 is untouched");

@@ -14,16 +14,13 @@
 
 use super::{Placed, Resolver};
 use crate::oci::platform::{Platform, has_placeholder};
-use crate::plan::layering::{Unit, Volatility, reason};
+use crate::plan::layering::{Unit, Volatility, reason, shared_images, shared_key};
 use crate::plan::{Entry, EntryKind};
 use crate::recipe::{Content, Recipe};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// The fewest bytes of files a group must hold to get a layer, unless the recipe says.
 pub const DEFAULT_SHARE_MIN: u64 = 16 << 10;
-
-/// The prefix of a shared layer's key; the rest names the images that share it.
-pub const SHARED_PREFIX: &str = "shared ";
 
 /// Which group each shared file is in: its identity → the group's key.
 #[derive(Debug, Default)]
@@ -46,16 +43,6 @@ fn identity(e: &Entry) -> Vec<u8> {
 /// Nodes whose files take part: platform-independent copies.
 fn shareable(c: &Content) -> bool {
     matches!(c, Content::Copy { src, .. } if !has_placeholder(&src.value))
-}
-
-/// A shared layer's key, from the names of the images that share it (sorted).
-pub fn shared_key(images: &[String]) -> String {
-    format!("{SHARED_PREFIX}{}", images.join(","))
-}
-
-/// The images a shared layer's key names.
-pub fn shared_images(key: &str) -> Option<Vec<&str>> {
-    key.strip_prefix(SHARED_PREFIX).map(|rest| rest.split(',').collect())
 }
 
 impl Resolver<'_> {
