@@ -235,6 +235,25 @@ pub enum UpdateError {
     Other(Box<BuildError>),
 }
 
+/// `kiln verify`: the rebuilds from a fresh checkout, and reading what they wrote.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum VerifyError {
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Io(IoError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Store(#[from] StoreError),
+    #[error("the {side} build of kiln verify failed ({status}):\n{stderr}")]
+    #[diagnostic(
+        code(kiln::verify::rebuild),
+        help(
+            "kiln verify builds a fresh copy of the recipe's directory with an empty cache; `kiln build` there shows the error in full"
+        )
+    )]
+    Rebuild { side: &'static str, status: String, stderr: String },
+}
+
 /// `Type::io(action, path)`: the `map_err` argument that names what failed on which path.
 macro_rules! io_constructor {
     ($($t:ident),*) => {$(
@@ -246,7 +265,7 @@ macro_rules! io_constructor {
         }
     )*};
 }
-io_constructor!(BuildError, InputsError, ToolchainError, StoreError, LayerError, UpdateError);
+io_constructor!(BuildError, InputsError, ToolchainError, StoreError, LayerError, UpdateError, VerifyError);
 
 /// A stage's error to and from [`BuildError`], for errors that pass through a blob's fill:
 /// one that comes back is unwrapped, not nested.

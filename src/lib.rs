@@ -10,6 +10,7 @@
 // No `unwrap()` on input-dependent paths (DESIGN.md, house rule 9): denied outside the tests.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod attest;
 pub mod base;
 pub(crate) mod baseview;
 pub mod build;
@@ -32,6 +33,7 @@ pub mod recipe;
 pub(crate) mod store;
 pub mod toolchain;
 pub mod update;
+pub mod verify;
 
 #[cfg(test)]
 mod pipeline_tests;

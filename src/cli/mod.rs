@@ -20,6 +20,7 @@ mod push;
 pub(crate) mod render;
 #[cfg(test)]
 mod rules;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use kiln::oci::platform::Platform;
@@ -223,6 +224,15 @@ enum Command {
         #[arg(long)]
         keep_unused: bool,
     },
+    /// Rebuild the recipe from fresh copies with empty caches under varied conditions (path,
+    /// umask, TZ, locale, HOME, clock, directory order) and compare, file by file, with a first
+    /// build or a published image. Exit 0 identical, 1 different.
+    Verify {
+        #[command(flatten)]
+        select: Select,
+        #[command(flatten)]
+        args: verify::VerifyArgs,
+    },
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
         /// The OCI layout directory.
@@ -338,5 +348,6 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Apply { bundle, to, keep_unused } => apply::run(&bundle, &to, keep_unused, quiet),
         Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),
+        Command::Verify { select, args } => verify::run(&select, &args, quiet),
     }
 }

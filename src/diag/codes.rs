@@ -28,6 +28,7 @@ macro_rules! codes {
 }
 
 codes! {
+    AttestKey = "kiln::attest::key",
     BuildOutputNotLayout = "kiln::build::output_not_layout",
     BuildSourceChanged = "kiln::build::source_changed",
     CliDuration = "kiln::cli::duration",
@@ -126,6 +127,7 @@ codes! {
     ToolchainTriple = "kiln::toolchain::triple",
     ToolchainUndeclaredInput = "kiln::toolchain::undeclared_input",
     UpdateRefused = "kiln::update::refused",
+    VerifyRebuild = "kiln::verify::rebuild",
 }
 
 impl fmt::Display for Code {

@@ -36,3 +36,4 @@ mod servers;
 mod sharing;
 mod suite;
 mod updates;
+mod verify;

@@ -27,11 +27,11 @@ const FLOORS: &[&[&str]] = &[
     // Runs the plan's build steps: the only code that spawns compilers.
     &["toolchain"],
     // Layers, images, and the publishers beyond the layout directory.
-    &["layer", "image", "publish"],
+    &["layer", "image", "publish", "attest"],
     // Executes a plan.
     &["build"],
     // Features that read what build wrote.
-    &["update", "inspect", "doctor", "init"],
+    &["update", "inspect", "doctor", "init", "verify"],
     // The command line, and the tests that drive the whole pipeline.
     &["cli", "pipeline_tests"],
 ];
