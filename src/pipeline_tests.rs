@@ -130,7 +130,7 @@ fn a_changed_input_is_named_and_moves_only_its_layers() {
     }
     let bundle = p.cache.path().join("update.tar");
     crate::update::bundle((&old, &new_release), &Options::default(), (&[], false), &bundle).unwrap();
-    crate::update::apply(&bundle, &old_out, false).unwrap();
+    crate::update::apply(&bundle, &old_out, false, None).unwrap();
     let applied = std::fs::read(old_out.join("index.json")).unwrap();
     assert_eq!(crate::oci::digest::sha256_digest(&applied), new.index_digest);
 }

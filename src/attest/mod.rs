@@ -10,6 +10,8 @@ pub mod cosign;
 pub mod dsse;
 pub mod keys;
 mod pem;
+pub mod referrers;
+pub mod signing;
 
 #[cfg(test)]
 mod openssl_tests;

@@ -4,8 +4,18 @@ use super::Failure;
 use std::path::Path;
 use std::process::ExitCode;
 
-pub(crate) fn run(bundle: &Path, to: &Path, keep_unused: bool, quiet: bool) -> Result<ExitCode, Failure> {
-    let s = kiln::update::apply(bundle, to, keep_unused)?;
+pub(crate) fn run(
+    bundle: &Path,
+    to: &Path,
+    (keep_unused, require): (bool, Option<&Path>),
+    quiet: bool,
+) -> Result<ExitCode, Failure> {
+    // The key is read before the bundle: a wrong key file changes nothing.
+    let key = match require {
+        Some(p) => Some(super::sign::public_key(p)?),
+        None => None,
+    };
+    let s = kiln::update::apply(bundle, to, keep_unused, key.as_ref())?;
     if !quiet {
         println!(
             "applied {} to {}: {} blobs checked and in place; {} unused blobs ({} bytes) removed",

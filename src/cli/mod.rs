@@ -20,6 +20,7 @@ mod push;
 pub(crate) mod render;
 #[cfg(test)]
 mod rules;
+mod sign;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -223,6 +224,10 @@ enum Command {
         /// Keep the blobs the new release no longer uses (by default they are removed).
         #[arg(long)]
         keep_unused: bool,
+        /// Refuse the bundle, changing nothing, unless every image index and manifest it
+        /// installs carries a signature by this public key (`kiln sign`).
+        #[arg(long, value_name = "PUB.pem")]
+        require_signature: Option<PathBuf>,
     },
     /// Rebuild the recipe from fresh copies with empty caches under varied conditions (path,
     /// umask, TZ, locale, HOME, clock, directory order) and compare, file by file, with a first
@@ -232,6 +237,42 @@ enum Command {
         select: Select,
         #[command(flatten)]
         args: verify::VerifyArgs,
+    },
+    /// Make an ECDSA P-256 key pair for signing: PREFIX.key (private, mode 0600) and PREFIX.pub.
+    Keygen {
+        /// The files' prefix.
+        #[arg(long, value_name = "PREFIX", default_value = "kiln")]
+        out: String,
+    },
+    /// Sign every image index and platform manifest of a layout (as cosign stores signatures:
+    /// referrer artifacts with a simple-signing payload), adding the signatures to the layout.
+    Sign {
+        /// The OCI layout.
+        layout: PathBuf,
+        /// The private key (PEM: PKCS#8 as openssl genpkey or kiln keygen write it, or SEC1).
+        #[arg(long, value_name = "KEY.pem")]
+        key: PathBuf,
+        /// Only this image.
+        #[arg(long)]
+        image: Option<String>,
+        /// Print what was signed as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check that every image index and platform manifest of a layout carries a signature
+    /// by the key. Exit 0 all signed, 1 anything unsigned or wrongly signed.
+    VerifySignature {
+        /// The OCI layout.
+        layout: PathBuf,
+        /// The public key (PEM, PUBLIC KEY).
+        #[arg(long, value_name = "PUB.pem")]
+        key: PathBuf,
+        /// Only this image.
+        #[arg(long)]
+        image: Option<String>,
+        /// Print the result as JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
@@ -346,8 +387,13 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Pull { reference, to, platforms, keep_unused, registry, json } => {
             push::run_pull(&reference, &to, (&platforms, keep_unused), &registry, (json, quiet))
         }
-        Command::Apply { bundle, to, keep_unused } => apply::run(&bundle, &to, keep_unused, quiet),
+        Command::Apply { bundle, to, keep_unused, require_signature } => {
+            apply::run(&bundle, &to, (keep_unused, require_signature.as_deref()), quiet)
+        }
         Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),
         Command::Verify { select, args } => verify::run(&select, &args, quiet),
+        Command::Keygen { out } => sign::run_keygen(&out, quiet),
+        Command::Sign { layout, key, image, json } => sign::run_sign(&layout, &key, image.as_deref(), json),
+        Command::VerifySignature { layout, key, image, json } => sign::run_check(&layout, &key, image.as_deref(), json),
     }
 }

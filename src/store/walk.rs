@@ -220,7 +220,8 @@ fn walk(
     let ref_name = |d: &Descriptor| d.annotations().as_ref().and_then(|a| a.get(ANNOTATION_REF_NAME)).cloned();
     let named: Vec<(Option<String>, String)> =
         top.manifests().iter().map(|d| (ref_name(d), d.digest().to_string())).collect();
-    for d in top.manifests() {
+    // Artifacts that refer to a manifest (signatures, SBOMs) are listed beside the images.
+    for d in top.manifests().iter().filter(|d| d.artifact_type().is_none()) {
         let listed = blob(dir, "index.json", d)?;
         let name = ref_name(d).unwrap_or_else(|| listed.digest.to_string());
         // `IMAGE:TAG` beside `IMAGE` at the same digest is a tag of that image, not another.

@@ -3,6 +3,8 @@
 
 use super::bundle::{BUNDLE_MANIFEST, BundleManifest, parse_manifest};
 use super::{held, images, reachable, refuse, release};
+use crate::attest::keys::PublicKey;
+use crate::attest::signing::Status;
 use crate::error::UpdateError;
 use crate::oci::digest::Digest;
 use crate::store::{BlobSink, BlobSource, LayoutDir, OCI_LAYOUT, Staging, walk};
@@ -185,7 +187,14 @@ fn check_received(bundle: &Path, layout: &Path, r: &Received) -> Result<(), Upda
 /// blob is checked against its digest, everything the new index needs must then be present,
 /// and only then does the layout change, in one rename. Blobs the new index does not reach
 /// (the previous release's) are left out, unless `keep_unused`: devices have small disks.
-pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<ApplySummary, UpdateError> {
+/// With `require`, every image index and manifest the layout will hold must carry a
+/// signature by that key, or nothing changes.
+pub fn apply(
+    bundle_file: &Path,
+    layout: &Path,
+    keep_unused: bool,
+    require: Option<&PublicKey>,
+) -> Result<ApplySummary, UpdateError> {
     // A crash between the two renames of a fallback swap parks the layout beside it.
     crate::store::recover(layout)?;
     let (digest, held_release) = release(&LayoutDir::new(layout))?;
@@ -194,7 +203,7 @@ pub fn apply(bundle_file: &Path, layout: &Path, keep_unused: bool) -> Result<App
     check_received(bundle_file, layout, &received)?;
     let Received { manifest, index_json, blobs } = received;
     let (pruned, pruned_bytes) =
-        install(bundle_file, (layout, staging), (&index_json, &manifest.platforms), &blobs, keep_unused)?;
+        install(bundle_file, (layout, staging), (&index_json, &manifest.platforms), &blobs, (keep_unused, require))?;
     Ok(ApplySummary { added: blobs.len(), pruned, pruned_bytes })
 }
 
@@ -208,7 +217,7 @@ pub(super) fn install(
     (layout, staging): (&Path, Staging),
     (index_json, platforms): (&[u8], &[String]),
     carried: &BTreeSet<Digest>,
-    keep_unused: bool,
+    (keep_unused, require): (bool, Option<&PublicKey>),
 ) -> Result<(usize, u64), UpdateError> {
     // The layout's own blobs, linked (or copied) into the staging directory: those the new
     // index reaches, or all of them with `keep_unused`. The new index's image indexes and
@@ -222,11 +231,15 @@ pub(super) fn install(
     let own = link_own(layout, &staging)?;
     let staged = LayoutDir::new(&staged);
     check_needed(what, &staged, platforms, carried)?;
+    if let Some(key) = require {
+        check_signed(what, &staged, platforms, key)?;
+    }
     let (mut pruned, mut pruned_bytes) = (0, 0);
     if !keep_unused {
         // Image indexes of images the bundle does not update still name other platforms'
         // manifests: a blob is kept when anything in the new layout refers to it.
-        let referenced = reachable(&held(&staged, &[])?);
+        let mut referenced = reachable(&held(&staged, &[])?);
+        referenced.extend(crate::attest::referrers::blobs(&staged)?);
         for (name, size) in &own {
             let digest = name.to_str().and_then(|n| Digest::from_sha256_hex(n).ok());
             if !digest.is_some_and(|d| referenced.contains_key(&d)) {
@@ -263,6 +276,28 @@ fn link_own(layout: &Path, staging: &Staging) -> Result<Vec<(std::ffi::OsString,
     Ok(own)
 }
 
+/// Every image index and platform manifest the new release holds must carry a signature by
+/// `key`.
+fn check_signed(
+    what: &Path,
+    staged: &dyn BlobSource,
+    platforms: &[String],
+    key: &PublicKey,
+) -> Result<(), UpdateError> {
+    let checked = crate::attest::signing::check(staged, key, (None, platforms))
+        .map_err(|e| refuse(what, format!("its signatures cannot be read: {e}")))?;
+    for c in checked {
+        let why = match c.status {
+            Status::Signed => continue,
+            Status::Unsigned => "is not signed".to_string(),
+            Status::Invalid(why) => format!("has a signature that does not hold: {why}"),
+        };
+        let s = c.subject;
+        return Err(refuse(what, format!("{} {} {} {why} (key id {})", s.image, s.what, s.digest, key.key_id())));
+    }
+    Ok(())
+}
+
 /// Everything the new index reaches must be present in the staging directory and intact.
 fn check_needed(
     bundle: &Path,
@@ -270,10 +305,9 @@ fn check_needed(
     platforms: &[String],
     carried: &BTreeSet<Digest>,
 ) -> Result<(), UpdateError> {
-    let needed = reachable(
-        &images(staged, platforms)
-            .map_err(|e| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}")))?,
-    );
+    let lacks = |e: UpdateError| refuse(bundle, format!("the layout lacks what the bundle builds on: {e}"));
+    let mut needed = reachable(&images(staged, platforms).map_err(lacks)?);
+    needed.extend(crate::attest::referrers::blobs(staged).map_err(|e| lacks(e.into()))?);
     for digest in needed.keys() {
         let Ok(f) = staged.open_blob(digest) else {
             return Err(refuse(

@@ -63,9 +63,13 @@ pub fn bundle(
     let (have, want) = (have.open(opts)?, want.open(opts)?);
     let (have, want) = (have.as_ref(), want.as_ref());
     let (_, base) = release(have)?;
-    let had = reachable(&held(have, platforms)?);
+    let mut had = reachable(&held(have, platforms)?);
+    // Signatures and other artifacts the device holds; one it cannot read is sent again.
+    had.extend(crate::attest::referrers::blobs(have).unwrap_or_default());
     let (index_bytes, _) = want.index()?;
-    let needed = reachable(&images(want, platforms)?);
+    let mut needed = reachable(&images(want, platforms)?);
+    // The artifacts (signatures, SBOMs) the new index.json lists travel with the release.
+    needed.extend(crate::attest::referrers::blobs(want)?);
     type Blobs<'a> = Vec<(&'a Digest, &'a u64)>;
     let (provides, requires): (Blobs, Blobs) =
         needed.iter().partition(|(d, _)| !had.contains_key(*d) || !have.has_blob(d));

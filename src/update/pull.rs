@@ -140,7 +140,8 @@ pub fn pull(
     }
     progress.finish();
     // Nothing counts as carried: every blob, the cache's too, is checked before the switch.
-    let (pruned, _) = install(&what, (layout, staging), (&index_json, platforms), &BTreeSet::new(), keep_unused)?;
+    let (pruned, _) =
+        install(&what, (layout, staging), (&index_json, platforms), &BTreeSet::new(), (keep_unused, None))?;
     Ok(PullSummary {
         blobs: needed.len(),
         downloaded,

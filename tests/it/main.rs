@@ -34,6 +34,7 @@ mod rust_cross;
 mod security;
 mod servers;
 mod sharing;
+mod signatures;
 mod suite;
 mod updates;
 mod verify;
