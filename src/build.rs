@@ -30,6 +30,30 @@ pub struct BuildSummary {
     pub blob_bytes: u64,
     /// Every compiled binary, in plan order.
     pub binaries: Vec<BinarySummary>,
+    /// SBOMs and provenance written beside the images (`--sbom`, `--provenance`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attestations: Vec<AttestationSummary>,
+    /// The attestations' documents, by the file name `--sbom-out` gives each.
+    #[serde(skip)]
+    pub documents: Vec<(String, Vec<u8>)>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AttestationSummary {
+    pub image: String,
+    pub platform: String,
+    pub artifact_type: String,
+    /// The artifact manifest, whose subject is the platform manifest.
+    pub digest: String,
+}
+
+/// The attestations a build writes, and what they need beside the plan.
+pub struct AttestOptions<'a> {
+    pub wanted: crate::attest::write::Wanted,
+    /// The recipe file's name and the sha256 of its bytes.
+    pub recipe: (&'a str, &'a str),
+    /// `kiln.lock`'s sha256 and contents, when the recipe has one.
+    pub lock: Option<(&'a str, &'a crate::inputs::debian::lock::Lock)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +93,8 @@ pub struct BuildOptions<'a> {
     pub toolchain: &'a dyn Toolchain,
     /// Tags the layout names each image by besides its name (`IMAGE:TAG` in `ref.name`).
     pub tags: &'a [String],
+    /// SBOMs and provenance to write beside the images.
+    pub attest: Option<AttestOptions<'a>>,
 }
 
 /// Compiles what the plan asks for, each binary once, from the cache where it can. Rust steps
@@ -152,7 +178,10 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
         plan.images.iter().map(|i| image::write_image(i, &created, &layers, sink)).collect::<Result<_, _>>()?;
-    let index_json = image::layout_index(&built, opts.tags)?;
+    let attested = attest(plan, opts, (&compiled, &built), sink)?;
+    let artifacts: Vec<(String, crate::store::BlobRef)> =
+        attested.iter().map(|w| (w.artifact_type.clone(), w.manifest.clone())).collect();
+    let index_json = image::layout_index(&built, opts.tags, &artifacts)?;
     let blob_bytes = sink.stored_bytes();
     staging.publish(&index_json)?;
     progress.finish();
@@ -172,7 +201,45 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
         cached_layers: hits.into_inner(),
         blob_bytes,
         binaries: plan.steps().filter_map(|step| compiled.get(step.id()).map(|c| binary_summary(step, c))).collect(),
+        attestations: attested
+            .iter()
+            .map(|w| AttestationSummary {
+                image: w.image.clone(),
+                platform: w.platform.clone(),
+                artifact_type: w.artifact_type.clone(),
+                digest: w.manifest.digest.to_string(),
+            })
+            .collect(),
+        documents: attested.into_iter().map(|w| (w.file, w.document)).collect(),
     })
+}
+
+/// Writes the SBOMs and provenance `opts` asks for; what went into each binary is asked of
+/// the toolchain only for SBOMs.
+fn attest(
+    plan: &Plan,
+    opts: &BuildOptions<'_>,
+    (compiled, built): (&BTreeMap<String, Compiled>, &[BuiltImage]),
+    sink: &dyn BlobSink,
+) -> Result<Vec<crate::attest::write::Written>, BuildError> {
+    let Some(a) = &opts.attest else { return Ok(Vec::new()) };
+    let mut linked = BTreeMap::new();
+    if a.wanted.sbom {
+        for step in plan.steps() {
+            if let Some(c) = compiled.get(step.id()) {
+                linked.insert(step.id().to_string(), opts.toolchain.linked(step, c)?);
+            }
+        }
+    }
+    let g = crate::attest::collect::Gathered {
+        plan,
+        root: opts.root,
+        compiled,
+        linked: &linked,
+        lock: a.lock.map(|(_, l)| l),
+    };
+    let inputs = crate::attest::provenance::Inputs { recipe: a.recipe, lock: a.lock };
+    crate::attest::write::write(&g, a.wanted, &inputs, built, sink)
 }
 
 /// What the build summary says of one compiled binary.

@@ -178,7 +178,12 @@ pub fn write_image(
 /// The layout's `index.json`: one image index per recipe image, named by `ref.name`, and
 /// once more per tag as `IMAGE:TAG` (with containerd's `io.containerd.image.name`, the full
 /// reference `docker.io/library/IMAGE:TAG` that `ctr images import` names the image by).
-pub fn layout_index(images: &[BuiltImage], tags: &[String]) -> Result<Vec<u8>, BuildError> {
+/// `artifacts` (SBOMs, provenance) follow, each with its artifact type.
+pub fn layout_index(
+    images: &[BuiltImage],
+    tags: &[String],
+    artifacts: &[(String, BlobRef)],
+) -> Result<Vec<u8>, BuildError> {
     let names = images.iter().flat_map(|i| {
         std::iter::once((i, i.name.clone(), false))
             .chain(tags.iter().map(move |t| (i, format!("{}:{t}", i.name), true)))
@@ -200,6 +205,17 @@ pub fn layout_index(images: &[BuiltImage], tags: &[String]) -> Result<Vec<u8>, B
                 .map_err(spec_err("descriptor"))
         })
         .collect::<Result<Vec<_>, _>>()?;
+    let mut descs = descs;
+    for (kind, blob) in artifacts {
+        let d = DescriptorBuilder::default()
+            .media_type(MediaType::ImageManifest)
+            .artifact_type(MediaType::from(kind.as_str()))
+            .size(blob.size)
+            .digest(digest(&blob.digest)?)
+            .build()
+            .map_err(spec_err("descriptor"))?;
+        descs.push(d);
+    }
     let index = ImageIndexBuilder::default()
         .schema_version(2u32)
         .media_type(MediaType::ImageIndex)

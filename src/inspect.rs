@@ -24,6 +24,9 @@ pub struct ImageReport {
     pub digest: Digest,
     pub media_type: String,
     pub platforms: Vec<PlatformReport>,
+    /// Artifacts that refer to the image index (signatures).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<Attached>,
     /// Platforms the image index names whose manifests the layout does not hold.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub absent: Vec<String>,
@@ -40,6 +43,43 @@ pub struct PlatformReport {
     pub layers: Vec<LayerReport>,
     /// Config, manifest and layers.
     pub total_bytes: u64,
+    /// Artifacts that refer to this manifest (signatures, SBOMs, provenance).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attached: Vec<Attached>,
+}
+
+/// An artifact the layout lists that refers to a manifest (OCI 1.1 `subject`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Attached {
+    pub artifact_type: String,
+    /// What people call it: `signature (cosign)`, `SBOM (SPDX)`.
+    pub kind: String,
+    pub digest: Digest,
+    pub size: u64,
+}
+
+/// What people call an artifact type.
+fn kind(artifact_type: &str) -> String {
+    match artifact_type {
+        crate::attest::signing::SIGNATURE_TYPE => "signature (cosign)".into(),
+        "application/spdx+json" => "SBOM (SPDX)".into(),
+        "application/vnd.cyclonedx+json" => "SBOM (CycloneDX)".into(),
+        "application/vnd.in-toto+json" => "in-toto statement".into(),
+        "application/vnd.dsse.envelope.v1+json" => "signed in-toto statement (DSSE)".into(),
+        other => other.to_string(),
+    }
+}
+
+fn attached(all: &[crate::attest::referrers::Referrer], subject: &Digest) -> Vec<Attached> {
+    all.iter()
+        .filter(|r| &r.subject == subject)
+        .map(|r| Attached {
+            artifact_type: r.artifact_type.clone(),
+            kind: kind(&r.artifact_type),
+            digest: r.blob.digest.clone(),
+            size: r.blob.size,
+        })
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -110,7 +150,12 @@ pub struct LayerUse {
     pub used_by: Vec<String>,
 }
 
-fn platform_report(src: &dyn BlobSource, image: &Image, p: &PlatformImage) -> Result<PlatformReport, BuildError> {
+fn platform_report(
+    src: &dyn BlobSource,
+    image: &Image,
+    p: &PlatformImage,
+    referrers: &[crate::attest::referrers::Referrer],
+) -> Result<PlatformReport, BuildError> {
     let (keys, kiln) = image.layer_keys(src, p)?;
     let layers: Vec<LayerReport> = p
         .layers
@@ -149,19 +194,26 @@ fn platform_report(src: &dyn BlobSource, image: &Image, p: &PlatformImage) -> Re
         user_from,
         layers,
         total_bytes,
+        attached: attached(referrers, &p.blob.digest),
     })
 }
 
 /// Reads the layout at `dir`; with `only`, just that image.
 pub fn inspect(dir: &Path, only: Option<&str>) -> Result<LayoutReport, BuildError> {
     let src = LayoutDir::new(dir);
+    let referrers = crate::attest::referrers::list(&src)?;
     let mut images = Vec::new();
     for i in walk::images_present(&src, only, &[])? {
         images.push(ImageReport {
             name: i.name.clone(),
             digest: i.blob.digest.clone(),
             media_type: i.blob.media_type.clone(),
-            platforms: i.platforms.iter().map(|p| platform_report(&src, &i, p)).collect::<Result<_, _>>()?,
+            platforms: i
+                .platforms
+                .iter()
+                .map(|p| platform_report(&src, &i, p, &referrers))
+                .collect::<Result<_, _>>()?,
+            attached: if i.index.is_some() { attached(&referrers, &i.blob.digest) } else { Vec::new() },
             absent: i.absent.clone(),
         });
     }
@@ -233,6 +285,9 @@ pub fn render_text(r: &LayoutReport) -> String {
     let platform_count: usize = r.images.iter().map(|i| i.platforms.len()).sum();
     for i in &r.images {
         let _ = writeln!(s, "image {}  {}", i.name, i.digest);
+        for a in &i.attached {
+            let _ = writeln!(s, "  attached: {} {}", a.kind, short(&a.digest));
+        }
         for a in &i.absent {
             let _ = writeln!(s, "  {a}  not held in this layout");
         }
@@ -246,6 +301,9 @@ pub fn render_text(r: &LayoutReport) -> String {
                 p.total_bytes
             );
             let _ = writeln!(s, "    runs as {} ({})", p.user, p.user_from);
+            for a in &p.attached {
+                let _ = writeln!(s, "    attached: {} {}", a.kind, short(&a.digest));
+            }
             for (n, l) in p.layers.iter().enumerate() {
                 let users = &r.layers[&l.digest].used_by;
                 let shared = if users.len() == platform_count && platform_count > 1 {

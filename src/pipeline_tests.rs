@@ -74,8 +74,14 @@ impl Project {
     fn build(&self, plan: &Plan, out: &str) -> (BuildSummary, PathBuf) {
         let out = self.cache.path().join(out);
         let toolchain = Fake { dir: self.cache.path().join("fake-bin") };
-        let opts =
-            BuildOptions { root: self.root(), out: &out, cache: self.cache.path(), toolchain: &toolchain, tags: &[] };
+        let opts = BuildOptions {
+            root: self.root(),
+            out: &out,
+            cache: self.cache.path(),
+            toolchain: &toolchain,
+            tags: &[],
+            attest: None,
+        };
         (build(plan, &opts, &Quiet).unwrap(), out)
     }
 }
@@ -157,7 +163,7 @@ fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<_> =
         plan.images.iter().map(|i| crate::image::write_image(i, &created, &layers, &memory).unwrap()).collect();
-    let index = crate::image::layout_index(&built, &[]).unwrap();
+    let index = crate::image::layout_index(&built, &[], &[]).unwrap();
     assert_eq!(crate::oci::digest::sha256_digest(&index), summary.index_digest, "the same release, byte for byte");
     assert_eq!(memory.stored_bytes(), summary.blob_bytes);
     memory.set_index(&index);

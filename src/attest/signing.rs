@@ -4,9 +4,13 @@
 //! the signed digest, with the base64 DER signature in the layer's
 //! `dev.cosignproject.cosign/signature` annotation: what cosign writes in its OCI 1.1
 //! referrers mode, so cosign users can check kiln's signatures and kiln checks cosign's.
+//! Each in-toto statement attached to a manifest (provenance) is signed as a DSSE envelope,
+//! attached beside it (`artifactType` [`DSSE_TYPE`], the same subject).
 
 use super::cosign::{SIGNATURE_ANNOTATION, SIMPLE_SIGNING, payload, signed_digest};
+use super::dsse;
 use super::keys::{PrivateKey, PublicKey};
+use super::provenance::IN_TOTO_TYPE;
 use super::referrers::{self, Referrer, artifact, descriptor};
 use crate::error::StoreError;
 use crate::oci::digest::Digest;
@@ -20,6 +24,8 @@ use std::path::Path;
 
 /// The artifact type of a cosign signature in OCI 1.1 referrers form.
 pub const SIGNATURE_TYPE: &str = "application/vnd.dev.cosign.artifact.sig.v1+json";
+/// The artifact and layer type of a DSSE envelope (a signed in-toto statement).
+pub const DSSE_TYPE: &str = "application/vnd.dsse.envelope.v1+json";
 
 /// One thing a signature covers: an image's index, or one platform's manifest.
 #[derive(Debug, Clone, Serialize)]
@@ -83,8 +89,79 @@ pub fn sign_layout(dir: &Path, key: &PrivateKey, only: Option<&str>) -> Result<S
         artifacts.push((SIGNATURE_TYPE.to_string(), manifest));
         blobs.push(body);
     }
+    let mut signed = signed;
+    let all = referrers::list(&src)?;
+    for (statement, r, subject) in statements(&src, &all, &signed)? {
+        let envelope = crate::oci::canonical::to_vec(&dsse::sign(dsse::IN_TOTO, &statement, key));
+        let subject_blob = subject_of(&r);
+        artifacts
+            .push((DSSE_TYPE.to_string(), artifact(DSSE_TYPE, vec![descriptor(DSSE_TYPE, &envelope)], &subject_blob)));
+        blobs.push(envelope);
+        signed.push(subject);
+    }
     let added = referrers::attach(dir, &artifacts, &blobs)?;
     Ok(SignSummary { key_id: key.public().key_id(), signed, added })
+}
+
+/// The descriptor an artifact's `subject` holds.
+fn subject_of(r: &Referrer) -> Blob {
+    let s = r.manifest.get("subject");
+    let field = |k: &str| s.and_then(|s| s.get(k));
+    Blob {
+        digest: r.subject.clone(),
+        size: field("size").and_then(Value::as_u64).unwrap_or(0),
+        media_type: field("mediaType").and_then(Value::as_str).unwrap_or(referrers::MANIFEST_TYPE).to_string(),
+    }
+}
+
+/// The in-toto statements attached to the manifests among `subjects`: each statement's bytes,
+/// its artifact, and what a signature of it is reported as.
+fn statements(
+    src: &dyn BlobSource,
+    all: &[Referrer],
+    subjects: &[Subject],
+) -> Result<Vec<(Vec<u8>, Referrer, Subject)>, StoreError> {
+    let mut out = Vec::new();
+    for r in all.iter().filter(|r| r.artifact_type == IN_TOTO_TYPE) {
+        let Some(of) = subjects.iter().find(|s| s.digest == r.subject) else { continue };
+        let (_, bytes) = referrers::layer_bytes(src, r, 0)?;
+        let subject = Subject {
+            image: of.image.clone(),
+            what: format!("in-toto statement on {}", of.what),
+            digest: r.blob.digest.clone(),
+            blob: r.blob.clone(),
+        };
+        out.push((bytes, r.clone(), subject));
+    }
+    Ok(out)
+}
+
+/// Whether a DSSE envelope attached beside `statement` signs it with `key`.
+fn check_statement(
+    src: &dyn BlobSource,
+    all: &[Referrer],
+    r: &Referrer,
+    statement: &[u8],
+    key: &PublicKey,
+) -> Result<Status, StoreError> {
+    let mut status = Status::Unsigned;
+    for e in all.iter().filter(|e| e.subject == r.subject && e.artifact_type == DSSE_TYPE) {
+        let (_, bytes) = referrers::layer_bytes(src, e, 0)?;
+        let verdict = match serde_json::from_slice::<dsse::Envelope>(&bytes) {
+            Err(e) => Err(format!("the envelope is not DSSE JSON: {e}")),
+            Ok(env) if env.payload_type != dsse::IN_TOTO => {
+                Err(format!("the envelope's payload type is {}", env.payload_type))
+            }
+            Ok(env) => dsse::verify(&env, key)
+                .and_then(|p| if p == statement { Ok(()) } else { Err("it signs another statement".into()) }),
+        };
+        match verdict {
+            Ok(()) => return Ok(Status::Signed),
+            Err(why) if why.starts_with("it signs another") => {}
+            Err(why) => status = Status::Invalid(why),
+        }
+    }
+    Ok(status)
 }
 
 /// How one subject's signatures checked out.
@@ -152,6 +229,11 @@ pub fn check(
             }
         }
         out.push(Checked { subject: s, status });
+    }
+    let subjects: Vec<Subject> = out.iter().map(|c| c.subject.clone()).collect();
+    for (statement, r, subject) in statements(src, &all, &subjects)? {
+        let status = check_statement(src, &all, &r, &statement, key)?;
+        out.push(Checked { subject, status });
     }
     Ok(out)
 }

@@ -91,6 +91,8 @@ enum Command {
         plan: Option<PathBuf>,
         #[command(flatten)]
         deliver: deliver::Deliver,
+        #[command(flatten)]
+        attest: build::AttestArgs,
     },
     /// Load one platform of an image into the local docker or podman (as `docker load`).
     Load {
@@ -365,8 +367,8 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let quiet = cli.quiet;
     match cli.command {
         Command::Plan { select, layering, json } => plan::run(&select, &layering, json, quiet),
-        Command::Build { select, layering, out, json, plan, deliver } => {
-            build::run(&select, &layering, plan.as_deref(), (&out, &deliver), json, quiet)
+        Command::Build { select, layering, out, json, plan, deliver, attest } => {
+            build::run(&select, &layering, plan.as_deref(), (&out, &deliver, &attest), json, quiet)
         }
         Command::Load { layout, platform, runtime, tags } => {
             deliver::run_load(&layout, platform.as_deref(), runtime.as_deref(), &tags, quiet)

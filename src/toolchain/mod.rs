@@ -9,6 +9,7 @@ pub mod facts;
 #[cfg(any(test, feature = "fake-toolchain"))]
 pub mod fake;
 pub mod go;
+pub mod inventory;
 pub mod rust;
 pub mod zig;
 
@@ -71,6 +72,11 @@ pub trait Toolchain: Sync {
     fn fetch(&self, step: Step<'_>) -> Result<(), ToolchainError>;
     /// Compiles, strips, checks and caches the step's binary.
     fn compile(&self, step: Step<'_>, cache: &Path, epoch: u64) -> Result<Compiled, ToolchainError>;
+    /// What went into the step's binary (crates, Go modules), for SBOMs; a toolchain that
+    /// cannot tell says nothing.
+    fn linked(&self, _step: Step<'_>, _binary: &Compiled) -> Result<inventory::Linked, ToolchainError> {
+        Ok(inventory::Linked::default())
+    }
 }
 
 /// This machine's toolchains, as the facts gathered before planning found them.
@@ -122,6 +128,18 @@ impl Toolchain for Host<'_> {
             }
             Step::Go(b) => go::compile(b, &self.go_exec(b, cache)?, epoch),
         }
+    }
+
+    fn linked(&self, step: Step<'_>, binary: &Compiled) -> Result<inventory::Linked, ToolchainError> {
+        Ok(match step {
+            Step::Rust(b) => {
+                inventory::Linked { crates: inventory::rust_crates(b, &self.root, self.facts)?, go: Vec::new() }
+            }
+            Step::Go(_) => {
+                inventory::Linked { crates: Vec::new(), go: inventory::go_modules(&binary.path, self.facts)? }
+            }
+            Step::C(_) => inventory::Linked::default(),
+        })
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod common;
 
+mod attestations;
 mod c_crates;
 mod cli;
 mod crash;
