@@ -86,8 +86,9 @@ pub struct Comparison {
     pub images: Vec<ImageDiff>,
 }
 
-/// What the comparison is told of the recipe: who made a file, by (image, platform, path).
-pub type Origin<'a> = &'a dyn Fn(&str, &str, &str) -> Option<String>;
+/// What the comparison is told of the recipe: who made a file, by (image, platform, layer
+/// key, path).
+pub type Origin<'a> = &'a dyn Fn(&str, &str, &str, &str) -> Option<String>;
 
 /// Fields of a document that differ, leaves compared; `skip` names top-level keys covered
 /// elsewhere (a manifest's layers, a config's diff_ids).
@@ -199,11 +200,13 @@ fn platform(
             (None, Some(lb)) => (LayerFiles::default(), read_layer(sb, lb)?),
             (None, None) => continue,
         };
-        let made_by = |path: &str| origin(&ia.name, &pa.platform, path);
+        let key = keys.get(i).cloned().flatten().or_else(|| keys_b.get(i).cloned().flatten());
+        let layer_key = key.clone().unwrap_or_default();
+        let made_by = |path: &str| origin(&ia.name, &pa.platform, &layer_key, path);
         let (files, entry_order) = file_diffs(&fa, &fb, &made_by);
         diff.layers.push(LayerDiff {
             position: i + 1,
-            key: keys.get(i).cloned().flatten().or_else(|| keys_b.get(i).cloned().flatten()),
+            key,
             first: la.map(|l| l.digest.clone()),
             second: lb.map(|l| l.digest.clone()),
             entry_order,

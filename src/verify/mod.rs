@@ -39,9 +39,9 @@ pub struct VerifyReport {
     pub files_written: usize,
 }
 
-/// Who made each file of the plan, by (image, platform, path): a build step, a copied
-/// source, the recipe's `file` node, or the base.
-pub fn origins(plan: &Plan) -> BTreeMap<(String, String, String), String> {
+/// Who made each file of the plan, by (image, platform, layer key, path): a build step, a
+/// copied source, the recipe's `file` node, or the base.
+pub fn origins(plan: &Plan) -> BTreeMap<(String, String, String, String), String> {
     let steps: BTreeMap<String, String> = plan.steps().map(|s| (s.id().to_string(), s.describe())).collect();
     let mut out = BTreeMap::new();
     for image in &plan.images {
@@ -53,12 +53,12 @@ pub fn origins(plan: &Plan) -> BTreeMap<(String, String, String), String> {
                             Some(d) => format!("build step {d}"),
                             None => format!("build step {id}"),
                         },
-                        (_, Some(src), _) => format!("copied from {src} (layer {})", l.name),
-                        (_, _, Some(from)) => format!("base file: {from}"),
+                        (_, Some(src), _) => format!("a copy of {src} (layer {})", l.name),
+                        (_, _, Some(from)) => format!("base file from {from}"),
                         _ if e.content.is_some() => format!("the recipe's `file` node (layer {})", l.name),
-                        _ => format!("layer {}", l.name),
+                        _ => format!("layer {}, which adds it", l.name),
                     };
-                    out.insert((image.name.clone(), p.platform.to_string(), e.path.clone()), why);
+                    out.insert((image.name.clone(), p.platform.to_string(), l.key.clone(), e.path.clone()), why);
                 }
             }
         }
@@ -122,7 +122,9 @@ pub fn verify(
     progress.note("verify: the second build, varied, from another fresh copy with an empty cache");
     let second = LayoutDir::new(&build(r, Side::Second)?);
     let origins = origins(plan);
-    let origin = |i: &str, p: &str, path: &str| origins.get(&(i.to_string(), p.to_string(), path.to_string())).cloned();
+    let origin = |i: &str, p: &str, key: &str, path: &str| {
+        origins.get(&(i.to_string(), p.to_string(), key.to_string(), path.to_string())).cloned()
+    };
     let comparison = compare((first.as_ref(), &second), select, &origin)?;
     let mut out = VerifyReport {
         reproducible: comparison.identical,

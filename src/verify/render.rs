@@ -11,9 +11,14 @@ fn digest(d: &Option<Digest>) -> String {
     d.as_ref().map_or("(none)".into(), short)
 }
 
+/// A JSON value as it stands in the document, cut after 80 characters.
 fn value(v: &Option<serde_json::Value>) -> String {
     let s = v.as_ref().map_or("(absent)".to_string(), |v| v.to_string());
-    crate::store::walk::shown(&s).trim_matches('"').replace("\\\"", "\"")
+    let mut out: String = s.chars().take(80).collect();
+    if out.len() < s.len() {
+        out.push('…');
+    }
+    out
 }
 
 /// How one side's entry shows the facts that differ.
@@ -47,7 +52,7 @@ fn file(s: &mut String, f: &FileDiff) {
         facts(&f.second, &f.differences)
     );
     if let Some(m) = &f.made_by {
-        let _ = writeln!(s, "        made by {m}");
+        let _ = writeln!(s, "        made by: {m}");
     }
 }
 

@@ -132,7 +132,7 @@ fn builds_that_let_the_clock_or_the_umask_in_are_named_down_to_the_file_and_buil
     let text = stdout(&text);
     assert!(text.contains("NOT reproducible"), "{text}");
     assert!(text.contains("/usr/local/bin/umask: content differs"), "{text}");
-    assert!(text.contains("made by build step umask (bin umask) for linux/amd64"), "{text}");
+    assert!(text.contains("made by: build step umask (bin umask) for linux/amd64"), "{text}");
 }
 
 #[test]
@@ -209,4 +209,67 @@ fn a_broken_recipe_or_an_unreadable_layout_is_an_error_not_a_verdict() {
     let o = verify(&f.recipe_path(), &["--against", f.path().join("junk").to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("index.json"), "{}", stderr(&o));
+}
+
+#[test]
+fn an_image_pushed_to_a_registry_is_verified_by_its_reference() {
+    let reg = crate::servers::Registry::start();
+    let recipe = root().join("examples/hello/kiln.kdl");
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("out");
+    run(kiln()
+        .env("KILN_CACHE_DIR", cache.path())
+        .arg("build")
+        .arg("-q")
+        .arg("-f")
+        .arg(&recipe)
+        .arg("--out")
+        .arg(&layout));
+    let reference = format!("{}/hello:1", reg.addr());
+    let pushed: Value = serde_json::from_str(&run(kiln()
+        .env("KILN_CACHE_DIR", cache.path())
+        .env("DOCKER_CONFIG", dir.path().join("no-docker-config"))
+        .arg("push")
+        .arg("-q")
+        .arg("--json")
+        .arg(&layout)
+        .arg(&reference)))
+    .unwrap();
+    let by_digest = pushed["pushed"][0]["reference"].as_str().unwrap().to_string();
+    assert!(by_digest.contains("@sha256:"), "{pushed}");
+    let o = verify(&recipe, &["--against", &by_digest]);
+    let r = report(&o);
+    assert_eq!(o.status.code(), Some(0), "{r:#}\n{}", stderr(&o));
+    assert_eq!(r["comparison"]["platforms_compared"], 3);
+    // Another image under the same name is named as the difference.
+    let other = Fixture::new();
+    other.recipe(&std::fs::read_to_string(&recipe).unwrap().replace("Hello from kiln.", "Hello from elsewhere."));
+    for f in [
+        "site/index.html",
+        "site/style.css",
+        "dist/amd64/build-info.txt",
+        "dist/arm64/build-info.txt",
+        "dist/arm/build-info.txt",
+    ] {
+        other.write(f, std::fs::read(root().join("examples/hello").join(f)).unwrap());
+    }
+    run(kiln().current_dir(other.path()).env("KILN_CACHE_DIR", cache.path()).args(["build", "-q", "--out", "out"]));
+    let o = kiln()
+        .env("KILN_CACHE_DIR", cache.path())
+        .env("DOCKER_CONFIG", dir.path().join("no-docker-config"))
+        .arg("push")
+        .arg("-q")
+        .arg("--json")
+        .arg(other.path().join("out"))
+        .arg(format!("{}/hello:2", reg.addr()))
+        .output()
+        .unwrap();
+    let second: Value = summary(&o);
+    let o = verify(&recipe, &["--against", second["pushed"][0]["reference"].as_str().unwrap()]);
+    let r = report(&o);
+    assert_eq!(o.status.code(), Some(1), "{r:#}");
+    let files = &r["comparison"]["images"][0]["platforms"][0]["layers"][0]["files"];
+    assert_eq!(files[0]["path"], "/etc/hello/motd", "{r:#}");
+    assert_eq!(files[0]["differences"], serde_json::json!(["content"]));
 }
