@@ -142,3 +142,23 @@ pub fn blobs(src: &dyn BlobSource) -> Result<std::collections::BTreeMap<Digest, 
     }
     Ok(out)
 }
+
+/// The artifacts a registry lists as referring to each of `subjects` (through its referrers
+/// API or the referrers tag), their manifests read and checked.
+pub fn from_registry(
+    src: &crate::inputs::registry::RegistrySource,
+    subjects: &[Digest],
+) -> Result<Vec<Referrer>, StoreError> {
+    let mut out = Vec::new();
+    for subject in subjects {
+        for (blob, kind) in src.referrers(subject)? {
+            let blob = Blob { media_type: MANIFEST_TYPE.into(), ..blob };
+            let manifest: Value = parse_json(src.location(), "an artifact manifest", &src.read_blob(&blob)?)?;
+            let kind = kind.or_else(|| manifest.get("artifactType").and_then(Value::as_str).map(str::to_string));
+            if let Some(artifact_type) = kind {
+                out.push(Referrer { blob, artifact_type, subject: subject.clone(), manifest });
+            }
+        }
+    }
+    Ok(out)
+}

@@ -215,7 +215,17 @@ pub fn check(
     key: &PublicKey,
     (only, platforms): (Option<&str>, &[String]),
 ) -> Result<Vec<Checked>, StoreError> {
-    let all = referrers::list(src)?;
+    check_with(src, &referrers::list(src)?, key, (only, platforms))
+}
+
+/// [`check`] with the artifacts found elsewhere than in `src`'s `index.json` (a registry's
+/// referrers).
+pub fn check_with(
+    src: &dyn BlobSource,
+    all: &[Referrer],
+    key: &PublicKey,
+    (only, platforms): (Option<&str>, &[String]),
+) -> Result<Vec<Checked>, StoreError> {
     let mut out = Vec::new();
     for s in subjects(src, only, platforms)? {
         let mut status = Status::Unsigned;
@@ -231,8 +241,8 @@ pub fn check(
         out.push(Checked { subject: s, status });
     }
     let subjects: Vec<Subject> = out.iter().map(|c| c.subject.clone()).collect();
-    for (statement, r, subject) in statements(src, &all, &subjects)? {
-        let status = check_statement(src, &all, &r, &statement, key)?;
+    for (statement, r, subject) in statements(src, all, &subjects)? {
+        let status = check_statement(src, all, &r, &statement, key)?;
         out.push(Checked { subject, status });
     }
     Ok(out)

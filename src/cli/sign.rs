@@ -4,6 +4,7 @@
 use super::Failure;
 use kiln::attest::keys::{KeyError, PrivateKey, PublicKey};
 use kiln::error::BuildError;
+use kiln::inputs::registry::Release;
 use miette::Diagnostic;
 use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -94,9 +95,17 @@ pub(crate) fn run_keygen(out: &str, quiet: bool) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn run_sign(layout: &Path, key: &Path, image: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) fn run_sign(
+    target: &str,
+    key: &Path,
+    (image, registry): (Option<&str>, &super::push::RegistryArgs),
+    json: bool,
+) -> Result<ExitCode, Failure> {
     let key = private_key(key)?;
-    let summary = kiln::attest::signing::sign_layout(layout, &key, image).map_err(BuildError::from)?;
+    let summary = match Release::parse(target) {
+        Release::Layout(dir) => kiln::attest::signing::sign_layout(&dir, &key, image).map_err(BuildError::from)?,
+        Release::Registry(r) => kiln::publish::registry::sign_reference(&r, &registry.options()?, &key)?,
+    };
     if json {
         print!("{}", kiln::oci::canonical::to_pretty(&summary));
         return Ok(ExitCode::SUCCESS);
@@ -104,13 +113,21 @@ pub(crate) fn run_sign(layout: &Path, key: &Path, image: Option<&str>, json: boo
     for s in &summary.signed {
         println!("signed {} {} {}", s.image, s.what, s.digest);
     }
-    println!("key id {}; {} signature(s) added to {}", summary.key_id, summary.added, layout.display());
+    println!("key id {}; {} signature(s) added to {target}", summary.key_id, summary.added);
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn run_check(layout: &Path, key: &Path, image: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
+pub(crate) fn run_check(
+    target: &str,
+    key: &Path,
+    (image, registry): (Option<&str>, &super::push::RegistryArgs),
+    json: bool,
+) -> Result<ExitCode, Failure> {
     let key = public_key(key)?;
-    let checked = kiln::attest::signing::check_layout(layout, &key, image).map_err(BuildError::from)?;
+    let checked = match Release::parse(target) {
+        Release::Layout(dir) => kiln::attest::signing::check_layout(&dir, &key, image).map_err(BuildError::from)?,
+        Release::Registry(r) => kiln::publish::registry::check_reference(&r, &registry.options()?, &key)?,
+    };
     let all = checked.iter().all(|c| c.status == kiln::attest::signing::Status::Signed);
     if json {
         let v = serde_json::json!({"key_id": key.key_id(), "all_signed": all, "subjects": checked});

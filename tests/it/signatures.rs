@@ -281,3 +281,54 @@ fn a_device_applies_only_bundles_signed_by_its_fleet_key_and_keeps_its_layout_ot
     assert_eq!(check(&w("device"), &public).status.code(), Some(0));
     skopeo_raw(&w("device"), "app");
 }
+
+#[test]
+fn signatures_travel_to_a_registry_and_are_checked_and_made_there() {
+    let reg = crate::servers::Registry::start();
+    let f = project("1");
+    summary(&f.build());
+    let (key, public) = keygen(f.path(), "release");
+    run(kiln().arg("sign").arg(f.out()).arg("--key").arg(&key));
+    let push = |layout: &Path, reference: &str| -> Value {
+        let o = kiln()
+            .env("KILN_CACHE_DIR", f.cache_path())
+            .env("DOCKER_CONFIG", f.path().join("no-docker-config"))
+            .arg("push")
+            .arg("-q")
+            .arg("--json")
+            .arg(layout)
+            .arg(reference)
+            .output()
+            .unwrap();
+        summary(&o)["pushed"][0].clone()
+    };
+    let signed = push(&f.out(), &format!("{}/app:signed", reg.addr()));
+    assert_eq!(signed["attached"], 4, "{signed:#}");
+    let reference = signed["reference"].as_str().unwrap();
+    let o = check(Path::new(reference), &public);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // distribution 2.8 has no referrers API: the referrers tag lists the signature, as skopeo reads it.
+    let manifest = reference.split_once('@').unwrap().1;
+    let tag = format!("docker://{}/app:sha256-{}", reg.addr(), manifest.trim_start_matches("sha256:"));
+    let raw: Value = serde_json::from_str(&run(Command::new(require("skopeo")).args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &tag,
+    ])))
+    .unwrap();
+    assert_eq!(raw["manifests"][0]["artifactType"], "application/vnd.dev.cosign.artifact.sig.v1+json", "{raw:#}");
+
+    // An unsigned image in the registry fails the check until kiln signs it there.
+    let plain = project("2");
+    summary(&plain.build());
+    let unsigned = push(&plain.out(), &format!("{}/app:plain", reg.addr()));
+    let reference = unsigned["reference"].as_str().unwrap();
+    assert_eq!(unsigned["attached"], 0);
+    assert_eq!(check(Path::new(reference), &public).status.code(), Some(1));
+    let s: Value =
+        serde_json::from_str(&run(kiln().arg("sign").arg(reference).arg("--key").arg(&key).arg("--json"))).unwrap();
+    assert_eq!(s["added"], 4, "{s:#}");
+    let o = check(Path::new(reference), &public);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+}

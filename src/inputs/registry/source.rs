@@ -130,7 +130,12 @@ impl RegistrySource {
 
 /// GETs a manifest (`accept`) or a JSON blob, at most [`MAX_JSON`] bytes; its bytes and the
 /// media type the registry gave.
-fn fetch(c: &Client, r: &Reference, path: &str, accept: bool) -> Result<(Vec<u8>, Option<String>), RegistryError> {
+pub(crate) fn fetch(
+    c: &Client,
+    r: &Reference,
+    path: &str,
+    accept: bool,
+) -> Result<(Vec<u8>, Option<String>), RegistryError> {
     let url = c.url(path);
     let scope = format!("repository:{}:pull", r.repository);
     let headers: &[(&str, &str)] = if accept { &[("Accept", ACCEPT)] } else { &[] };

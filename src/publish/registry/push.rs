@@ -38,6 +38,8 @@ pub struct PushSummary {
     pub present: usize,
     /// Manifests and indexes written.
     pub manifests: usize,
+    /// Artifacts attached to the image (signatures, SBOMs, provenance) pushed with it.
+    pub attached: usize,
 }
 
 /// What to push where.
@@ -168,6 +170,10 @@ pub fn push(c: &Client, job: &PushJob<'_>, progress: &dyn Progress) -> Result<Pu
     let digest = job.image.blob.digest.to_string();
     put_manifest(c, repo, &digest, &job.image.blob.media_type, &top)?;
     manifests += 1;
+    let subjects: Vec<Digest> = std::iter::once(job.image.blob.digest.clone())
+        .chain(job.image.platforms.iter().map(|p| p.blob.digest.clone()))
+        .collect();
+    let attached = super::referrers::push_attached(c, job.src, job.target, &subjects)?;
     let mut tags = Vec::new();
     for t in job.tags {
         put_manifest(c, repo, t, &job.image.blob.media_type, &top)?;
@@ -185,5 +191,6 @@ pub fn push(c: &Client, job: &PushJob<'_>, progress: &dyn Progress) -> Result<Pu
         mounted: count(Outcome::Mounted),
         present: count(Outcome::Present),
         manifests,
+        attached,
     })
 }
