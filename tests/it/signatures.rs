@@ -269,6 +269,28 @@ fn a_device_applies_only_bundles_signed_by_its_fleet_key_and_keeps_its_layout_ot
         assert!(err.contains("kiln::update::refused") && err.contains(says), "{name}: {err}");
         assert_eq!(std::fs::read(w("device/index.json")).unwrap(), before, "{name} left the layout as it was");
     }
+    // A blob changed inside the signed release's bundle (same size, one byte flipped) is
+    // refused too, before the signatures are even read.
+    bundle(&w("v1"), &w("v2-signed"), &w("flipped.tar"));
+    let flip = r#"
+import sys, tarfile, io
+src, dst = sys.argv[1], sys.argv[2]
+with tarfile.open(src) as t, tarfile.open(dst, "w", format=tarfile.PAX_FORMAT) as out:
+    done = False
+    for m in t.getmembers():
+        data = t.extractfile(m).read() if m.isfile() else None
+        if data is not None and not done and m.name.startswith("blobs/") and m.size > 100:
+            data = bytes([data[0] ^ 1]) + data[1:]
+            done = True
+        out.addfile(m, io.BytesIO(data) if data is not None else None)
+assert done
+"#;
+    run(Command::new("python3").arg("-c").arg(flip).arg(w("flipped.tar")).arg(w("flipped2.tar")));
+    let o = apply(&w("flipped2.tar"), &w("device"), &public);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("kiln::update::refused"), "{}", stderr(&o));
+    assert_eq!(std::fs::read(w("device/index.json")).unwrap(), before, "the layout is as it was");
+
     // The altered release names what changed after signing.
     let o = apply(&w("v2-altered.tar"), &w("device"), &public);
     assert!(stderr(&o).contains("app image index"), "{}", stderr(&o));
