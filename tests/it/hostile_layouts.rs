@@ -721,3 +721,65 @@ fn apply_names_a_malformed_digest_in_a_bundle_and_leaves_the_layout() {
     write_tar(&bad, &m);
     refused(&format!("bad blob name \"{}\" (its hex digits must be lowercase)", m[i].0));
 }
+
+/// Lists `manifest` in the layout's index.json as an artifact of `kind`.
+fn attach_artifact(layout: &Path, kind: &str, manifest: &[u8]) {
+    let (digest, size) = put_blob(layout, manifest);
+    let mut index = json_of(&layout.join("index.json"));
+    index["manifests"].as_array_mut().unwrap().push(json!({
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "artifactType": kind,
+        "digest": digest,
+        "size": size,
+    }));
+    std::fs::write(layout.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[test]
+fn forged_or_damaged_signatures_and_attestations_are_named_never_trusted() {
+    let site = Site::new();
+    let layout = site.build("out", "v1");
+    run(kiln().current_dir(site.f.path()).args(["keygen", "-q", "--out", "k"]));
+    let (key, public) = (site.path("k.key"), site.path("k.pub"));
+    let check = |l: &Path| kiln().arg("verify-signature").arg(l).arg("--key").arg(&public).output().unwrap();
+    let sig_type = "application/vnd.dev.cosign.artifact.sig.v1+json";
+    let subject = json_of(&layout.join("index.json"))["manifests"][0].clone();
+    let subject = json!({"mediaType": subject["mediaType"], "digest": subject["digest"], "size": subject["size"]});
+    let (empty, _) = put_blob(&layout, b"{}");
+
+    // A signature whose payload names another digest, with a valid-looking annotation.
+    let copy = site.path("forged");
+    copy_dir(&layout, &copy);
+    let payload = br#"{"critical":{"identity":{"docker-reference":"site"},"image":{"docker-manifest-digest":"sha256:0000000000000000000000000000000000000000000000000000000000000000"},"type":"cosign container image signature"},"optional":null}"#;
+    let (p, psize) = put_blob(&copy, payload);
+    put_blob(&copy, b"{}");
+    let forged = json!({
+        "schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json", "artifactType": sig_type,
+        "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": empty, "size": 2},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": p, "size": psize,
+                    "annotations": {"dev.cosignproject.cosign/signature": "MEUCIQDnot-a-signature"}}],
+        "subject": subject,
+    });
+    attach_artifact(&copy, sig_type, &serde_json::to_vec(&forged).unwrap());
+    let o = check(&copy);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(stdout(&o).contains("signs sha256:0000"), "{}", stdout(&o));
+
+    // An artifact listed in index.json whose manifest is not there, or is not JSON: exit 2.
+    for (name, bytes) in [("missing", None), ("garbage", Some(&b"\xff\xfe not json"[..]))] {
+        let copy = site.path(name);
+        copy_dir(&layout, &copy);
+        let manifest = bytes.map(<[u8]>::to_vec).unwrap_or_else(|| b"{\"never\":\"written\"}".to_vec());
+        attach_artifact(&copy, sig_type, &manifest);
+        if bytes.is_none() {
+            std::fs::remove_file(blob(&copy, &kiln::oci::digest::sha256_digest(&manifest))).unwrap();
+        }
+        let before = snapshot(&copy);
+        let o = check(&copy);
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+        let o = kiln().arg("sign").arg(&copy).arg("--key").arg(&key).output().unwrap();
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", stderr(&o));
+        assert_untouched(&copy, &before);
+    }
+}
