@@ -91,16 +91,31 @@ pub fn sign_layout(dir: &Path, key: &PrivateKey, only: Option<&str>) -> Result<S
     }
     let mut signed = signed;
     let all = referrers::list(&src)?;
-    for (statement, r, subject) in statements(&src, &all, &signed)? {
+    let covered = signed.clone();
+    signed.extend(sign_statements(&src, (&all, &covered), key, (&mut artifacts, &mut blobs))?);
+    let added = referrers::attach(dir, &artifacts, &blobs)?;
+    Ok(SignSummary { key_id: key.public().key_id(), signed, added })
+}
+
+/// DSSE envelopes of the in-toto statements among `all` attached to `subjects`: each
+/// envelope's artifact pushed onto `artifacts`, its document onto `blobs`; returns what was
+/// signed.
+pub fn sign_statements(
+    src: &dyn BlobSource,
+    (all, subjects): (&[Referrer], &[Subject]),
+    key: &PrivateKey,
+    (artifacts, blobs): (&mut Vec<(String, Vec<u8>)>, &mut Vec<Vec<u8>>),
+) -> Result<Vec<Subject>, StoreError> {
+    let mut signed = Vec::new();
+    for (statement, r, subject) in statements(src, all, subjects)? {
         let envelope = crate::oci::canonical::to_vec(&dsse::sign(dsse::IN_TOTO, &statement, key));
         let subject_blob = subject_of(&r);
-        artifacts
-            .push((DSSE_TYPE.to_string(), artifact(DSSE_TYPE, vec![descriptor(DSSE_TYPE, &envelope)], &subject_blob)));
+        let manifest = artifact(DSSE_TYPE, vec![descriptor(DSSE_TYPE, &envelope)], &subject_blob);
+        artifacts.push((DSSE_TYPE.to_string(), manifest));
         blobs.push(envelope);
         signed.push(subject);
     }
-    let added = referrers::attach(dir, &artifacts, &blobs)?;
-    Ok(SignSummary { key_id: key.public().key_id(), signed, added })
+    Ok(signed)
 }
 
 /// The descriptor an artifact's `subject` holds.

@@ -353,4 +353,24 @@ fn signatures_travel_to_a_registry_and_are_checked_and_made_there() {
     assert_eq!(s["added"], 4, "{s:#}");
     let o = check(Path::new(reference), &public);
     assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    // An image pushed with its provenance, unsigned: kiln sign in the registry signs the
+    // statements too, as DSSE envelopes beside them.
+    let attested = project("3");
+    run(kiln().current_dir(attested.path()).env("KILN_CACHE_DIR", attested.cache_path()).args([
+        "build",
+        "-q",
+        "--provenance",
+        "--out",
+        "out",
+    ]));
+    let pushed = push(&attested.out(), &format!("{}/app:attested", reg.addr()));
+    assert_eq!(pushed["attached"], 3, "one statement per platform: {pushed:#}");
+    let reference = pushed["reference"].as_str().unwrap();
+    assert_eq!(check(Path::new(reference), &public).status.code(), Some(1));
+    let s: Value =
+        serde_json::from_str(&run(kiln().arg("sign").arg(reference).arg("--key").arg(&key).arg("--json"))).unwrap();
+    assert_eq!(s["added"], 7, "index, three manifests, three statements: {s:#}");
+    let o = check(Path::new(reference), &public);
+    assert_eq!(o.status.code(), Some(0), "{}{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("in-toto statement on manifest linux/arm/v7"), "{}", stdout(&o));
 }

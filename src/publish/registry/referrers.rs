@@ -85,8 +85,9 @@ fn answers_referrers(c: &Client, target: &Reference, subject: &Digest) -> Result
     }
 }
 
-/// Signs the image `target` names in its registry, every image index and manifest, as
-/// `kiln sign` signs a layout, and pushes the signatures beside it.
+/// Signs the image `target` names in its registry, every image index and manifest and every
+/// in-toto statement attached to them, as `kiln sign` signs a layout, and pushes the
+/// signatures beside it.
 pub fn sign_reference(
     target: &Reference,
     opts: &crate::inputs::registry::Options,
@@ -112,10 +113,14 @@ pub fn sign_reference(
         artifacts.push((SIGNATURE_TYPE.to_string(), manifest));
         blobs.push(body);
     }
+    let digests: Vec<Digest> = signed.iter().map(|s| s.digest.clone()).collect();
+    let all = referrers::from_registry(&src, &digests)?;
+    let covered = signed.clone();
+    let mut signed = signed;
+    signed.extend(crate::attest::signing::sign_statements(&src, (&all, &covered), key, (&mut artifacts, &mut blobs))?);
     let added = referrers::attach(scratch.path(), &artifacts, &blobs)?;
     let layout = crate::store::LayoutDir::new(scratch.path());
     let c = Client::new(target, opts);
-    let digests: Vec<Digest> = signed.iter().map(|s| s.digest.clone()).collect();
     push_attached(&c, &layout, target, &digests)?;
     Ok(crate::attest::signing::SignSummary { key_id: key.public().key_id(), signed, added })
 }
