@@ -27,6 +27,9 @@ pub struct Referrer {
     pub manifest: Value,
 }
 
+/// An artifact to attach: its artifact type and its manifest's bytes.
+pub type Artifact = (String, Vec<u8>);
+
 /// A descriptor of `bytes` with `media_type`.
 pub fn descriptor(media_type: &str, bytes: &[u8]) -> Value {
     json!({"mediaType": media_type, "digest": Digest::of(bytes), "size": bytes.len()})
@@ -87,7 +90,7 @@ pub fn layer_bytes(src: &dyn BlobSource, r: &Referrer, i: usize) -> Result<(Valu
 /// Adds artifacts to the layout at `dir`: their blobs first (each written whole, then renamed
 /// into place), then `index.json` listing them, replaced in one rename; an artifact listed
 /// already is not listed twice. A crash leaves the old layout or the new one.
-pub fn attach(dir: &Path, artifacts: &[(String, Vec<u8>)], blobs: &[Vec<u8>]) -> Result<usize, StoreError> {
+pub fn attach(dir: &Path, artifacts: &[Artifact], blobs: &[Vec<u8>]) -> Result<usize, StoreError> {
     for b in blobs.iter().chain(artifacts.iter().map(|(_, m)| m)).chain([&EMPTY.to_vec()]) {
         cas::put_blob(dir, &Digest::of(b), b.len() as u64, &mut &b[..])?;
     }

@@ -104,7 +104,7 @@ pub fn sign_statements(
     src: &dyn BlobSource,
     (all, subjects): (&[Referrer], &[Subject]),
     key: &PrivateKey,
-    (artifacts, blobs): (&mut Vec<(String, Vec<u8>)>, &mut Vec<Vec<u8>>),
+    (artifacts, blobs): (&mut Vec<referrers::Artifact>, &mut Vec<Vec<u8>>),
 ) -> Result<Vec<Subject>, StoreError> {
     let mut signed = Vec::new();
     for (statement, r, subject) in statements(src, all, subjects)? {
