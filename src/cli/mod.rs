@@ -248,41 +248,10 @@ enum Command {
     },
     /// Sign every image index and platform manifest of a layout (as cosign stores signatures:
     /// referrer artifacts with a simple-signing payload), adding the signatures to the layout.
-    Sign {
-        /// The OCI layout, or a registry image (HOST/REPOSITORY:TAG or @sha256:…) whose
-        /// signatures are pushed beside it.
-        #[arg(value_name = "LAYOUT|REF")]
-        target: String,
-        /// The private key (PEM: PKCS#8 as openssl genpkey or kiln keygen write it, or SEC1).
-        #[arg(long, value_name = "KEY.pem")]
-        key: PathBuf,
-        /// Only this image.
-        #[arg(long)]
-        image: Option<String>,
-        /// Print what was signed as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        registry: push::RegistryArgs,
-    },
+    Sign(sign::SignArgs),
     /// Check that every image index and platform manifest of a layout carries a signature
     /// by the key. Exit 0 all signed, 1 anything unsigned or wrongly signed.
-    VerifySignature {
-        /// The OCI layout, or a registry image (its referrers are read from the registry).
-        #[arg(value_name = "LAYOUT|REF")]
-        target: String,
-        /// The public key (PEM, PUBLIC KEY).
-        #[arg(long, value_name = "PUB.pem")]
-        key: PathBuf,
-        /// Only this image.
-        #[arg(long)]
-        image: Option<String>,
-        /// Print the result as JSON.
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        registry: push::RegistryArgs,
-    },
+    VerifySignature(sign::CheckArgs),
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
         /// The OCI layout directory.
@@ -402,11 +371,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),
         Command::Verify { select, args } => verify::run(&select, &args, quiet),
         Command::Keygen { out } => sign::run_keygen(&out, quiet),
-        Command::Sign { target, key, image, json, registry } => {
-            sign::run_sign(&target, &key, (image.as_deref(), &registry), json)
-        }
-        Command::VerifySignature { target, key, image, json, registry } => {
-            sign::run_check(&target, &key, (image.as_deref(), &registry), json)
-        }
+        Command::Sign(args) => sign::run_sign(&args),
+        Command::VerifySignature(args) => sign::run_check(&args),
     }
 }

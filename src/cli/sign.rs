@@ -11,6 +11,45 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+/// `kiln sign`'s arguments.
+#[derive(clap::Args)]
+pub(crate) struct SignArgs {
+    /// The OCI layout, or a registry image (HOST/REPOSITORY:TAG or @sha256:…) whose
+    /// signatures are pushed beside it.
+    #[arg(value_name = "LAYOUT|REF")]
+    target: String,
+    /// The private key (PEM: PKCS#8 as openssl genpkey or kiln keygen write it, or SEC1).
+    #[arg(long, value_name = "KEY.pem")]
+    key: PathBuf,
+    /// Only this image (of a layout).
+    #[arg(long)]
+    image: Option<String>,
+    /// Print what was signed as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: super::push::RegistryArgs,
+}
+
+/// `kiln verify-signature`'s arguments.
+#[derive(clap::Args)]
+pub(crate) struct CheckArgs {
+    /// The OCI layout, or a registry image (its referrers are read from the registry).
+    #[arg(value_name = "LAYOUT|REF")]
+    target: String,
+    /// The public key (PEM, PUBLIC KEY).
+    #[arg(long, value_name = "PUB.pem")]
+    key: PathBuf,
+    /// Only this image (of a layout).
+    #[arg(long)]
+    image: Option<String>,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    registry: super::push::RegistryArgs,
+}
+
 /// The most of a key file kiln reads: PEM keys are a few hundred bytes.
 const MAX_KEY_FILE: u64 = 64 << 10;
 
@@ -95,12 +134,9 @@ pub(crate) fn run_keygen(out: &str, quiet: bool) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn run_sign(
-    target: &str,
-    key: &Path,
-    (image, registry): (Option<&str>, &super::push::RegistryArgs),
-    json: bool,
-) -> Result<ExitCode, Failure> {
+pub(crate) fn run_sign(args: &SignArgs) -> Result<ExitCode, Failure> {
+    let SignArgs { target, key, image, json, registry } = args;
+    let (image, json) = (image.as_deref(), *json);
     let key = private_key(key)?;
     let summary = match Release::parse(target) {
         Release::Layout(dir) => kiln::attest::signing::sign_layout(&dir, &key, image).map_err(BuildError::from)?,
@@ -117,12 +153,9 @@ pub(crate) fn run_sign(
     Ok(ExitCode::SUCCESS)
 }
 
-pub(crate) fn run_check(
-    target: &str,
-    key: &Path,
-    (image, registry): (Option<&str>, &super::push::RegistryArgs),
-    json: bool,
-) -> Result<ExitCode, Failure> {
+pub(crate) fn run_check(args: &CheckArgs) -> Result<ExitCode, Failure> {
+    let CheckArgs { target, key, image, json, registry } = args;
+    let (image, json) = (image.as_deref(), *json);
     let key = public_key(key)?;
     let checked = match Release::parse(target) {
         Release::Layout(dir) => kiln::attest::signing::check_layout(&dir, &key, image).map_err(BuildError::from)?,
