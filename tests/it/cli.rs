@@ -137,7 +137,22 @@ fn undescribed(help: &str) -> Vec<String> {
 
 #[test]
 fn every_option_has_a_description_and_fetch_offers_no_previous() {
-    let commands = ["plan", "build", "lock", "fetch", "doctor", "init", "diff", "bundle", "apply", "inspect"];
+    let commands = [
+        "plan",
+        "build",
+        "lock",
+        "fetch",
+        "doctor",
+        "init",
+        "diff",
+        "bundle",
+        "apply",
+        "inspect",
+        "verify",
+        "keygen",
+        "sign",
+        "verify-signature",
+    ];
     let helps: Vec<(&str, String)> = commands.iter().map(|c| (*c, run(kiln().args([c, "--help"])))).collect();
     let mut missing: Vec<String> = undescribed(&run(kiln().arg("--help")));
     for (command, help) in &helps {
