@@ -81,9 +81,9 @@ pub fn inventory(g: &Gathered<'_>, image: &ImagePlan, p: &PlatformPlan) -> Inven
         inv.debian.push(DebPackage {
             architecture: locked.map(|l| l.architecture.clone()).unwrap_or_else(|| debian_arch(p.platform).into()),
             sha256: locked.map(|l| l.sha256.clone()).unwrap_or_default(),
+            source: locked.and_then(|l| l.source.clone()),
             name,
             version,
-            source: None,
         });
     }
     inv

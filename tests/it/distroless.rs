@@ -371,6 +371,17 @@ fn a_distroless_image_sbom_lists_the_debian_packages_kiln_lock_pins_and_verify_p
     for name in ["tzdata", "ca-certificates", "netbase", "media-types"] {
         assert!(debs.iter().any(|(n, _, _)| *n == name), "{name} is listed: {debs:?}");
     }
+    // The source package each was built from, as the Packages index names it (kiln lock
+    // records it): media-types and netbase are their own source packages.
+    let source = |name: &str| {
+        spdx["packages"].as_array().unwrap().iter().find(|p| p["name"] == name).unwrap()["sourceInfo"].clone()
+    };
+    assert_eq!(source("tzdata"), "built from the Debian source package tzdata");
+    assert_eq!(source("media-types"), "built from the Debian source package media-types");
+    // Where the Packages index names another source package, the lock records that one.
+    let lock_json: Value = serde_json::from_str(lock()).unwrap();
+    let libc6 = lock_json["packages"].as_array().unwrap().iter().find(|p| p["name"] == "libc6").unwrap();
+    assert_eq!(libc6["source"], "glibc", "{libc6}");
     // Each package's version and .deb sha256 are the ones kiln.lock pins for arm64.
     let text = lock();
     for (name, version, sha) in &debs {

@@ -60,6 +60,9 @@ pub struct Stanza {
     pub filename: String,
     pub size: u64,
     pub sha256: String,
+    /// The source package, when it is named otherwise than the binary package (`Source:`,
+    /// without the version it may carry).
+    pub source: String,
 }
 
 /// Parses a Packages index, keeping only the packages named in `wanted`.
@@ -76,6 +79,7 @@ pub fn parse_packages(text: &str, wanted: &BTreeSet<&str>) -> BTreeMap<String, S
                 "Filename" => s.filename = v.trim().into(),
                 "Size" => s.size = v.trim().parse().unwrap_or(0),
                 "SHA256" => s.sha256 = v.trim().into(),
+                "Source" => s.source = v.split_whitespace().next().unwrap_or_default().into(),
                 _ => {}
             }
         }
@@ -165,6 +169,7 @@ pub fn resolve(
                 url: format!("{base}/{}", s.filename),
                 size: s.size,
                 sha256: s.sha256.clone(),
+                source: Some(if s.source.is_empty() { s.package.clone() } else { s.source.clone() }),
             });
         }
     }

@@ -46,6 +46,10 @@ pub struct LockedPackage {
     pub url: String,
     pub size: u64,
     pub sha256: String,
+    /// The Debian source package it was built from (locks written before kiln recorded it
+    /// lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
 }
 
 impl Lock {
