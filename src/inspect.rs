@@ -115,14 +115,7 @@ fn contents(src: &dyn BlobSource, layer: &Blob) -> Result<(u64, Vec<(String, u64
 }
 
 fn count_files(blob: &mut dyn Read, media_type: &str, p: &Path) -> Result<(u64, Vec<(String, u64)>), BuildError> {
-    let f = std::io::BufReader::new(blob);
-    let reader: Box<dyn Read> = if media_type.ends_with("+gzip") || media_type.ends_with(".gzip") {
-        Box::new(flate2::read::GzDecoder::new(f))
-    } else if media_type.ends_with("+zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(f).map_err(BuildError::io("read", p))?)
-    } else {
-        Box::new(f)
-    };
+    let reader = crate::layer::decoder(media_type, blob).map_err(BuildError::io("read", p))?;
     let mut tar = tar::Archive::new(reader);
     let mut counts: BTreeMap<String, u64> = BTreeMap::new();
     let mut files = 0;

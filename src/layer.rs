@@ -378,3 +378,15 @@ impl LayerCache {
         }
     }
 }
+
+/// A decompressing reader for a layer of `media_type` (gzip, zstd or a plain tar).
+pub(crate) fn decoder<'a>(media_type: &str, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
+    let r = io::BufReader::new(r);
+    Ok(if media_type.ends_with("gzip") {
+        Box::new(flate2::read::GzDecoder::new(r))
+    } else if media_type.ends_with("zstd") {
+        Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
+    } else {
+        Box::new(r)
+    })
+}

@@ -92,7 +92,11 @@ pub fn layer_bytes(src: &dyn BlobSource, r: &Referrer, i: usize) -> Result<(Valu
 /// already is not listed twice. A crash leaves the old layout or the new one.
 pub fn attach(dir: &Path, artifacts: &[Artifact], blobs: &[Vec<u8>]) -> Result<usize, StoreError> {
     for b in blobs.iter().chain(artifacts.iter().map(|(_, m)| m)).chain([&EMPTY.to_vec()]) {
-        cas::put_blob(dir, &Digest::of(b), b.len() as u64, &mut &b[..])?;
+        let digest = Digest::of(b);
+        if cas::put_blob(dir, &digest, b.len() as u64, &mut &b[..])? > 0 {
+            // Readable by all, as the blobs `kiln build` writes are.
+            readable(&crate::store::blob_path(dir, &digest))?;
+        }
     }
     let index_path = dir.join("index.json");
     let src = crate::store::LayoutDir::new(dir);
@@ -116,6 +120,13 @@ pub fn attach(dir: &Path, artifacts: &[Artifact], blobs: &[Vec<u8>]) -> Result<u
     Ok(added)
 }
 
+/// Mode 0644: a layout's files are read by other users (runtimes, servers).
+fn readable(path: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+        .map_err(StoreError::io("set permissions of", path))
+}
+
 /// Replaces `index.json` (and writes `oci-layout` if missing) by writing beside and renaming.
 fn write_index(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     if !dir.join("oci-layout").exists() {
@@ -123,6 +134,7 @@ fn write_index(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     }
     let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(StoreError::io("create a file in", dir))?;
     tmp.write_all(bytes).map_err(StoreError::io("write", tmp.path().to_path_buf()))?;
+    readable(tmp.path())?;
     tmp.as_file().sync_all().map_err(StoreError::io("write", tmp.path().to_path_buf()))?;
     tmp.persist(dir.join("index.json")).map_err(|e| StoreError::io("write", dir.join("index.json"))(e.error))?;
     Ok(())

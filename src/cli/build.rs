@@ -56,6 +56,10 @@ fn write_documents(dir: &Path, documents: &[(String, Vec<u8>)]) -> Result<(), Fa
         let mut tmp =
             tempfile::NamedTempFile::new_in(dir).map_err(kiln::error::BuildError::io("create a file in", dir))?;
         std::io::Write::write_all(&mut tmp, bytes).map_err(kiln::error::BuildError::io("write", dir.join(name)))?;
+        // Readable by all, as the layout's own files are (a temporary file starts at 0600).
+        let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o644);
+        std::fs::set_permissions(tmp.path(), mode)
+            .map_err(kiln::error::BuildError::io("set permissions of", dir.join(name)))?;
         tmp.persist(dir.join(name)).map_err(|e| kiln::error::BuildError::io("write", dir.join(name))(e.error))?;
     }
     Ok(())

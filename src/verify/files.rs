@@ -42,18 +42,6 @@ pub struct LayerFiles {
     pub files: BTreeMap<String, FileFacts>,
 }
 
-/// A decompressing reader for a layer of `media_type` (gzip, zstd or a plain tar).
-pub(crate) fn decoder<'a>(media_type: &str, r: impl Read + 'a) -> io::Result<Box<dyn Read + 'a>> {
-    let r = io::BufReader::new(r);
-    Ok(if media_type.ends_with("gzip") {
-        Box::new(flate2::read::GzDecoder::new(r))
-    } else if media_type.ends_with("zstd") {
-        Box::new(zstd::stream::read::Decoder::with_buffer(r)?)
-    } else {
-        Box::new(r)
-    })
-}
-
 /// An entry's path as the image sees it: absolute, `./` and trailing slashes folded, with a
 /// `/` at the end for a directory.
 fn image_path(raw: &str, dir: bool) -> String {
@@ -84,7 +72,7 @@ fn scan(
     walk::check_size(src, &blob.digest, blob.size)?;
     let mut hashed = HashingReader::new(src.open_blob(&blob.digest)?);
     {
-        let mut tar = tar::Archive::new(decoder(&blob.media_type, &mut hashed).map_err(fail)?);
+        let mut tar = tar::Archive::new(crate::layer::decoder(&blob.media_type, &mut hashed).map_err(fail)?);
         let mut count = 0usize;
         for item in tar.entries().map_err(fail)? {
             let mut item = item.map_err(fail)?;

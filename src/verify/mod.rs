@@ -160,6 +160,9 @@ fn write_report_dir(
     out.report_dir = Some(dir.display().to_string());
     let json = crate::oci::canonical::to_pretty(&*out);
     std::fs::write(tmp.path().join("report.json"), json).map_err(VerifyError::io("write", tmp.path()))?;
+    // A temporary directory starts at 0700; the report is for people to read.
+    let mode = <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755);
+    std::fs::set_permissions(tmp.path(), mode).map_err(VerifyError::io("set permissions of", tmp.path()))?;
     let staged = tmp.keep();
     std::fs::rename(&staged, dir).map_err(|e| {
         let _ = std::fs::remove_dir_all(&staged);

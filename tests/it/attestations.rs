@@ -93,6 +93,8 @@ fn a_rust_image_carries_valid_sboms_naming_its_crates_and_a_provenance_statement
     let s = build_attested("hello-rust", dir.path(), cache.path());
     assert_eq!(s["attestations"].as_array().unwrap().len(), 9, "three documents on each of three platforms: {s:#}");
     let docs = dir.path().join("docs");
+    let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    assert_eq!(mode(&docs.join("hello-rust.linux-amd64.spdx.json")), 0o644, "the documents are readable by all");
     let crates = locked(&root().join("examples/hello-rust/Cargo.lock"), &["itoa", "ryu", "hello-rust"]);
     for platform in ["linux-amd64", "linux-arm64", "linux-arm-v7"] {
         let stem = format!("hello-rust.{platform}");

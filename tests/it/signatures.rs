@@ -62,6 +62,12 @@ fn every_index_and_manifest_is_signed_as_cosign_stores_it_and_openssl_verifies_e
     assert_eq!(signed["added"], 4, "the image index and three manifests: {signed:#}");
     let o = check(&layout, &public);
     assert_eq!(o.status.code(), Some(0), "{}", stdout(&o));
+    // Signing leaves the layout readable by other users, as kiln build writes it.
+    let mode = |p: &Path| std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).unwrap().permissions()) & 0o777;
+    assert_eq!(mode(&layout.join("index.json")), 0o644);
+    for b in std::fs::read_dir(layout.join("blobs/sha256")).unwrap() {
+        assert_eq!(mode(&b.unwrap().path()), 0o644);
+    }
 
     // Each signature, read as cosign stores it, verifies with openssl over its payload, and
     // the payload names the digest of what it signs.

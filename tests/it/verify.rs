@@ -123,6 +123,8 @@ fn builds_that_let_the_clock_or_the_umask_in_are_named_down_to_the_file_and_buil
     assert_eq!(at("umask", 1, "first"), "data.txt had mode 644 when this was built\n");
     assert_eq!(at("umask", 1, "second"), "data.txt had mode 600 when this was built\n");
     assert_ne!(at("clock", 2, "first"), at("clock", 2, "second"));
+    let mode = std::fs::metadata(&report_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o755, "the report directory is for people to read");
     let saved: Value = serde_json::from_slice(&std::fs::read(report_dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(saved["files_written"], 4);
     assert_eq!(saved["comparison"], r["comparison"]);
