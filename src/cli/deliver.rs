@@ -139,10 +139,10 @@ pub(crate) fn run_load(
         Some(other) => {
             return Err(CliError::Output(other.to_string(), "the runtimes are docker and podman".into()).into());
         }
-        None if find_program("docker").is_some() => Runtime::Docker,
+        None if super::env::find_program("docker").is_some() => Runtime::Docker,
         None => Runtime::Podman,
     };
-    let program = find_program(runtime.program()).ok_or_else(|| {
+    let program = super::env::find_program(runtime.program()).ok_or_else(|| {
         CliError::Output(runtime.program().into(), format!("{} is not installed (not on PATH)", runtime.program()))
     })?;
     let (summary, said) =
@@ -152,10 +152,4 @@ pub(crate) fn run_load(
         println!("loaded {} into {} ({} bytes)", summary.tags.join(", "), runtime.program(), summary.bytes);
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// A program on PATH.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
 }

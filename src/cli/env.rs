@@ -53,3 +53,9 @@ pub(crate) fn source_date_epoch() -> Result<Option<u64>, CliError> {
 pub(crate) fn current_dir() -> PathBuf {
     std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."))
 }
+
+/// A program on PATH.
+pub(crate) fn find_program(name: &str) -> Option<PathBuf> {
+    let paths = std::env::var_os("PATH")?;
+    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
+}

@@ -2,7 +2,7 @@
 //! under varied conditions, and compares the result with a first build or with `--against`
 //! (a layout or a registry reference). Exit 0 identical, 1 different, 2 an error.
 
-use super::env::cargo_home;
+use super::env::{cargo_home, find_program};
 use super::load::load_plan;
 use super::{Failure, Select, platform_names, progress};
 use kiln::error::VerifyError;
@@ -31,11 +31,6 @@ pub(crate) struct VerifyArgs {
     json: bool,
     #[command(flatten)]
     registry: super::push::RegistryArgs,
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths).map(|d| d.join(name)).find(|p| p.is_file())
 }
 
 /// The environment the rebuilds keep although `HOME` changes: where cargo and rustup are.
@@ -79,7 +74,7 @@ pub(crate) fn run(select: &Select, args: &VerifyArgs, quiet: bool) -> Result<Exi
         .prefix("kiln-verify-")
         .tempdir()
         .map_err(VerifyError::io("create", std::env::temp_dir()))?;
-    let disorderfs = which("disorderfs").zip(which("fusermount").or_else(|| which("fusermount3")));
+    let disorderfs = find_program("disorderfs").zip(find_program("fusermount").or_else(|| find_program("fusermount3")));
     let rebuilder = Rebuilder {
         kiln: &kiln_exe,
         recipe: &select.file,
