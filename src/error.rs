@@ -37,6 +37,46 @@ pub enum BuildError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Registry(#[from] RegistryError),
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Shard(#[from] ShardError),
+}
+
+/// Shards: a plan cut for CI runners (`kiln build --shard`) and put back together
+/// (`kiln merge`).
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum ShardError {
+    #[error("{0}")]
+    #[diagnostic(code(kiln::shard::unknown), help("list the plan's shards with `kiln plan --matrix --plan FILE`"))]
+    Unknown(String),
+    #[error("{what} is not a shard kiln can merge: {reason}")]
+    #[diagnostic(
+        code(kiln::merge::not_a_shard),
+        help("give the layouts or references `kiln build --shard` wrote, or the JSON files it printed with --json")
+    )]
+    NotAShard { what: String, reason: String },
+    #[error("the shards come from different plans: {first} is of plan {first_plan}, {other} of plan {other_plan}")]
+    #[diagnostic(
+        code(kiln::merge::other_plan),
+        help(
+            "build every shard from the same plan.json (`kiln build --plan plan.json --shard ID`); nothing was written"
+        )
+    )]
+    OtherPlan { first: String, first_plan: String, other: String, other_plan: String },
+    #[error("{problem}")]
+    #[diagnostic(
+        code(kiln::merge::shards),
+        help(
+            "give `kiln merge` every shard of the matrix once (`kiln plan --matrix` lists them); nothing was written"
+        )
+    )]
+    Shards { problem: String },
+    #[error("layer {layer} of shard {shard} is damaged: {reason}")]
+    #[diagnostic(
+        code(kiln::merge::blob),
+        help("build the shard again (`kiln build --plan plan.json --shard ID`); nothing was written")
+    )]
+    Blob { shard: String, layer: String, reason: String },
 }
 
 /// The inputs stage: fetching and verifying what a recipe pins (Debian indexes and packages,

@@ -81,6 +81,7 @@ impl Project {
             toolchain: &toolchain,
             tags: &[],
             attest: None,
+            remote: None,
         };
         (build(plan, &opts, &Quiet).unwrap(), out)
     }
@@ -151,7 +152,7 @@ fn an_in_memory_blob_store_receives_the_release_build_writes_and_walks_back() {
     let plan = p.plan();
     let (summary, out) = p.build(&plan, "a");
     let toolchain = Fake { dir: p.cache.path().join("fake-bin") };
-    let compiled = crate::build::compile_all(&plan, p.cache.path(), &toolchain, &Quiet).unwrap();
+    let compiled = crate::build::compile_all(&plan, (p.cache.path(), None), &toolchain, &Quiet).unwrap();
     let files = crate::inputs::debian::store::file_store(p.cache.path());
     let inputs = crate::layer::Inputs { root: p.root(), compiled: &compiled, store: &files, pulled: &files };
     let memory = Memory::default();

@@ -24,6 +24,21 @@ pub(crate) struct AttestArgs {
     sbom_out: Option<std::path::PathBuf>,
 }
 
+/// A shard of the plan instead of all of it, and a cache shared through a registry.
+#[derive(clap::Args)]
+pub(crate) struct ShardArgs {
+    /// Build only this shard of the plan (an id `kiln plan --matrix` prints: its compiles and
+    /// layers) into a shard layout at --out; with --push REPOSITORY, upload it there by digest,
+    /// untagged. `kiln merge` joins the shards into the images.
+    #[arg(long, value_name = "ID")]
+    shard: Option<String>,
+    /// A registry repository shared as a cache: compiled binaries (by step id) and compressed
+    /// layers (by layer id) are taken from it when it holds them, checked before use, and
+    /// stored in it when it does not.
+    #[arg(long, value_name = "REPOSITORY")]
+    cache: Option<String>,
+}
+
 impl AttestArgs {
     fn wanted(&self) -> kiln::attest::write::Wanted {
         let all = self.sbom_out.is_some();
@@ -69,7 +84,7 @@ pub(crate) fn run(
     select: &Select,
     layering: &Layering,
     saved: Option<&Path>,
-    (out, deliver, attest): (&Path, &Deliver, &AttestArgs),
+    (out, deliver, attest, shard): (&Path, &Deliver, &AttestArgs, &ShardArgs),
     json: bool,
     quiet: bool,
 ) -> Result<ExitCode, Failure> {
@@ -82,7 +97,12 @@ pub(crate) fn run(
         Some(file) => load_saved(file, (&root, &cache), &deliver.registry_options()?, progress.as_ref())?,
         None => load_plan(select, layering.previous.as_deref(), &deliver.registry_options()?, progress.as_ref())?,
     };
-    if let Some((reference, tags)) = deliver.push_target() {
+    if shard.shard.is_some() && (!outputs.is_empty() || !deliver.tags().is_empty() || wanted_any(attest)) {
+        let why =
+            "a shard is a part of the plan, not images: archives, tags, SBOMs and provenance come with `kiln merge`";
+        return Err(super::CliError::Output("--shard".into(), why.into()).into());
+    }
+    if let Some((reference, tags)) = deliver.push_target().filter(|_| shard.shard.is_none()) {
         let names: Vec<String> = loaded.plan.images.iter().map(|i| i.name.clone()).collect();
         kiln::publish::registry::check_targets(&names, reference, tags)?;
     }
@@ -91,6 +111,13 @@ pub(crate) fn run(
     let (recipe_sha, lock) =
         if wanted.sbom || wanted.provenance { recipe_inputs(&select.file, &root)? } else { Default::default() };
     let recipe_name = select.file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let registry = deliver.registry_options()?;
+    let remote = match &shard.cache {
+        Some(r) => {
+            Some(kiln::remote_cache::RemoteCache::open(r, &registry, &cache).map_err(kiln::error::BuildError::from)?)
+        }
+        None => None,
+    };
     let opts = kiln::build::BuildOptions {
         root: &root,
         out: &out,
@@ -102,7 +129,16 @@ pub(crate) fn run(
             recipe: (&recipe_name, &recipe_sha),
             lock: lock.as_ref().map(|(sha, l)| (sha.as_str(), l)),
         }),
+        remote: remote.as_ref(),
     };
+    if let Some(id) = &shard.shard {
+        let mut summary = kiln::build::shard::build_shard(&loaded.plan, id, &opts, progress.as_ref())?;
+        if let (Some((reference, _)), Some(s)) = (deliver.push_target(), summary.shard.as_mut()) {
+            s.reference = Some(kiln::build::shard::push_shard(&out, reference, &registry, progress.as_ref())?);
+        }
+        print_shard(&summary, json, quiet);
+        return Ok(ExitCode::SUCCESS);
+    }
     let summary = kiln::build::build(&loaded.plan, &opts, progress.as_ref())?;
     if let Some(dir) = &attest.sbom_out {
         write_documents(dir, &summary.documents)?;
@@ -121,12 +157,44 @@ pub(crate) fn run(
     Ok(ExitCode::SUCCESS)
 }
 
+fn wanted_any(attest: &AttestArgs) -> bool {
+    let w = attest.wanted();
+    w.sbom || w.provenance
+}
+
+/// What `kiln build --shard` says: the shard and where it is, or the JSON `kiln merge` takes.
+fn print_shard(summary: &BuildSummary, json: bool, quiet: bool) {
+    if json {
+        print!("{}", kiln::oci::canonical::to_pretty(summary));
+        return;
+    }
+    if quiet {
+        return;
+    }
+    if let Some(s) = &summary.shard {
+        println!("wrote shard {} of {} ({}) to {}", s.id, s.shards.join(" "), s.manifest, s.layout);
+        if let Some(r) = &s.reference {
+            println!("  pushed {r}");
+        }
+    }
+    print_binaries(summary);
+    println!(
+        "  {} layer(s), {} from a cache; {} bytes of blobs",
+        summary.layers, summary.cached_layers, summary.blob_bytes
+    );
+}
+
 fn print_summary(summary: &BuildSummary) {
     println!("wrote {} (index.json {})", summary.layout, summary.index_digest);
     for i in &summary.images {
         let platforms: Vec<&str> = i.platforms.keys().map(String::as_str).collect();
         println!("  {}  {}  {}", i.name, i.digest, platforms.join(" "));
     }
+    print_binaries(summary);
+    println!("  {} distinct layer(s), {} bytes of blobs", summary.layers, summary.blob_bytes);
+}
+
+fn print_binaries(summary: &BuildSummary) {
     for b in &summary.binaries {
         println!(
             "  binary {} for {} ({}): {} bytes linked, {} bytes stripped{}",
@@ -138,5 +206,4 @@ fn print_summary(summary: &BuildSummary) {
             if b.cached { " (cached)" } else { "" }
         );
     }
-    println!("  {} distinct layer(s), {} bytes of blobs", summary.layers, summary.blob_bytes);
 }

@@ -14,6 +14,7 @@ mod init;
 mod inspect;
 mod load;
 mod lock;
+mod merge;
 mod plan;
 mod progress;
 mod push;
@@ -63,16 +64,9 @@ pub(crate) struct Layering {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print the resolved plan: every image, platform, layer and entry.
-    Plan {
-        #[command(flatten)]
-        select: Select,
-        #[command(flatten)]
-        layering: Layering,
-        /// Print the plan as JSON.
-        #[arg(long)]
-        json: bool,
-    },
+    /// Print the resolved plan: every image, platform, layer and entry; or the shards a CI
+    /// matrix builds it in (--matrix).
+    Plan(plan::PlanArgs),
     /// Build the recipe's images into an OCI image layout.
     Build {
         #[command(flatten)]
@@ -93,6 +87,8 @@ enum Command {
         deliver: deliver::Deliver,
         #[command(flatten)]
         attest: build::AttestArgs,
+        #[command(flatten)]
+        shard: build::ShardArgs,
     },
     /// Load one platform of an image into the local docker or podman (as `docker load`).
     Load {
@@ -153,6 +149,10 @@ enum Command {
         /// Replace an existing kiln.kdl.
         #[arg(long)]
         force: bool,
+        /// Write a CI workflow instead of a recipe: github (.github/workflows/kiln.yml) or
+        /// gitlab (.gitlab-ci.yml), which plan, build the shards in a matrix, merge and push.
+        #[arg(long, value_name = "SYSTEM", conflicts_with = "template")]
+        ci: Option<String>,
     },
     /// What a device holding OLD downloads to get NEW, per image and platform (layouts or
     /// registry references; of a registry only manifests and configs are fetched).
@@ -252,6 +252,10 @@ enum Command {
     /// Check that every image index and platform manifest of a layout carries a signature
     /// by the key. Exit 0 all signed, 1 anything unsigned or wrongly signed.
     VerifySignature(sign::CheckArgs),
+    /// Join the shards of a plan (`kiln build --shard`, built anywhere) into its images, with
+    /// the digests one `kiln build` of the plan gives; refuses, writing nothing, shards of
+    /// different plans, a missing shard or a damaged blob.
+    Merge(merge::MergeArgs),
     /// Show the images, platforms and layers of an OCI layout, and what they share.
     Inspect {
         /// The OCI layout directory.
@@ -342,9 +346,9 @@ pub(crate) fn platform_names(given: &[String]) -> Result<Vec<String>, CliError> 
 pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
     let quiet = cli.quiet;
     match cli.command {
-        Command::Plan { select, layering, json } => plan::run(&select, &layering, json, quiet),
-        Command::Build { select, layering, out, json, plan, deliver, attest } => {
-            build::run(&select, &layering, plan.as_deref(), (&out, &deliver, &attest), json, quiet)
+        Command::Plan(args) => plan::run(&args, quiet),
+        Command::Build { select, layering, out, json, plan, deliver, attest, shard } => {
+            build::run(&select, &layering, plan.as_deref(), (&out, &deliver, &attest, &shard), json, quiet)
         }
         Command::Load { layout, platform, runtime, tags } => {
             deliver::run_load(&layout, platform.as_deref(), runtime.as_deref(), &tags, quiet)
@@ -355,7 +359,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Lock { file } => lock::run(&file, quiet),
         Command::Fetch { select } => fetch::run(&select, quiet),
         Command::Doctor => doctor::run(),
-        Command::Init { template, force } => init::run(template.as_deref(), force, quiet),
+        Command::Init { template, force, ci } => init::run(template.as_deref(), force, ci.as_deref(), quiet),
         Command::Diff { old, new, platforms, json, budget, delta } => {
             diff::run(&old, &new, &platforms, (json, delta), budget)
         }
@@ -368,6 +372,7 @@ pub(crate) fn run(cli: Cli) -> Result<ExitCode, Failure> {
         Command::Apply { bundle, to, keep_unused, require_signature } => {
             apply::run(&bundle, &to, (keep_unused, require_signature.as_deref()), quiet)
         }
+        Command::Merge(args) => merge::run(&args, quiet),
         Command::Inspect { dir, image, json } => inspect::run(&dir, image.as_deref(), json),
         Command::Verify { select, args } => verify::run(&select, &args, quiet),
         Command::Keygen { out } => sign::run_keygen(&out, quiet),

@@ -11,6 +11,7 @@ mod render;
 mod resolve;
 pub(crate) mod steps;
 mod steps_check;
+pub mod shard;
 
 pub use crate::oci::config::{ConfigPlan, DEFAULT_PATH, DEFAULT_USER, UserSource};
 pub use crate::oci::entry::{Entry, EntryKind, Prebuilt};

@@ -27,11 +27,11 @@ const FLOORS: &[&[&str]] = &[
     // Runs the plan's build steps: the only code that spawns compilers.
     &["toolchain"],
     // Layers, images, and the publishers beyond the layout directory.
-    &["layer", "image", "publish", "attest"],
+    &["layer", "image", "publish", "attest", "remote_cache"],
     // Executes a plan.
     &["build"],
     // Features that read what build wrote.
-    &["update", "inspect", "doctor", "init", "verify"],
+    &["update", "inspect", "doctor", "init", "verify", "merge"],
     // The command line, and the tests that drive the whole pipeline.
     &["cli", "pipeline_tests"],
 ];

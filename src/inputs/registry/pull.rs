@@ -68,7 +68,7 @@ fn manifest(c: &Client, r: &Reference, digest: &Digest, cas: &Path) -> Result<(V
 }
 
 /// Fetches a config or layer into the cache unless it is there; the bytes fetched.
-fn blob(c: &Client, r: &Reference, b: &Blob, cas: &Path) -> Result<u64, RegistryError> {
+pub(crate) fn blob(c: &Client, r: &Reference, b: &Blob, cas: &Path) -> Result<u64, RegistryError> {
     if crate::store::blob_path(cas, &b.digest).is_file() {
         return Ok(0);
     }

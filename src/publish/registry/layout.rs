@@ -67,6 +67,31 @@ pub fn push_layout(
 ) -> Result<Vec<PushSummary>, RegistryError> {
     let layout = LayoutDir::new(dir);
     let all = images(&layout, only)?;
+    push_images(&layout, &all, (template, extra_tags), &[], opts, progress)
+}
+
+/// Pushes every image of the release `src` to `template` with `extra_tags`, mounting the
+/// blobs `mounts` names (registry, digest, repository) from where they are.
+pub fn push_release(
+    src: &(dyn crate::store::BlobSource + Sync),
+    template: &str,
+    extra_tags: &[String],
+    mounts: &[(String, Digest, String)],
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<PushSummary>, RegistryError> {
+    let all = images(src, None)?;
+    push_images(src, &all, (template, extra_tags), mounts, opts, progress)
+}
+
+fn push_images(
+    src: &(dyn crate::store::BlobSource + Sync),
+    all: &[crate::store::walk::Image],
+    (template, extra_tags): (&str, &[String]),
+    mounts: &[(String, Digest, String)],
+    opts: &Options,
+    progress: &dyn Progress,
+) -> Result<Vec<PushSummary>, RegistryError> {
     let names: Vec<String> = all.iter().map(|i| i.name.clone()).collect();
     let targets = targets(&names, template, extra_tags)?;
     for (image, (r, _)) in all.iter().zip(&targets) {
@@ -74,7 +99,7 @@ pub fn push_layout(
             && *d != image.blob.digest
         {
             return Err(RegistryError::Store(StoreError::InvalidLayout {
-                path: dir.to_path_buf(),
+                path: src.location().to_path_buf(),
                 reason: format!("image `{}` is {}, not the {d} the reference names", image.name, image.blob.digest),
             }));
         }
@@ -85,10 +110,14 @@ pub fn push_layout(
     let mut out = Vec::new();
     for (image, (r, tags)) in all.iter().zip(&targets) {
         let c = clients.entry(r.registry.clone()).or_insert_with(|| Client::new(r, opts));
-        let mount_from = held
-            .entry(r.registry.clone())
-            .or_insert_with(|| opts.cache.as_deref().map(|c| super::hints::load(c, &r.registry)).unwrap_or_default());
-        let job = PushJob { src: &layout, image, target: r, tags, mount_from };
+        let mount_from = held.entry(r.registry.clone()).or_insert_with(|| {
+            let mut hints = opts.cache.as_deref().map(|c| super::hints::load(c, &r.registry)).unwrap_or_default();
+            for (_, digest, repo) in mounts.iter().filter(|m| m.0 == r.registry) {
+                hints.insert(digest.clone(), repo.clone());
+            }
+            hints
+        });
+        let job = PushJob { src, image, target: r, tags, mount_from };
         out.push(push(c, &job, progress)?);
         for p in &image.platforms {
             for b in std::iter::once(&p.config).chain(&p.layers) {

@@ -9,7 +9,7 @@ mod referrers;
 pub mod upload;
 
 pub use crate::inputs::registry::{AuthSource, Client, Credentials, Options};
-pub use layout::{check_targets, push_layout};
+pub use layout::{check_targets, push_layout, push_release};
 pub use push::{PushJob, PushSummary, push, put_manifest};
 pub use referrers::{check_reference, sign_reference};
 pub use upload::{Outcome, push_blob};

@@ -7,79 +7,17 @@ use crate::image::{self, BuiltImage};
 use crate::layer::{self, Inputs, LayerBlob};
 use crate::plan::{BuildStep, LayerPlan, Plan, Step};
 use crate::progress::Progress;
+use crate::remote_cache::RemoteCache;
 use crate::store::{BlobSink, Publisher, Staging};
 use crate::toolchain::Toolchain;
 use crate::toolchain::cache::Compiled;
-use serde::Serialize;
 use std::collections::BTreeMap;
+
+pub mod shard;
+pub(crate) mod summary;
 use std::path::Path;
 use std::sync::Mutex;
-
-/// What a build wrote, as printed by `kiln build --json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct BuildSummary {
-    pub layout: String,
-    /// sha256 of the layout's `index.json`: one digest for the whole build.
-    pub index_digest: String,
-    pub images: Vec<ImageSummary>,
-    /// Distinct layers written.
-    pub layers: usize,
-    /// How many of them were taken from kiln's layer cache instead of being compressed again.
-    pub cached_layers: usize,
-    /// Bytes of all distinct blobs (layers, configs, manifests, indexes).
-    pub blob_bytes: u64,
-    /// Every compiled binary, in plan order.
-    pub binaries: Vec<BinarySummary>,
-    /// SBOMs and provenance written beside the images (`--sbom`, `--provenance`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub attestations: Vec<AttestationSummary>,
-    /// The attestations' documents, by the file name `--sbom-out` gives each.
-    #[serde(skip)]
-    pub documents: Vec<(String, Vec<u8>)>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct AttestationSummary {
-    pub image: String,
-    pub platform: String,
-    pub artifact_type: String,
-    /// The artifact manifest, whose subject is the platform manifest.
-    pub digest: String,
-}
-
-/// The attestations a build writes, and what they need beside the plan.
-pub struct AttestOptions<'a> {
-    pub wanted: crate::attest::write::Wanted,
-    /// The recipe file's name and the sha256 of its bytes.
-    pub recipe: (&'a str, &'a str),
-    /// `kiln.lock`'s sha256 and contents, when the recipe has one.
-    pub lock: Option<(&'a str, &'a crate::inputs::debian::lock::Lock)>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct BinarySummary {
-    /// `rust`, `c` or `go`.
-    pub language: String,
-    /// The cargo package, the C program's name or the Go package.
-    pub package: String,
-    pub bin: String,
-    pub platform: String,
-    pub triple: String,
-    pub linker: String,
-    pub unstripped_bytes: u64,
-    pub stripped_bytes: u64,
-    pub sha256: String,
-    /// Taken from kiln's cache: the compiler did not run.
-    pub cached: bool,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct ImageSummary {
-    pub name: String,
-    pub digest: String,
-    pub size: u64,
-    pub platforms: BTreeMap<String, String>,
-}
+pub use summary::{AttestOptions, AttestationSummary, BinarySummary, BuildSummary, ImageSummary};
 
 /// Where a build reads and writes.
 pub struct BuildOptions<'a> {
@@ -95,14 +33,16 @@ pub struct BuildOptions<'a> {
     pub tags: &'a [String],
     /// SBOMs and provenance to write beside the images.
     pub attest: Option<AttestOptions<'a>>,
+    /// A registry shared as a cache of binaries and layers (`--cache`).
+    pub remote: Option<&'a RemoteCache>,
 }
 
-/// Compiles what the plan asks for, each binary once, from the cache where it can. Rust steps
-/// run one after another (cargo uses every core and one target directory); C and Go steps run
-/// beside them, each language on a thread of its own.
+/// Compiles what the plan asks for, each binary once, from the cache where it can (kiln's,
+/// then the registry's). Rust steps run one after another (cargo uses every core and one
+/// target directory); C and Go steps run beside them, each language on a thread of its own.
 pub fn compile_all(
     plan: &Plan,
-    cache: &Path,
+    (cache, remote): (&Path, Option<&RemoteCache>),
     toolchain: &dyn Toolchain,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, Compiled>, BuildError> {
@@ -115,8 +55,10 @@ pub fn compile_all(
     .filter(|g| !g.is_empty())
     .collect();
     let results: Vec<Result<Vec<(String, Compiled)>, BuildError>> = std::thread::scope(|s| {
-        let handles: Vec<_> =
-            groups.iter().map(|g| s.spawn(|| compile_group(g, plan.epoch, cache, toolchain, progress))).collect();
+        let handles: Vec<_> = groups
+            .iter()
+            .map(|g| s.spawn(|| compile_group(g, plan.epoch, (cache, remote), toolchain, progress)))
+            .collect();
         handles.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
     });
     let mut done = BTreeMap::new();
@@ -127,54 +69,101 @@ pub fn compile_all(
 }
 
 /// One language's steps, in plan order; a Rust workspace's dependencies are fetched once.
+/// Every binary ends up in the registry cache too, when there is one.
 fn compile_group(
     steps: &[Step<'_>],
     epoch: u64,
-    cache: &Path,
+    (cache, remote): (&Path, Option<&RemoteCache>),
     toolchain: &dyn Toolchain,
     progress: &dyn Progress,
 ) -> Result<Vec<(String, Compiled)>, BuildError> {
     let mut done = Vec::new();
     let mut fetched = std::collections::BTreeSet::new();
     for &step in steps {
-        if let Some(c) = toolchain.cached(step, cache) {
-            done.push((step.id().to_string(), c));
-            continue;
+        let c = match toolchain.cached(step, cache) {
+            Some(c) => c,
+            None => match remote.and_then(|r| r.binary(step)) {
+                Some(c) => {
+                    progress.note(&format!("took {} from the registry cache", step.describe()));
+                    c
+                }
+                None => {
+                    if let Step::Rust(b) = step
+                        && fetched.insert(b.manifest.clone())
+                    {
+                        progress.note(&format!("fetching dependencies of {}", b.package));
+                        toolchain.fetch(step)?;
+                    }
+                    progress.note(&format!("compiling {}", step.describe()));
+                    toolchain.compile(step, cache, epoch)?
+                }
+            },
+        };
+        if let Some(r) = remote {
+            r.put_binary(step, &c);
         }
-        if let Step::Rust(b) = step
-            && fetched.insert(b.manifest.clone())
-        {
-            progress.note(&format!("fetching dependencies of {}", b.package));
-            toolchain.fetch(step)?;
-        }
-        progress.note(&format!("compiling {}", step.describe()));
-        done.push((step.id().to_string(), toolchain.compile(step, cache, epoch)?));
+        done.push((step.id().to_string(), c));
     }
     Ok(done)
 }
 
-/// Builds `plan` into the OCI layout at `opts.out`.
-pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
-    let _cache_lock = crate::lock::CacheLock::open(opts.cache);
-    let compiled = compile_all(plan, opts.cache, opts.toolchain, progress)?;
-    let out = opts.out;
-    let staging: Box<dyn Publisher> = Box::new(Staging::new_with(out, progress)?);
-    let sink: &dyn BlobSink = &*staging;
+/// The plan's distinct layers (only those `only` names, when given), in plan order.
+fn distinct<'p>(plan: &'p Plan, only: Option<&[String]>) -> Vec<&'p LayerPlan> {
     let mut unique: BTreeMap<&str, &LayerPlan> = BTreeMap::new();
-    for image in &plan.images {
-        for p in &image.platforms {
-            for l in &p.layers {
-                unique.entry(l.id.as_str()).or_insert(l);
-            }
+    for l in plan.images.iter().flat_map(|i| &i.platforms).flat_map(|p| &p.layers) {
+        if only.is_none_or(|o| o.contains(&l.id)) {
+            unique.entry(l.id.as_str()).or_insert(l);
         }
     }
-    progress.start(unique.len() as u64);
+    unique.into_values().collect()
+}
+
+/// What [`make`] made: binaries and layers, and how many came from where.
+pub(crate) struct Made {
+    pub compiled: BTreeMap<String, Compiled>,
+    pub layers: BTreeMap<String, LayerBlob>,
+    /// Layers taken from a cache.
+    pub hits: usize,
+}
+
+/// Compiles the binaries the plan (cut to a shard's steps, when `only` names its layers)
+/// needs and writes its distinct layers into `sink`.
+pub(crate) fn make(
+    plan: &Plan,
+    only: Option<&[String]>,
+    opts: &BuildOptions<'_>,
+    sink: &dyn BlobSink,
+    progress: &dyn Progress,
+) -> Result<Made, BuildError> {
+    let todo = distinct(plan, only);
+    let compiled = match only {
+        None => compile_all(plan, (opts.cache, opts.remote), opts.toolchain, progress)?,
+        Some(_) => {
+            let needed: Vec<&str> = todo.iter().flat_map(|l| &l.entries).filter_map(|e| e.build.as_deref()).collect();
+            let mut cut = plan.clone();
+            cut.rust.retain(|b| needed.contains(&b.id.as_str()));
+            cut.c.retain(|b| needed.contains(&b.id.as_str()));
+            cut.go.retain(|b| needed.contains(&b.id.as_str()));
+            compile_all(&cut, (opts.cache, opts.remote), opts.toolchain, progress)?
+        }
+    };
+    progress.start(todo.len() as u64);
     let store = crate::inputs::debian::store::file_store(opts.cache);
     let pulled = crate::store::cas::registry_cache(opts.cache);
     let inputs = Inputs { root: opts.root, compiled: &compiled, store: &store, pulled: &pulled };
     let cache = layer::LayerCache::new(opts.cache);
     let hits = std::sync::atomic::AtomicUsize::new(0);
-    let layers = build_layers(unique.values().copied().collect(), &inputs, plan, (&cache, &hits), sink, progress)?;
+    let layers = build_layers(todo, &inputs, plan, (&cache, &hits, opts.remote), sink, progress)?;
+    Ok(Made { compiled, layers, hits: hits.into_inner() })
+}
+
+/// Builds `plan` into the OCI layout at `opts.out`.
+pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> Result<BuildSummary, BuildError> {
+    let _cache_lock = crate::lock::CacheLock::open(opts.cache);
+    let out = opts.out;
+    let staging: Box<dyn Publisher> = Box::new(Staging::new_with(out, progress)?);
+    let sink: &dyn BlobSink = &*staging;
+    let Made { compiled, layers, hits } = make(plan, None, opts, sink, progress)?;
     let created = crate::plan::rfc3339(plan.epoch);
     let built: Vec<BuiltImage> =
         plan.images.iter().map(|i| image::write_image(i, &created, &layers, sink)).collect::<Result<_, _>>()?;
@@ -188,19 +177,14 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
     Ok(BuildSummary {
         layout: out.display().to_string(),
         index_digest: crate::oci::digest::sha256_digest(&index_json),
-        images: built
-            .iter()
-            .map(|b| ImageSummary {
-                name: b.name.clone(),
-                digest: b.index.digest.to_string(),
-                size: b.index.size,
-                platforms: b.manifests.iter().map(|(p, m)| (p.to_string(), m.digest.to_string())).collect(),
-            })
-            .collect(),
+        images: summary::images(&built),
         layers: layers.len(),
-        cached_layers: hits.into_inner(),
+        cached_layers: hits,
+        compiled: compiled.values().filter(|c| !c.cached).count(),
         blob_bytes,
-        binaries: plan.steps().filter_map(|step| compiled.get(step.id()).map(|c| binary_summary(step, c))).collect(),
+        binaries: binaries(plan, &compiled),
+        cache: opts.remote.map(RemoteCache::report),
+        shard: None,
         attestations: attested
             .iter()
             .map(|w| AttestationSummary {
@@ -212,6 +196,11 @@ pub fn build(plan: &Plan, opts: &BuildOptions<'_>, progress: &dyn Progress) -> R
             .collect(),
         documents: attested.into_iter().map(|w| (w.file, w.document)).collect(),
     })
+}
+
+/// Every compiled binary, in plan order.
+pub(crate) fn binaries(plan: &Plan, compiled: &BTreeMap<String, Compiled>) -> Vec<BinarySummary> {
+    plan.steps().filter_map(|step| compiled.get(step.id()).map(|c| summary::binary_summary(step, c))).collect()
 }
 
 /// Writes the SBOMs and provenance `opts` asks for; what went into each binary is asked of
@@ -242,48 +231,48 @@ fn attest(
     crate::attest::write::write(&g, a.wanted, &inputs, built, sink)
 }
 
-/// What the build summary says of one compiled binary.
-fn binary_summary(step: Step<'_>, c: &Compiled) -> BinarySummary {
-    let (package, triple, linker) = match step {
-        Step::Rust(b) => (b.package.clone(), b.triple.clone(), b.linker.clone()),
-        Step::C(b) => (b.name.clone(), b.target.clone(), b.compiler.clone()),
-        Step::Go(b) => {
-            let arm = b.goarm.as_ref().map(|v| format!(" GOARM={v}")).unwrap_or_default();
-            (b.package.clone(), format!("GOARCH={}{arm}", b.goarch), b.go.clone())
-        }
-    };
-    BinarySummary {
-        language: step.language().to_string(),
-        package,
-        bin: step.bin().to_string(),
-        platform: step.platform().to_string(),
-        triple,
-        linker,
-        unstripped_bytes: c.unstripped,
-        stripped_bytes: c.size,
-        sha256: c.sha256.clone(),
-        cached: c.cached,
-    }
-}
-
-/// The layer from kiln's cache, when it holds exactly the tar the plan makes (checked by
-/// unpacking it); anything else is a miss, and said to be one.
+/// The layer from kiln's cache, else from the registry cache, when it holds exactly the tar
+/// the plan makes (checked by unpacking it); anything else is a miss, and said to be one.
 fn cached(
     l: &LayerPlan,
     inputs: &Inputs<'_>,
     epoch: u64,
-    cache: &layer::LayerCache,
+    (cache, remote): (&layer::LayerCache, Option<&RemoteCache>),
     sink: &dyn BlobSink,
     progress: &dyn Progress,
 ) -> Result<Option<LayerBlob>, BuildError> {
-    let Some(record) = cache.record(&l.id) else { return Ok(None) };
-    let (diff_id, size) = layer::tar_digest(l, inputs, epoch)?;
-    match cache.take(record, (&diff_id, size), sink) {
-        Ok(hit) => Ok(Some(hit)),
-        Err(why) => {
-            progress.note(&format!("not using the cached layer {}: {why}; building it again", l.name));
-            Ok(None)
+    let mut tar = None;
+    let mut attempt = |from_remote: bool| -> Result<Option<LayerBlob>, BuildError> {
+        let Some(record) = cache.record(&l.id) else { return Ok(None) };
+        let (diff_id, size) = match &tar {
+            Some(t) => t,
+            None => tar.insert(layer::tar_digest(l, inputs, epoch)?),
+        };
+        match cache.take(record, (diff_id, *size), sink) {
+            Ok(hit) => Ok(Some(hit)),
+            Err(why) if from_remote => {
+                remote.inspect(|r| r.layer_rejected(&l.name, &why));
+                progress.note(&format!("not using the registry's cached layer {}: {why}; building it again", l.name));
+                Ok(None)
+            }
+            Err(why) => {
+                progress.note(&format!("not using the cached layer {}: {why}; building it again", l.name));
+                Ok(None)
+            }
         }
+    };
+    if let Some(hit) = attempt(false)? {
+        return Ok(Some(hit));
+    }
+    match remote {
+        Some(r) if r.layer(l, cache) => {
+            let hit = attempt(true)?;
+            if hit.is_some() {
+                r.layer_used();
+            }
+            Ok(hit)
+        }
+        _ => Ok(None),
     }
 }
 
@@ -293,7 +282,7 @@ fn build_layers(
     todo: Vec<&LayerPlan>,
     inputs: &Inputs<'_>,
     plan: &Plan,
-    (cache, hits): (&layer::LayerCache, &std::sync::atomic::AtomicUsize),
+    (cache, hits, remote): (&layer::LayerCache, &std::sync::atomic::AtomicUsize, Option<&RemoteCache>),
     sink: &dyn BlobSink,
     progress: &dyn Progress,
 ) -> Result<BTreeMap<String, LayerBlob>, BuildError> {
@@ -312,13 +301,19 @@ fn build_layers(
                     }
                     match match &l.prebuilt {
                         Some(p) => layer::copy_prebuilt(p, inputs, sink),
-                        None => match cached(l, inputs, plan.epoch, cache, sink, progress) {
+                        None => match cached(l, inputs, plan.epoch, (cache, remote), sink, progress) {
                             Ok(Some(hit)) => {
                                 hits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                                 Ok(hit)
                             }
-                            Ok(None) => layer::build_layer(l, inputs, plan.epoch, plan.compression, sink)
-                                .inspect(|b| cache.put(&l.id, b, sink)),
+                            Ok(None) => {
+                                layer::build_layer(l, inputs, plan.epoch, plan.compression, sink).inspect(|b| {
+                                    cache.put(&l.id, b, sink);
+                                    if let Some(r) = remote {
+                                        r.put_layer(l, b, cache);
+                                    }
+                                })
+                            }
                             Err(e) => Err(e.into()),
                         },
                     } {
