@@ -261,3 +261,47 @@ fn rust_c_and_go_nodes_plan_and_build_on_the_stand_in_toolchain() {
     assert!(again.c.iter().zip(&plan.c).all(|(a, b)| a.id != b.id), "C ids follow their headers");
     assert_eq!(again.go, plan.go, "Go steps do not read the C headers");
 }
+
+#[test]
+fn every_cut_of_the_plan_merges_into_the_single_build_and_each_binary_is_built_once() {
+    use crate::plan::shard::{Scheme, shards};
+    let p = Project::new();
+    let plan = p.plan();
+    let (single, _) = p.build(&plan, "single");
+    let toolchain = Fake { dir: p.cache.path().join("fake-bin") };
+    for scheme in [Scheme::Platform, Scheme::Step, Scheme::Count(2), Scheme::Count(9)] {
+        let cut = shards(&plan, scheme);
+        let steps: Vec<&String> = cut.iter().flat_map(|s| &s.steps).collect();
+        assert_eq!(steps.len(), plan.steps().count(), "{scheme:?}: each step in one shard: {cut:?}");
+        let mut dirs = Vec::new();
+        for s in &cut {
+            let out = p.cache.path().join(format!("shard-{}", s.id));
+            // Each shard with a cache of its own, as on a runner of its own.
+            let cache = tempfile::tempdir().unwrap();
+            let opts = BuildOptions {
+                root: p.root(),
+                out: &out,
+                cache: cache.path(),
+                toolchain: &toolchain,
+                tags: &[],
+                attest: None,
+                remote: None,
+            };
+            let summary = crate::build::shard::build_shard(&plan, &s.id, &opts, &Quiet).unwrap();
+            assert_eq!(summary.binaries.len(), s.steps.len(), "{scheme:?} {}: only its own steps", s.id);
+            dirs.push(out.display().to_string());
+        }
+        let merged = p.cache.path().join("merged");
+        let target = crate::merge::MergeTarget { out: Some(&merged), push: None, tags: &[] };
+        let m = crate::merge::merge(&dirs, &target, &Default::default(), &Quiet).unwrap();
+        assert_eq!(m.index_digest, single.index_digest, "{scheme:?}");
+        for d in &dirs {
+            std::fs::remove_dir_all(d).unwrap();
+        }
+    }
+    assert_eq!(crate::plan::shard::scheme_of("3of9"), Scheme::Count(9));
+    assert_eq!(crate::plan::shard::scheme_of("linux-arm-v7"), Scheme::Platform);
+    assert_eq!(crate::plan::shard::scheme_of("rust-demo-linux-amd64"), Scheme::Step);
+    assert!(crate::plan::shard::find(&plan, "4of2").is_err());
+    assert!(crate::plan::shard::find(&plan, "linux-s390x").is_err());
+}

@@ -100,7 +100,7 @@ pub(crate) fn run(
     if shard.shard.is_some() && (!outputs.is_empty() || !deliver.tags().is_empty() || wanted_any(attest)) {
         let why =
             "a shard is a part of the plan, not images: archives, tags, SBOMs and provenance come with `kiln merge`";
-        return Err(super::CliError::Output("--shard".into(), why.into()).into());
+        return Err(super::CliError::Shard("--shard".into(), why.into()).into());
     }
     if let Some((reference, tags)) = deliver.push_target().filter(|_| shard.shard.is_none()) {
         let names: Vec<String> = loaded.plan.images.iter().map(|i| i.name.clone()).collect();

@@ -314,6 +314,12 @@ pub(crate) enum CliError {
         help("outputs are oci-layout=DIR, oci-archive=FILE.tar and docker-archive=FILE.tar")
     )]
     Output(String, String),
+    #[error("{0}: {1}")]
+    #[diagnostic(
+        code(kiln::cli::shard),
+        help("cut a plan with --by platform, --by step or --shards N; build a shard with --shard ID alone")
+    )]
+    Shard(String, String),
     #[error("`{0}` is not a duration")]
     #[diagnostic(code(kiln::cli::duration), help("write a duration such as 30s, 2m or 1m30s"))]
     Duration(String),

@@ -48,7 +48,7 @@ fn read_saved(file: &Path) -> Result<Plan, CliError> {
 
 impl PlanArgs {
     fn scheme(&self) -> Result<Scheme, CliError> {
-        let bad = |v: String, why: &str| CliError::Output(v, why.into());
+        let bad = |v: String, why: &str| CliError::Shard(v, why.into());
         match (self.by.as_deref(), self.shards) {
             (_, Some(n)) if !(1..=MAX_SHARDS).contains(&n) => {
                 Err(bad(format!("--shards {n}"), "kiln cuts a plan into 1 to 200 shards"))

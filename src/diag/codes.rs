@@ -35,6 +35,7 @@ codes! {
     CliImage = "kiln::cli::image",
     CliOutput = "kiln::cli::output",
     CliPlanFile = "kiln::cli::plan_file",
+    CliShard = "kiln::cli::shard",
     CliPlatform = "kiln::cli::platform",
     CliRecipeUnreadable = "kiln::cli::recipe_unreadable",
     CliSize = "kiln::cli::size",
