@@ -22,6 +22,10 @@ const LAYER: &str = "dev.kiln.layer";
 const UNSTRIPPED: &str = "dev.kiln.unstripped-size";
 const DIFF_ID: &str = "dev.kiln.diff-id";
 const TAR_SIZE: &str = "dev.kiln.tar-size";
+/// The largest binary and layer kiln fetches from the cache: a manifest naming more is refused
+/// before a byte of its blob is read.
+const MAX_BINARY: u64 = 1 << 30;
+const MAX_LAYER: u64 = 8 << 30;
 
 /// The tag of a step's binary (step ids are 64 hex digits, so the tag is a valid one).
 pub fn binary_tag(step: &str) -> String {
@@ -81,6 +85,9 @@ impl Entry {
         if blob.media_type != BINARY_MEDIA {
             return Err(format!("its blob is a {}, not a binary", blob.media_type));
         }
+        if blob.size > MAX_BINARY {
+            return Err(format!("its blob is {} bytes, more than a binary kiln takes from a cache", blob.size));
+        }
         Ok((blob, unstripped))
     }
 
@@ -89,6 +96,9 @@ impl Entry {
         let (blob, ann) = self.blob(LAYER_TYPE, LAYER, id)?;
         if !(blob.media_type.ends_with("tar+gzip") || blob.media_type.ends_with("tar+zstd")) {
             return Err(format!("its blob is a {}, not a compressed layer", blob.media_type));
+        }
+        if blob.size > MAX_LAYER {
+            return Err(format!("its blob is {} bytes, more than a layer kiln takes from a cache", blob.size));
         }
         let diff_id: Option<Digest> = ann.get(DIFF_ID).and_then(Value::as_str).and_then(|s| s.parse().ok());
         let tar_size: Option<u64> = ann.get(TAR_SIZE).and_then(Value::as_str).and_then(|s| s.parse().ok());

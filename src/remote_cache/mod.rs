@@ -191,7 +191,10 @@ impl RemoteCache {
                 put_blob(&dir, &digest, c.size, &mut f)?;
                 let blob = Blob { digest, size: c.size, media_type: entry::BINARY_MEDIA.into() };
                 let manifest = entry::binary_manifest(step.id(), &blob, c.unstripped);
-                entry::push(&self.client, &self.target, &LayoutDir::new(&dir), (&blob, &manifest), &tag)
+                let pushed = entry::push(&self.client, &self.target, &LayoutDir::new(&dir), (&blob, &manifest), &tag);
+                // The local cache keeps the binary under its step; this copy was only for the upload.
+                let _ = std::fs::remove_file(crate::store::blob_path(&dir, &blob.digest));
+                pushed
             });
         match stored {
             Ok(()) => self.note(|r| r.binaries_stored += 1),
