@@ -1,6 +1,7 @@
 //! `kiln init`: a starting `kiln.kdl` from a template, picked for and filled in from the
 //! project in the current directory (a cargo package, a Go module or a C source tree), and
-//! `out/` (kiln's default output) in the project's `.gitignore`.
+//! `out/` (kiln's default output) in the project's `.gitignore`; or, with `--ci`, a CI workflow
+//! that plans, builds the plan's shards in a matrix of jobs, merges them and pushes.
 
 use crate::error::BuildError;
 use crate::inputs::debian::lock::StagedFile;
@@ -19,6 +20,12 @@ pub const TEMPLATES: &[(&str, &str, &str)] = &[
     ("prebuilt", "prebuilt per-platform binaries on scratch", include_str!("../templates/prebuilt/kiln.kdl")),
 ];
 
+/// CI workflows `kiln init --ci` writes: the CI system, the file it reads in the project, text.
+pub const CI_WORKFLOWS: &[(&str, &str, &str)] = &[
+    ("github", ".github/workflows/kiln.yml", include_str!("../templates/ci/github.yml")),
+    ("gitlab", ".gitlab-ci.yml", include_str!("../templates/ci/gitlab.yml")),
+];
+
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum InitError {
     #[error("unknown template `{0}`")]
@@ -33,6 +40,12 @@ pub enum InitError {
         help("run kiln init where Cargo.toml, go.mod or the C sources are, or use --template prebuilt")
     )]
     NoProject(String),
+    #[error("unknown CI system `{0}`")]
+    #[diagnostic(code(kiln::init::ci), help("CI systems: github, gitlab"))]
+    Ci(String),
+    #[error("{0} already exists")]
+    #[diagnostic(code(kiln::init::ci_exists), help("pass --force to replace it"))]
+    CiExists(String),
     #[error(transparent)]
     #[diagnostic(transparent)]
     Io(#[from] BuildError),
@@ -182,6 +195,25 @@ pub fn init(dir: &Path, template: Option<&str>, force: bool) -> Result<String, I
     }
     Ok(format!(
         "wrote {} from template {name} ({package}, program {bin}); next: kiln plan, kiln build\n{said}",
+        path.display()
+    ))
+}
+
+/// Writes the workflow of CI system `system` into `dir` (creating its directories), in full
+/// before it is put in place; returns a line saying what was written.
+pub fn init_ci(dir: &Path, system: &str, force: bool) -> Result<String, InitError> {
+    let (_, name, text) =
+        CI_WORKFLOWS.iter().find(|(s, _, _)| *s == system).ok_or_else(|| InitError::Ci(system.into()))?;
+    let path = dir.join(name);
+    if (path.exists() || path.is_symlink()) && !force {
+        return Err(InitError::CiExists(path.display().to_string()));
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(BuildError::io("create", parent))?;
+    }
+    StagedFile::new(&path, text.as_bytes(), None)?.commit()?;
+    Ok(format!(
+        "wrote {}: set KILN_GIT and KILN_REV at its top (where kiln is built from), then commit it",
         path.display()
     ))
 }

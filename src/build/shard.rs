@@ -93,13 +93,13 @@ impl ShardManifest {
         if !shards.contains(&id) {
             return Err(format!("its manifest's shards ({}) leave out its own, {id}", shards.join(" ")));
         }
-        let plan = descriptor(v.get("config")).ok_or("its manifest has no plan")?;
+        let plan = v.get("config").and_then(Blob::from_json).ok_or("its manifest has no plan")?;
         if plan.media_type != PLAN_MEDIA || ann(PLAN) != Some(plan.digest.to_string().as_str()) {
             return Err("its manifest's plan is not a kiln plan, or not the one it names".into());
         }
         let mut layers = Vec::new();
         for l in v.get("layers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() {
-            let blob = descriptor(Some(l)).ok_or("a layer's descriptor is not one")?;
+            let blob = Blob::from_json(l).ok_or("a layer's descriptor is not one")?;
             let la = |k: &str| l.get("annotations").and_then(|a| a.get(k)).and_then(Value::as_str);
             let (Some(layer), Some(diff_id), Some(tar_size)) = (
                 la(LAYER),
@@ -118,15 +118,6 @@ impl ShardManifest {
         }
         Ok(ShardManifest { id, shards, plan, layers })
     }
-}
-
-fn descriptor(v: Option<&Value>) -> Option<Blob> {
-    let v = v?;
-    Some(Blob {
-        digest: v.get("digest")?.as_str()?.parse().ok()?,
-        size: v.get("size")?.as_u64()?,
-        media_type: v.get("mediaType")?.as_str()?.to_string(),
-    })
 }
 
 /// The `index.json` of a shard's layout: the shard manifest, named by the shard's id.

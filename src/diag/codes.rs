@@ -43,6 +43,8 @@ codes! {
     Debian = "kiln::debian",
     FetchIntegrity = "kiln::fetch::integrity",
     FetchNetwork = "kiln::fetch::network",
+    InitCi = "kiln::init::ci",
+    InitCiExists = "kiln::init::ci_exists",
     InitExists = "kiln::init::exists",
     InitNoProject = "kiln::init::no_project",
     InitTemplate = "kiln::init::template",

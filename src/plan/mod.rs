@@ -9,9 +9,9 @@ pub mod facts;
 pub mod layering;
 mod render;
 mod resolve;
+pub mod shard;
 pub(crate) mod steps;
 mod steps_check;
-pub mod shard;
 
 pub use crate::oci::config::{ConfigPlan, DEFAULT_PATH, DEFAULT_USER, UserSource};
 pub use crate::oci::entry::{Entry, EntryKind, Prebuilt};

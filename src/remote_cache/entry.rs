@@ -66,14 +66,7 @@ impl Entry {
         }
         let layers = self.manifest.get("layers").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
         let [one] = layers else { return Err("its manifest does not name exactly one blob".into()) };
-        let blob = (|| {
-            Some(Blob {
-                digest: one.get("digest")?.as_str()?.parse().ok()?,
-                size: one.get("size")?.as_u64()?,
-                media_type: one.get("mediaType")?.as_str()?.to_string(),
-            })
-        })()
-        .ok_or("its blob's descriptor is not one")?;
+        let blob = Blob::from_json(one).ok_or("its blob's descriptor is not one")?;
         Ok((blob, one.get("annotations").unwrap_or(&Value::Null)))
     }
 

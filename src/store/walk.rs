@@ -23,6 +23,18 @@ pub struct Blob {
     pub media_type: String,
 }
 
+impl Blob {
+    /// A descriptor read from JSON (`digest`, `size`, `mediaType`), `None` unless it has all
+    /// three, well formed.
+    pub fn from_json(d: &Value) -> Option<Blob> {
+        Some(Blob {
+            digest: d.get("digest")?.as_str()?.parse().ok()?,
+            size: d.get("size")?.as_u64()?,
+            media_type: d.get("mediaType")?.as_str()?.to_string(),
+        })
+    }
+}
+
 /// One named image of a layout.
 #[derive(Debug, Clone)]
 pub struct Image {

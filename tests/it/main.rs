@@ -15,6 +15,7 @@ mod common;
 
 mod attestations;
 mod c_crates;
+mod ci_files;
 mod cli;
 mod crash;
 mod deltas;
@@ -34,6 +35,7 @@ mod runtimes;
 mod rust_cross;
 mod security;
 mod servers;
+mod shards;
 mod sharing;
 mod signatures;
 mod suite;

@@ -21,16 +21,7 @@ const INDEX_TYPE: &str = "application/vnd.oci.image.index.v1+json";
 fn parts(r: &Referrer) -> Vec<Blob> {
     let config = r.manifest.get("config").into_iter();
     let layers = r.manifest.get("layers").and_then(Value::as_array).into_iter().flatten();
-    config
-        .chain(layers)
-        .filter_map(|d| {
-            Some(Blob {
-                digest: d.get("digest")?.as_str()?.parse().ok()?,
-                size: d.get("size")?.as_u64()?,
-                media_type: d.get("mediaType")?.as_str()?.to_string(),
-            })
-        })
-        .collect()
+    config.chain(layers).filter_map(Blob::from_json).collect()
 }
 
 /// Pushes the artifacts of `src` whose subject is one of `subjects` to `target`'s repository;
