@@ -292,7 +292,7 @@ fn every_cut_of_the_plan_merges_into_the_single_build_and_each_binary_is_built_o
             dirs.push(out.display().to_string());
         }
         let merged = p.cache.path().join("merged");
-        let target = crate::merge::MergeTarget { out: Some(&merged), push: None, tags: &[] };
+        let target = crate::merge::MergeTarget { out: Some(&merged), push: None, tags: &[], work: p.cache.path() };
         let m = crate::merge::merge(&dirs, &target, &Default::default(), &Quiet).unwrap();
         assert_eq!(m.index_digest, single.index_digest, "{scheme:?}");
         for d in &dirs {

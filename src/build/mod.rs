@@ -262,6 +262,10 @@ fn cached(
         }
     };
     if let Some(hit) = attempt(false)? {
+        // A layer this machine had: the registry cache gets it too, when it lacks it.
+        if let Some(r) = remote {
+            r.put_layer(l, &hit, cache);
+        }
         return Ok(Some(hit));
     }
     match remote {

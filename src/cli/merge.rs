@@ -40,7 +40,9 @@ pub(crate) fn run(args: &MergeArgs, quiet: bool) -> Result<ExitCode, Failure> {
         (None, None) => Some(PathBuf::from("out")),
         (None, Some(_)) => None,
     };
-    let target = kiln::merge::MergeTarget { out: out.as_deref(), push: args.push.as_deref(), tags: &args.tags };
+    let work = super::env::cache_dir();
+    let target =
+        kiln::merge::MergeTarget { out: out.as_deref(), push: args.push.as_deref(), tags: &args.tags, work: &work };
     let summary = kiln::merge::merge(&args.shards, &target, &args.registry.options()?, progress.as_ref())?;
     if args.json {
         print!("{}", kiln::oci::canonical::to_pretty(&summary));

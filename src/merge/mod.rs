@@ -46,6 +46,8 @@ pub struct MergeTarget<'a> {
     /// The reference to push to (`{image}` for each image's name), and the tags.
     pub push: Option<&'a str>,
     pub tags: &'a [String],
+    /// Where a merge that only pushes stages its layout (kiln's cache).
+    pub work: &'a Path,
 }
 
 /// Merges the shards `args` names (layouts, registry references, or `--json` summaries).
@@ -68,11 +70,11 @@ pub fn merge(
     let out = match target.out {
         Some(out) => out.to_path_buf(),
         None => {
+            std::fs::create_dir_all(target.work).map_err(BuildError::io("create", target.work))?;
             scratch = tempfile::Builder::new()
                 .prefix(".kiln-merge-")
-                .tempdir_in(opts.cache.as_deref().unwrap_or(Path::new(".")))
-                .or_else(|_| tempfile::tempdir())
-                .map_err(BuildError::io("create", std::env::temp_dir()))?;
+                .tempdir_in(target.work)
+                .map_err(BuildError::io("create a directory in", target.work))?;
             scratch.path().join("layout")
         }
     };

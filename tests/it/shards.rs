@@ -78,6 +78,20 @@ fn build_shards(plan: &Path, matrix: &[Value], registry: &Registry, out: &Path) 
         .collect()
 }
 
+/// The tags of `repo`, as skopeo lists them (distribution answers 404 for a repository with none).
+fn tags(registry: &Registry, repo: &str) -> Vec<String> {
+    let o = Command::new(require("skopeo"))
+        .args(["list-tags", "--tls-verify=false", &format!("docker://{}/{repo}", registry.addr())])
+        .output()
+        .unwrap();
+    if !o.status.success() {
+        assert!(stderr(&o).contains("404"), "skopeo list-tags: {}", stderr(&o));
+        return Vec::new();
+    }
+    let v = json(&String::from_utf8_lossy(&o.stdout));
+    v["Tags"].as_array().map(|t| t.iter().map(|x| x.as_str().unwrap().to_string()).collect()).unwrap_or_default()
+}
+
 fn merge(files: &[PathBuf], registry: &Registry, tag: &str) -> String {
     let r = Runner::new("polyglot");
     let target = format!("{}/ci/polyglot:{tag}", registry.addr());
@@ -108,6 +122,14 @@ fn shards_built_apart_merge_into_the_single_run_image_and_the_registry_cache_ski
         assert!(s["shard"]["reference"].as_str().unwrap().contains("/ci/shards@sha256:"), "{s}");
     }
     let files: Vec<PathBuf> = first.iter().map(|(f, _)| f.clone()).collect();
+    assert_eq!(tags(&registry, "ci/shards"), Vec::<String>::new(), "shards are pushed by digest, untagged");
+    // A merge missing a shard pushes and tags nothing.
+    let r = Runner::new("polyglot");
+    let target = format!("{}/ci/polyglot:refused", registry.addr());
+    let o = r.kiln().arg("merge").args(&files[..2]).args(["--push", &target]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("kiln::merge::shards"), "{}", stderr(&o));
+    assert_eq!(tags(&registry, "ci/polyglot"), Vec::<String>::new(), "a refused merge tags nothing");
     assert_eq!(merge(&files, &registry, "1"), want, "sharded and single-run index digests differ");
 
     // Runners with empty local caches: every compile and compression comes from the registry.
