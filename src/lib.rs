@@ -33,6 +33,8 @@ pub mod publish;
 pub mod recipe;
 pub mod remote_cache;
 pub(crate) mod store;
+/// File digests remembered by the files' metadata, across builds.
+pub use store::fingerprint;
 pub mod toolchain;
 pub mod update;
 pub mod verify;

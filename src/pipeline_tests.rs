@@ -82,6 +82,7 @@ impl Project {
             tags: &[],
             attest: None,
             remote: None,
+            kiln: None,
         };
         (build(plan, &opts, &Quiet).unwrap(), out)
     }
@@ -286,6 +287,7 @@ fn every_cut_of_the_plan_merges_into_the_single_build_and_each_binary_is_built_o
                 tags: &[],
                 attest: None,
                 remote: None,
+                kiln: None,
             };
             let summary = crate::build::shard::build_shard(&plan, &s.id, &opts, &Quiet).unwrap();
             assert_eq!(summary.binaries.len(), s.steps.len(), "{scheme:?} {}: only its own steps", s.id);

@@ -2,11 +2,11 @@
 
 use crate::plan::{BuildStep, Step};
 use crate::toolchain::cache::Compiled;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// What a build wrote, as printed by `kiln build --json`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BuildSummary {
     pub layout: String,
     /// sha256 of the layout's `index.json`: one digest for the whole build.
@@ -23,20 +23,20 @@ pub struct BuildSummary {
     /// Every compiled binary, in plan order.
     pub binaries: Vec<BinarySummary>,
     /// SBOMs and provenance written beside the images (`--sbom`, `--provenance`).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attestations: Vec<AttestationSummary>,
     /// What the registry cache (`--cache`) gave and took.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub cache: Option<crate::remote_cache::CacheReport>,
     /// The shard written, for `kiln build --shard`.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub shard: Option<super::shard::ShardSummary>,
     /// The attestations' documents, by the file name `--sbom-out` gives each.
     #[serde(skip)]
     pub documents: Vec<(String, Vec<u8>)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AttestationSummary {
     pub image: String,
     pub platform: String,
@@ -54,7 +54,7 @@ pub struct AttestOptions<'a> {
     pub lock: Option<(&'a str, &'a crate::inputs::debian::lock::Lock)>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BinarySummary {
     /// `rust`, `c` or `go`.
     pub language: String,
@@ -71,7 +71,7 @@ pub struct BinarySummary {
     pub cached: bool,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ImageSummary {
     pub name: String,
     pub digest: String,

@@ -95,7 +95,7 @@ pub(crate) fn run(
     let (root, cache) = (recipe_root(&select.file), cache_dir());
     let loaded = match saved {
         Some(file) => load_saved(file, (&root, &cache), &deliver.registry_options()?, progress.as_ref())?,
-        None => load_plan(select, layering.previous.as_deref(), &deliver.registry_options()?, progress.as_ref())?,
+        None => load_plan(select, layering, &deliver.registry_options()?, progress.as_ref())?,
     };
     if shard.shard.is_some() && (!outputs.is_empty() || !deliver.tags().is_empty() || wanted_any(attest)) {
         let why =
@@ -118,6 +118,7 @@ pub(crate) fn run(
         }
         None => None,
     };
+    let kiln_sha = own_digest(&cache);
     let opts = kiln::build::BuildOptions {
         root: &root,
         out: &out,
@@ -130,6 +131,7 @@ pub(crate) fn run(
             lock: lock.as_ref().map(|(sha, l)| (sha.as_str(), l)),
         }),
         remote: remote.as_ref(),
+        kiln: kiln_sha.as_deref(),
     };
     if let Some(id) = &shard.shard {
         let mut summary = kiln::build::shard::build_shard(&loaded.plan, id, &opts, progress.as_ref())?;
@@ -155,6 +157,16 @@ pub(crate) fn run(
         print!("{}", kiln::oci::canonical::to_pretty(&v));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The kiln executable's sha256, remembered by its metadata as the sources' digests are
+/// (in a fingerprints file of its own directory): not read on every run.
+fn own_digest(cache: &Path) -> Option<String> {
+    let exe = std::env::current_exe().ok()?;
+    let own = kiln::fingerprint::Fingerprints::open(cache, exe.parent()?, &super::env::current_dir());
+    let sha = own.sha256(&exe).ok().map(|(sha, _)| sha);
+    own.save();
+    sha
 }
 
 fn wanted_any(attest: &AttestArgs) -> bool {

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 pub(crate) fn run(select: &Select, quiet: bool) -> Result<ExitCode, Failure> {
     let progress = progress::for_terminal(quiet);
-    let loaded = load_plan(select, None, &super::push::default_options(), progress.as_ref())?;
+    let loaded = load_plan(select, &super::Layering::default(), &super::push::default_options(), progress.as_ref())?;
     let toolchain = Host { root: recipe_root(&select.file), facts: &loaded.facts };
     let mut seen = BTreeSet::new();
     for b in &loaded.plan.rust {

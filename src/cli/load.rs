@@ -5,12 +5,14 @@ use super::env::{cache_dir, recipe_root, source_date_epoch};
 use super::{CliError, Failure, Select, read_recipe};
 use kiln::diag::codes::Code;
 use kiln::diag::{Problem, RecipeErrors};
+use kiln::fingerprint::Fingerprints;
 use kiln::oci::platform::Platform;
 use kiln::plan::{Plan, PlanOptions};
 use kiln::progress::Progress;
 use kiln::recipe::Recipe;
 use kiln::toolchain::facts::Facts;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The lock and unpacked packages distroless bases need, or the problems that stop them.
 /// A missing lock is left to planning, which reports it at the `base` that needs it.
@@ -94,11 +96,16 @@ pub(crate) struct Loaded {
     pub facts: Facts,
 }
 
+/// The fingerprints kept in kiln's cache for the recipe directory `root`.
+fn fingerprints(root: &Path) -> Arc<Fingerprints> {
+    Arc::new(Fingerprints::open(&cache_dir(), root, &super::env::current_dir()))
+}
+
 /// Reads, parses and resolves the recipe into a plan (laid out after `previous` when given):
 /// gathers the inputs (Debian packages, toolchain facts) first, then plans.
 pub(crate) fn load_plan(
     select: &Select,
-    previous: Option<&str>,
+    layering: &super::Layering,
     registry: &kiln::inputs::registry::Options,
     progress: &dyn Progress,
 ) -> Result<Loaded, Failure> {
@@ -106,9 +113,15 @@ pub(crate) fn load_plan(
     let name = select.file.display().to_string();
     let (recipe, mut problems) = kiln::recipe::parse_partial(&text);
     let fail = |problems| Failure::from(RecipeErrors::new(&name, &text, problems));
-    let Some(recipe) = recipe else {
+    let Some(mut recipe) = recipe else {
         return Err(fail(problems));
     };
+    if let Some(identity) = &layering.compression {
+        let c = kiln::recipe::Compression::parse(identity).ok_or_else(|| CliError::Compression(identity.clone()))?;
+        let span = recipe.defaults.compression.as_ref().map_or(miette::SourceSpan::from(0..0), |c| c.span);
+        recipe.defaults.compression = Some(kiln::recipe::Spanned::new(c, span));
+    }
+    let previous = layering.previous.as_deref();
     let platforms = selection(&recipe, select, problems.is_empty())?;
     let source_date_epoch = source_date_epoch()?;
     let pinned_bases = pinned_bases(&select.file)?;
@@ -136,11 +149,14 @@ pub(crate) fn load_plan(
         cache_dir: Some(cache_dir()),
         facts: Facts::default(),
         pinned_bases,
+        fingerprints: fingerprints(&recipe_root(&select.file)),
     };
     opts.facts =
         kiln::toolchain::facts::gather(&opts.root, &super::env::cargo_home(), &kiln::plan::needs(&recipe, &opts));
     // Resolve even a recipe with problems, so file-system problems are reported in the same run.
-    match kiln::plan::resolve(&recipe, &opts) {
+    let resolved = kiln::plan::resolve(&recipe, &opts);
+    opts.fingerprints.save();
+    match resolved {
         Ok(plan) if problems.is_empty() => Ok(Loaded { plan, facts: opts.facts }),
         Ok(_) => Err(fail(problems)),
         Err(more) => {

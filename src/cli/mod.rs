@@ -54,12 +54,16 @@ pub(crate) struct Select {
 }
 
 /// What plan and build take beyond the selection; fetch does not take it.
-#[derive(clap::Args)]
+#[derive(clap::Args, Default)]
 pub(crate) struct Layering {
     /// The previous release (an OCI layout, or a registry reference): keep its layer order
     /// where the content allows.
     #[arg(long, value_name = "LAYOUT|REF")]
     previous: Option<String>,
+    /// Compress layers as this identity (what images record in `dev.kiln.compression`) says,
+    /// not as the recipe does: `gzip;level=6` rebuilds an image of the stream encoder.
+    #[arg(long, value_name = "IDENTITY")]
+    compression: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -323,6 +327,14 @@ pub(crate) enum CliError {
     #[error("`{0}` is not a duration")]
     #[diagnostic(code(kiln::cli::duration), help("write a duration such as 30s, 2m or 1m30s"))]
     Duration(String),
+    #[error("--compression {0}: not a compression kiln writes")]
+    #[diagnostic(
+        code(kiln::cli::compression),
+        help(
+            "give an identity as images record it: gzip;level=6;blocks=1MiB, zstd;level=3;workers, gzip;level=6, zstd;level=3"
+        )
+    )]
+    Compression(String),
     #[error("SOURCE_DATE_EPOCH must be a whole number of seconds up to 253402300799, found `{0}`")]
     #[diagnostic(code(kiln::cli::source_date_epoch))]
     Epoch(String),

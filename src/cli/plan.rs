@@ -68,7 +68,7 @@ pub(crate) fn run(args: &PlanArgs, quiet: bool) -> Result<ExitCode, Failure> {
         Some(file) => read_saved(file)?,
         None => {
             let options = super::push::default_options();
-            load_plan(&args.select, args.layering.previous.as_deref(), &options, progress.as_ref())?.plan
+            load_plan(&args.select, &args.layering, &options, progress.as_ref())?.plan
         }
     };
     if let Some(scheme) = scheme {

@@ -61,7 +61,7 @@ pub(crate) fn run(select: &Select, args: &VerifyArgs, quiet: bool) -> Result<Exi
     let progress = progress::for_terminal(quiet || args.json);
     let opts = args.registry.options()?;
     // Planning here checks the recipe: its errors point at it before anything is built.
-    let loaded = load_plan(select, None, &opts, progress.as_ref())?;
+    let loaded = load_plan(select, &super::Layering::default(), &opts, progress.as_ref())?;
     let layouts_needed: Vec<String> = loaded
         .plan
         .images

@@ -36,6 +36,7 @@ codes! {
     CliOutput = "kiln::cli::output",
     CliPlanFile = "kiln::cli::plan_file",
     CliShard = "kiln::cli::shard",
+    CliCompression = "kiln::cli::compression",
     CliPlatform = "kiln::cli::platform",
     CliRecipeUnreadable = "kiln::cli::recipe_unreadable",
     CliSize = "kiln::cli::size",

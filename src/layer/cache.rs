@@ -32,14 +32,18 @@ impl Record {
 }
 
 impl LayerCache {
-    pub fn new(cache: &Path) -> LayerCache {
+    /// The cache in `cache` for the kiln executable whose sha256 is `kiln` (hashed here when
+    /// not given).
+    pub fn new(cache: &Path, kiln: Option<&str>) -> LayerCache {
         // The executable's own digest: a kiln that writes layers differently never reads
         // another's records. Unreadable, it keys nothing, and every lookup misses.
-        let kiln = std::env::current_exe()
-            .and_then(std::fs::File::open)
-            .and_then(crate::oci::digest::sha256_reader)
-            .map(|(hex, _)| hex)
-            .unwrap_or_default();
+        let kiln = kiln.map(str::to_string).unwrap_or_else(|| {
+            std::env::current_exe()
+                .and_then(std::fs::File::open)
+                .and_then(crate::oci::digest::sha256_reader)
+                .map(|(hex, _)| hex)
+                .unwrap_or_default()
+        });
         LayerCache { dir: cache.join("layers"), kiln }
     }
 

@@ -3,17 +3,19 @@
 //! Headers come from the plan, never from the file system: sorted paths, explicit mode and
 //! numeric owner, mtime = build epoch, no user or group names, no atime or ctime. The tar is
 //! hashed (diff_id) and compressed in one pass; the compressed bytes are hashed as they are
-//! written (digest). gzip has no name and no timestamp; zstd runs single-threaded. Both give
-//! the same bytes for the same input and library version, which `Cargo.lock` pins.
+//! written (digest). gzip has no name and no timestamp. The parallel encoders (the default,
+//! [`parallel`]) and the stream encoders give the same bytes for the same input and library
+//! version, which `Cargo.lock` pins, on any number of cores.
 
 use crate::error::LayerError;
 use crate::oci::digest::{Digest, HashingWriter};
 use crate::plan::{Entry, EntryKind, LayerPlan};
-use crate::recipe::Compression;
+use crate::recipe::{Compression, Encoder};
 use crate::store::{BlobRef, BlobSink, blob_path};
 use crate::toolchain::rust::Compiled;
 
 mod cache;
+pub mod parallel;
 pub use cache::{LayerCache, Record};
 use sha2::{Digest as _, Sha256};
 use std::collections::BTreeMap;
@@ -215,33 +217,81 @@ pub(crate) fn unpacked_digests(file: std::fs::File, media_type: &str) -> io::Res
     Ok((digest, size, diff_id, tar_size))
 }
 
-/// The gzip stream of every layer kiln writes: no name, time 0, "unknown" system.
+/// The gzip stream of the stream encoder: no name, time 0, "unknown" system.
 fn gzip<W: Write>(w: W, level: u32) -> flate2::write::GzEncoder<W> {
     flate2::GzBuilder::new().mtime(0).operating_system(255).write(w, flate2::Compression::new(level))
 }
 
-/// The zstd stream of every layer kiln writes: with a checksum.
-fn zstd_stream<'a, W: Write>(w: W, level: i32) -> io::Result<zstd::stream::write::Encoder<'a, W>> {
+/// The zstd stream of every layer kiln writes: with a checksum; `workers` 0 for the stream
+/// encoder, at least 1 for the parallel one (whose bytes do not depend on how many).
+pub(crate) fn zstd_stream<'a, W: Write>(
+    w: W,
+    level: i32,
+    workers: u32,
+) -> io::Result<zstd::stream::write::Encoder<'a, W>> {
     let mut z = zstd::stream::write::Encoder::new(w, level)?;
     z.include_checksum(true)?;
+    if workers > 0 {
+        z.multithread(workers)?;
+    }
     Ok(z)
+}
+
+/// A writer that compresses as `compression` says; [`Compressor::finish`] ends the stream.
+pub enum Compressor<W: Write> {
+    Gzip(flate2::write::GzEncoder<W>),
+    Blocks(parallel::BlockGz<'static, W>),
+    Zstd(zstd::stream::write::Encoder<'static, W>),
+}
+
+impl<W: Write> Compressor<W> {
+    pub fn new(w: W, compression: Compression) -> io::Result<Compressor<W>> {
+        let pool = parallel::pool();
+        Ok(match compression {
+            Compression::Gzip { level, encoder: Encoder::Stream } => Compressor::Gzip(gzip(w, level)),
+            Compression::Gzip { level, encoder: Encoder::Parallel } => {
+                Compressor::Blocks(parallel::BlockGz::new(w, level, pool)?)
+            }
+            Compression::Zstd { level, encoder: Encoder::Stream } => Compressor::Zstd(zstd_stream(w, level, 0)?),
+            Compression::Zstd { level, encoder: Encoder::Parallel } => {
+                Compressor::Zstd(zstd_stream(w, level, parallel::zstd_workers(pool))?)
+            }
+        })
+    }
+
+    pub fn finish(self) -> io::Result<W> {
+        match self {
+            Compressor::Gzip(g) => g.finish(),
+            Compressor::Blocks(b) => b.finish(),
+            Compressor::Zstd(z) => z.finish(),
+        }
+    }
+}
+
+impl<W: Write> Write for Compressor<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Compressor::Gzip(g) => g.write(buf),
+            Compressor::Blocks(b) => b.write(buf),
+            Compressor::Zstd(z) => z.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Compressor::Gzip(g) => g.flush(),
+            Compressor::Blocks(b) => b.flush(),
+            Compressor::Zstd(z) => z.flush(),
+        }
+    }
 }
 
 /// Compresses a tar as [`build_layer`] does, so a tar rebuilt elsewhere (from a delta) gets
 /// the same blob.
 pub fn compress_into(tar: &mut dyn Read, compression: Compression, w: &mut dyn Write) -> io::Result<()> {
-    match compression {
-        Compression::Gzip { level } => {
-            let mut gz = gzip(w, level);
-            io::copy(tar, &mut gz)?;
-            gz.finish().map(|_| ())
-        }
-        Compression::Zstd { level } => {
-            let mut z = zstd_stream(w, level)?;
-            io::copy(tar, &mut z)?;
-            z.finish().map(|_| ())
-        }
-    }
+    let mut c = Compressor::new(w, compression)?;
+    io::copy(tar, &mut c)?;
+    c.finish().map(|_| ())
 }
 
 /// Builds one layer into the blob sink.
@@ -255,23 +305,14 @@ pub fn build_layer(
     let mut diff = None;
     let blob = sink.write_blob(&mut |w| {
         let out = sink.location().join(format!("(layer {})", layer.name));
-        let (diff_id, tar_size) = match compression {
-            Compression::Gzip { level } => {
-                let mut t = HashingWriter::new(gzip(w, level));
-                write_tar(layer, inputs, epoch, &mut t, &out)?;
-                let (gz, diff_id, n) = t.finish();
-                gz.finish().map_err(LayerError::io("compress", &out))?;
-                (diff_id, n)
-            }
-            Compression::Zstd { level } => {
-                let z = zstd_stream(w, level).map_err(LayerError::io("compress", &out))?;
-                let mut t = HashingWriter::new(z);
-                write_tar(layer, inputs, epoch, &mut t, &out)?;
-                let (z, diff_id, n) = t.finish();
-                z.finish().map_err(LayerError::io("compress", &out))?;
-                (diff_id, n)
-            }
-        };
+        let c = Compressor::new(io::BufWriter::with_capacity(1 << 16, w), compression)
+            .map_err(LayerError::io("compress", &out))?;
+        let mut t = HashingWriter::new(io::BufWriter::with_capacity(1 << 16, c));
+        write_tar(layer, inputs, epoch, &mut t, &out)?;
+        let (c, diff_id, tar_size) = t.finish();
+        // What fails here is writing the last compressed bytes (a full disk), not compressing.
+        let c = c.into_inner().map_err(|e| LayerError::io("write", &out)(e.into_error()))?;
+        c.finish().and_then(|mut w| w.flush()).map_err(LayerError::io("write", &out))?;
         diff = Some((diff_id, tar_size));
         Ok(())
     })?;

@@ -199,18 +199,32 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
 
 /// Hashes a reader to the end; returns (hex, length).
 pub fn sha256_reader(mut r: impl Read) -> io::Result<(String, u64)> {
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut n = 0u64;
-    loop {
-        let k = r.read(&mut buf)?;
-        if k == 0 {
-            break;
-        }
-        h.update(&buf[..k]);
-        n += k as u64;
+    // One buffer per thread, not one per call: a tree of small files would spend more time
+    // allocating and zeroing buffers than hashing.
+    thread_local! {
+        static BUF: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
     }
-    Ok((hex(&h.finalize()), n))
+    BUF.with(|buf| {
+        let mut buf = buf.try_borrow_mut().map_err(io::Error::other)?;
+        if buf.is_empty() {
+            buf.resize(256 * 1024, 0);
+        }
+        let mut h = Sha256::new();
+        let mut n = 0u64;
+        loop {
+            let k = match r.read(&mut buf) {
+                Ok(k) => k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if k == 0 {
+                break;
+            }
+            h.update(&buf[..k]);
+            n += k as u64;
+        }
+        Ok((hex(&h.finalize()), n))
+    })
 }
 
 /// A writer that hashes and counts everything written through it.

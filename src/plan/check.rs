@@ -95,7 +95,7 @@ fn rust_changes(b: &RustBuild, epoch: u64, root: &Path, facts: &Facts, cache: Op
         Ok(sha) => now.lockfile_sha256 = sha,
         Err(e) => return out.push(format!("{what}: cannot read Cargo.lock: {e}")),
     }
-    match hash_workspace(pkg, cache) {
+    match hash_workspace(pkg, cache, &Default::default()) {
         Ok((files, sha)) => (now.source_files, now.sources_sha256) = (files, sha),
         Err(e) => return out.push(format!("{what}: cannot read its sources: {e}")),
     }
@@ -124,10 +124,10 @@ pub fn shape(plan: &Plan) -> Result<(), String> {
         return Err(format!("epoch {} is past {}", plan.epoch, crate::recipe::MAX_EPOCH));
     }
     match plan.compression {
-        crate::recipe::Compression::Gzip { level } if level > 9 => {
+        crate::recipe::Compression::Gzip { level, .. } if level > 9 => {
             return Err(format!("gzip level {level} is not 0-9"));
         }
-        crate::recipe::Compression::Zstd { level } if !(0..=19).contains(&level) => {
+        crate::recipe::Compression::Zstd { level, .. } if !(0..=19).contains(&level) => {
             return Err(format!("zstd level {level} is not 0-19"));
         }
         _ => {}

@@ -222,7 +222,11 @@ pub enum Isolation {
 /// Hashes every file of a workspace that can reach a build: sorted relative paths, the
 /// executable bit and contents. Hidden entries, cargo's target directory, kiln's caches and
 /// OCI layouts (a build's own output) are left out.
-pub fn hash_sources(workspace: &Path, skip: &[PathBuf]) -> std::io::Result<(usize, String)> {
+pub fn hash_sources(
+    workspace: &Path,
+    skip: &[PathBuf],
+    fp: &crate::store::fingerprint::Fingerprints,
+) -> std::io::Result<(usize, String)> {
     use std::os::unix::fs::PermissionsExt;
     let mut h = Sha256::new();
     let mut files = 0;
@@ -243,7 +247,7 @@ pub fn hash_sources(workspace: &Path, skip: &[PathBuf]) -> std::io::Result<(usiz
         let rel = e.path().strip_prefix(workspace).unwrap_or(e.path()).as_os_str().as_bytes();
         if e.file_type().is_file() {
             let exec = e.metadata().map_err(std::io::Error::other)?.permissions().mode() & 0o111 != 0;
-            let (sha, _) = crate::oci::digest::sha256_reader(std::fs::File::open(e.path())?)?;
+            let (sha, _) = fp.sha256(e.path())?;
             h.update(b"f ");
             h.update(rel);
             h.update(format!(" {} {sha}\n", if exec { 'x' } else { '-' }));

@@ -47,6 +47,8 @@ pub struct PlanOptions {
     pub facts: Facts,
     /// Registry bases named by tag, as `kiln.lock` pins them (`host/repo:tag` → `sha256:…`).
     pub pinned_bases: BTreeMap<String, String>,
+    /// The digests of files hashed before, by their metadata (none remembered by default).
+    pub fingerprints: std::sync::Arc<crate::store::fingerprint::Fingerprints>,
 }
 
 /// Layers an image may have unless the recipe says otherwise (containerd's limit is 127).
@@ -91,7 +93,8 @@ pub fn resolve(recipe: &Recipe, opts: &PlanOptions) -> Result<Plan, Vec<Problem>
         kilnignore_error,
         cache_dir: opts.cache_dir.clone(),
         problems: Vec::new(),
-        hashes: BTreeMap::new(),
+        hashes: std::collections::HashMap::new(),
+        fingerprints: &opts.fingerprints,
         reported: BTreeSet::new(),
         facts: &opts.facts,
         sources: BTreeMap::new(),
@@ -181,7 +184,9 @@ struct Resolver<'a> {
     /// What each `c` node reads (by the node's offset in the recipe), gathered once.
     c_inputs: BTreeMap<usize, Option<c::CInputs>>,
     /// Source hashes by path, so a file shared by platforms or images is read once.
-    hashes: BTreeMap<PathBuf, (String, u64)>,
+    hashes: std::collections::HashMap<PathBuf, (String, u64)>,
+    /// Digests remembered from earlier builds, by the files' metadata.
+    fingerprints: &'a crate::store::fingerprint::Fingerprints,
     /// Problems already reported, so a missing file is not reported once per platform.
     reported: BTreeSet<(String, usize)>,
 }
@@ -223,7 +228,7 @@ impl Resolver<'_> {
         if let Some(h) = self.hashes.get(path) {
             return Ok(h.clone());
         }
-        let h = crate::oci::digest::sha256_reader(std::fs::File::open(path)?)?;
+        let h = self.fingerprints.sha256(path)?;
         self.hashes.insert(path.to_path_buf(), h.clone());
         Ok(h)
     }

@@ -50,7 +50,7 @@ pub(super) fn c_changes(plan: &Plan, real_root: &Path, facts: &Facts, cache: Opt
                 continue;
             }
         }
-        match c_inputs_hash(real_root, cache, &b.sources, &b.include) {
+        match c_inputs_hash(real_root, cache, &b.sources, &b.include, &Default::default()) {
             Ok((n, sha)) => (now.input_files, now.inputs_sha256) = (n, sha),
             Err(e) => {
                 out.push(format!("{what}: cannot read its sources: {e}"));
@@ -87,7 +87,11 @@ pub(super) fn go_changes(
         }
         let module = root.join(&b.module);
         let skip: Vec<_> = cache.and_then(|c| std::fs::canonicalize(c).ok()).into_iter().collect();
-        match super::facts::hash_sources(&std::fs::canonicalize(&module).unwrap_or(module.clone()), &skip) {
+        match super::facts::hash_sources(
+            &std::fs::canonicalize(&module).unwrap_or(module.clone()),
+            &skip,
+            &Default::default(),
+        ) {
             Ok((n, sha)) => (now.source_files, now.sources_sha256) = (n, sha),
             Err(e) => {
                 out.push(format!("{what}: cannot read its module: {e}"));

@@ -37,18 +37,72 @@ impl<T> Spanned<T> {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase", tag = "algorithm")]
 pub enum Compression {
-    Gzip { level: u32 },
-    Zstd { level: i32 },
+    Gzip {
+        level: u32,
+        #[serde(default, skip_serializing_if = "Encoder::is_stream")]
+        encoder: Encoder,
+    },
+    Zstd {
+        level: i32,
+        #[serde(default, skip_serializing_if = "Encoder::is_stream")]
+        encoder: Encoder,
+    },
+}
+
+/// How a layer is fed to its compressor. Each writes other bytes, so each is part of the
+/// compression's identity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoder {
+    /// One stream on one thread: kiln's first encoder, kept so that images made with it
+    /// rebuild to the same bytes (and the plans that name it keep their layer ids).
+    #[default]
+    Stream,
+    /// On every core, with bytes that do not depend on how many: gzip in independent 1 MiB
+    /// blocks joined into one member, zstd in its multi-worker format.
+    Parallel,
+}
+
+impl Encoder {
+    pub fn is_stream(&self) -> bool {
+        *self == Encoder::Stream
+    }
 }
 
 impl Compression {
-    pub const DEFAULT: Compression = Compression::Gzip { level: 6 };
+    pub const DEFAULT: Compression = Compression::Gzip { level: 6, encoder: Encoder::Parallel };
 
-    /// `gzip;level=6`, the form written to the `dev.kiln.compression` annotation.
+    /// `gzip;level=6;blocks=1MiB`, the form written to the `dev.kiln.compression` annotation:
+    /// `gzip;level=6` and `zstd;level=3` name the stream encoder, `;blocks=1MiB` (gzip) and
+    /// `;workers` (zstd) the parallel one.
     pub fn describe(self) -> String {
         match self {
-            Compression::Gzip { level } => format!("gzip;level={level}"),
-            Compression::Zstd { level } => format!("zstd;level={level}"),
+            Compression::Gzip { level, encoder: Encoder::Stream } => format!("gzip;level={level}"),
+            Compression::Gzip { level, encoder: Encoder::Parallel } => format!("gzip;level={level};blocks=1MiB"),
+            Compression::Zstd { level, encoder: Encoder::Stream } => format!("zstd;level={level}"),
+            Compression::Zstd { level, encoder: Encoder::Parallel } => format!("zstd;level={level};workers"),
+        }
+    }
+
+    /// The compression [`Compression::describe`] wrote as `s`, when it is one.
+    pub fn parse(s: &str) -> Option<Compression> {
+        let (kind, rest) = s.split_once(";level=")?;
+        let (level, encoder) = match rest.split_once(';') {
+            None => (rest, Encoder::Stream),
+            Some((level, "blocks=1MiB")) if kind == "gzip" => (level, Encoder::Parallel),
+            Some((level, "workers")) if kind == "zstd" => (level, Encoder::Parallel),
+            Some(_) => return None,
+        };
+        match kind {
+            "gzip" => Some(Compression::Gzip { level: level.parse().ok()?, encoder }),
+            "zstd" => Some(Compression::Zstd { level: level.parse().ok()?, encoder }),
+            _ => None,
+        }
+    }
+
+    pub fn encoder(self) -> Encoder {
+        match self {
+            Compression::Gzip { encoder, .. } | Compression::Zstd { encoder, .. } => encoder,
         }
     }
 }

@@ -14,6 +14,7 @@
 
 mod beside;
 pub mod cas;
+pub mod fingerprint;
 mod layout_dir;
 #[cfg(test)]
 pub(crate) mod memory;

@@ -44,14 +44,9 @@ pub fn compressor() -> String {
     format!("kiln {} (zstd {})", env!("CARGO_PKG_VERSION"), zstd::zstd_safe::version_string())
 }
 
-/// `gzip;level=6` or `zstd;level=3`, as the image records it.
+/// `gzip;level=6;blocks=1MiB`, `zstd;level=3` and the like, as the image records it.
 pub fn parse_compression(s: &str) -> Option<Compression> {
-    let (kind, level) = s.split_once(";level=")?;
-    match kind {
-        "gzip" => Some(Compression::Gzip { level: level.parse().ok()? }),
-        "zstd" => Some(Compression::Zstd { level: level.parse().ok()? }),
-        _ => None,
-    }
+    Compression::parse(s)
 }
 
 pub use super::patch::{Method, make, rebuild};
@@ -199,7 +194,18 @@ mod tests {
 
     #[test]
     fn compressions_read_as_images_record_them() {
-        assert_eq!(parse_compression("zstd;level=3"), Some(Compression::Zstd { level: 3 }));
-        assert_eq!(parse_compression("gzip;level=6"), Some(Compression::Gzip { level: 6 }));
+        use crate::recipe::Encoder::{Parallel, Stream};
+        assert_eq!(parse_compression("zstd;level=3"), Some(Compression::Zstd { level: 3, encoder: Stream }));
+        assert_eq!(parse_compression("gzip;level=6"), Some(Compression::Gzip { level: 6, encoder: Stream }));
+        assert_eq!(parse_compression("zstd;level=3;workers"), Some(Compression::Zstd { level: 3, encoder: Parallel }));
+        assert_eq!(
+            parse_compression("gzip;level=9;blocks=1MiB"),
+            Some(Compression::Gzip { level: 9, encoder: Parallel })
+        );
+        for c in [Compression::DEFAULT, Compression::Zstd { level: 19, encoder: Parallel }] {
+            assert_eq!(parse_compression(&c.describe()), Some(c));
+        }
+        assert_eq!(parse_compression("gzip;level=6;workers"), None);
+        assert_eq!(parse_compression("gzip;level=6;blocks=2MiB"), None);
     }
 }

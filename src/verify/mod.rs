@@ -112,15 +112,21 @@ pub fn verify(
     progress: &dyn Progress,
 ) -> Result<VerifyReport, VerifyError> {
     let (variations, not_varied) = variations(r);
-    let first: Box<dyn BlobSource> = match against {
-        Some((_, release)) => release.open(opts)?,
+    let (first, compression): (Box<dyn BlobSource>, _) = match against {
+        Some((_, release)) => {
+            let src = release.open(opts)?;
+            // The release's own compression: an image made with an earlier encoder is rebuilt
+            // with that encoder.
+            let recorded = recorded_compression(src.as_ref());
+            (src, recorded)
+        }
         None => {
             progress.note("verify: the first build, from a fresh copy with an empty cache");
-            Box::new(LayoutDir::new(&build(r, Side::First)?))
+            (Box::new(LayoutDir::new(&build(r, Side::First, None)?)), None)
         }
     };
     progress.note("verify: the second build, varied, from another fresh copy with an empty cache");
-    let second = LayoutDir::new(&build(r, Side::Second)?);
+    let second = LayoutDir::new(&build(r, Side::Second, compression.as_deref())?);
     let origins = origins(plan);
     let origin = |i: &str, p: &str, key: &str, path: &str| {
         origins.get(&(i.to_string(), p.to_string(), key.to_string(), path.to_string())).cloned()
@@ -139,6 +145,14 @@ pub fn verify(
         write_report_dir(dir, &mut out, (first.as_ref(), &second))?;
     }
     Ok(out)
+}
+
+/// The `dev.kiln.compression` the release's first image records, when it is one kiln writes.
+fn recorded_compression(src: &dyn BlobSource) -> Option<String> {
+    let images = crate::store::walk::images(src, None).ok()?;
+    let index = images.into_iter().find_map(|i| i.index)?;
+    let recorded = index.annotations().as_ref()?.get(crate::oci::annotation::ANNOTATION_COMPRESSION)?.clone();
+    crate::recipe::Compression::parse(&recorded).map(|_| recorded)
 }
 
 /// Writes the report directory beside `dir` and renames it into place; a directory that is

@@ -124,8 +124,9 @@ fn recipe_name(recipe: &Path) -> String {
     dir.and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned())).unwrap_or_else(|| "recipe".into())
 }
 
-/// Builds the recipe as `side` into `<work>/<side>/out`, which it returns.
-pub fn build(r: &Rebuilder<'_>, side: Side) -> Result<PathBuf, VerifyError> {
+/// Builds the recipe as `side` into `<work>/<side>/out`, which it returns; with
+/// `compression`, compressed as that identity says instead of as the recipe does.
+pub fn build(r: &Rebuilder<'_>, side: Side, compression: Option<&str>) -> Result<PathBuf, VerifyError> {
     let name = recipe_name(r.recipe);
     let c = conditions(r.work, side, &name);
     let root = super::checkout::recipe_root(r.recipe)?;
@@ -154,6 +155,9 @@ pub fn build(r: &Rebuilder<'_>, side: Side) -> Result<PathBuf, VerifyError> {
         Side::Second => cmd.current_dir(&home).arg("-f").arg(dir.join(&file)),
     };
     cmd.args(&r.select);
+    if let Some(c) = compression {
+        cmd.arg("--compression").arg(c);
+    }
     cmd.envs(r.keep_env.iter().map(|(k, v)| (k, v)))
         .env("HOME", &home)
         .env("TMPDIR", &tmp)

@@ -67,7 +67,7 @@ fn skopeo_sees_one_index_with_three_platforms() {
         vec![("amd64".into(), None), ("arm64".into(), None), ("arm".into(), Some("v7".into()))],
         "platforms in the index"
     );
-    assert_eq!(index["annotations"]["dev.kiln.compression"], "gzip;level=6");
+    assert_eq!(index["annotations"]["dev.kiln.compression"], "gzip;level=6;blocks=1MiB");
     // The summary's digests are the ones skopeo resolves.
     for m in index["manifests"].as_array().unwrap() {
         let (arch, variant) = platform_of(m);
@@ -196,7 +196,7 @@ fn zstd_layers_decompress_to_their_diff_ids() {
     f.recipe(&RECIPE.replace("defaults {", "defaults {\n    compression \"zstd\" level=3"));
     summary(&f.build());
     let index = skopeo_raw(&f.out(), "tools");
-    assert_eq!(index["annotations"]["dev.kiln.compression"], "zstd;level=3");
+    assert_eq!(index["annotations"]["dev.kiln.compression"], "zstd;level=3;workers");
     let work = tempfile::tempdir().unwrap();
     let single = single_platform(&f.out(), "tools", "arm", Some("v7"), &work.path().join("layout"));
     let manifest = skopeo_raw(&single, "tools");

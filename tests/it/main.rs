@@ -21,6 +21,7 @@ mod crash;
 mod deltas;
 mod distroless;
 mod docs;
+mod fast;
 mod golden;
 mod hostile_layouts;
 mod languages;

@@ -104,6 +104,8 @@ fn a_planted_layer_cache_entry_cannot_change_an_image() {
     lying["tar_size"] = real["tar_size"].clone();
     for planted in [evil_record.take(), lying] {
         std::fs::write(&record, serde_json::to_vec(&planted).unwrap()).unwrap();
+        // No layout to find up to date: the layers come from the cache or are built again.
+        std::fs::remove_dir_all(good.out()).unwrap();
         let o = kiln()
             .current_dir(good.path())
             .env("KILN_CACHE_DIR", good.cache_path())

@@ -100,11 +100,12 @@ pub(crate) fn c_inputs_hash(
     cache: Option<&Path>,
     sources: &[String],
     include: &[String],
+    fp: &crate::store::fingerprint::Fingerprints,
 ) -> std::io::Result<(usize, String)> {
     let files = c_readable(real_root, cache, sources, include);
     let mut listing = String::new();
     for rel in &files {
-        let (sha, _) = crate::oci::digest::sha256_reader(std::fs::File::open(real_root.join(rel))?)?;
+        let (sha, _) = fp.sha256(&real_root.join(rel))?;
         listing.push_str(&format!("{rel} {sha}\n"));
     }
     Ok((files.len(), crate::oci::digest::sha256_hex(listing.as_bytes())))
@@ -211,7 +212,7 @@ impl Resolver<'_> {
         if !ok {
             return None;
         }
-        let hashed = c_inputs_hash(&self.real_root, self.real_cache.as_deref(), &sources, &include);
+        let hashed = c_inputs_hash(&self.real_root, self.real_cache.as_deref(), &sources, &include, self.fingerprints);
         let (files, sha256) = match hashed {
             Ok(h) => h,
             Err(e) => {

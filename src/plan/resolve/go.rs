@@ -188,7 +188,7 @@ impl Resolver<'_> {
             return Some(h.clone());
         }
         let skip: Vec<PathBuf> = self.real_cache.iter().cloned().collect();
-        match crate::plan::facts::hash_sources(module, &skip) {
+        match crate::plan::facts::hash_sources(module, &skip, self.fingerprints) {
             Ok(h) => {
                 self.sources.insert(module.to_path_buf(), h.clone());
                 Some(h)

@@ -142,7 +142,48 @@ pub(super) fn layer_over(unit: Unit, compression: Compression, epoch: u64, below
     entries.dedup_by(|a, b| a.path == b.path);
     // The id covers exactly what reaches the blob (compression, mtimes, entries), not where a
     // file was read from.
-    let identity: Vec<Entry> = entries.iter().cloned().map(|e| Entry { source: None, from: None, ..e }).collect();
-    let id = crate::oci::digest::sha256_hex(&crate::oci::canonical::to_vec(&(&compression, epoch, &identity)));
+    let id = layer_id(compression, epoch, &entries);
     LayerPlan { id, key, name, reason, volatility, created_by, entries, prebuilt: None }
+}
+
+/// The sha256 of the canonical JSON of `[compression, epoch, entries]`, each entry without
+/// where its file is read from; hashed an entry at a time, so a layer of many files needs no
+/// second copy of them.
+pub(crate) fn layer_id(compression: Compression, epoch: u64, entries: &[Entry]) -> String {
+    use crate::oci::canonical::to_vec;
+    use sha2::Digest as _;
+    let mut h = sha2::Sha256::new();
+    h.update(b"[");
+    h.update(to_vec(&compression));
+    h.update(format!(",{epoch},["));
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            h.update(b",");
+        }
+        h.update(to_vec(&Entry { source: None, from: None, ..e.clone() }));
+    }
+    h.update(b"]]");
+    crate::oci::digest::hex(&h.finalize())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_layer_id_hashes_the_canonical_json_of_its_compression_epoch_and_entries() {
+        let mut entries = vec![Resolver::dir_entry("srv/".into(), Perms::default())];
+        let mut file = Resolver::dir_entry("srv/a".into(), Perms::default());
+        file.kind = EntryKind::File;
+        file.sha256 = Some("ab".repeat(32));
+        file.source = Some("a".into());
+        entries.push(file);
+        for c in [Compression::DEFAULT, Compression::Zstd { level: 3, encoder: crate::recipe::Encoder::Stream }] {
+            let identity: Vec<Entry> =
+                entries.iter().cloned().map(|e| Entry { source: None, from: None, ..e }).collect();
+            let whole =
+                crate::oci::digest::sha256_hex(&crate::oci::canonical::to_vec(&(&c, 1_700_000_000u64, &identity)));
+            assert_eq!(layer_id(c, 1_700_000_000, &entries), whole);
+        }
+    }
 }

@@ -178,7 +178,7 @@ impl<'a> Resolver<'a> {
     /// The number and hash of the workspace's source files, hashed once per workspace.
     fn sources(&mut self, span: SourceSpan, pkg: &Package) -> Option<(usize, String)> {
         if !self.sources.contains_key(&pkg.workspace_root) {
-            match hash_workspace(pkg, self.cache_dir.as_deref()) {
+            match hash_workspace(pkg, self.cache_dir.as_deref(), self.fingerprints) {
                 Ok(h) => {
                     self.sources.insert(pkg.workspace_root.clone(), h);
                 }
@@ -217,10 +217,14 @@ pub(crate) fn lockfile_sha256(pkg: &Package) -> std::io::Result<String> {
 
 /// The number and hash of the workspace's source files, cargo's target directory and kiln's
 /// cache left out.
-pub(crate) fn hash_workspace(pkg: &Package, cache_dir: Option<&Path>) -> std::io::Result<(usize, String)> {
+pub(crate) fn hash_workspace(
+    pkg: &Package,
+    cache_dir: Option<&Path>,
+    fp: &crate::store::fingerprint::Fingerprints,
+) -> std::io::Result<(usize, String)> {
     let mut skip = vec![pkg.target_directory.clone()];
     skip.extend(cache_dir.map(Path::to_path_buf));
-    cargo::hash_sources(&pkg.workspace_root, &skip)
+    cargo::hash_sources(&pkg.workspace_root, &skip, fp)
 }
 
 /// The C compiler a build's scripts get, as the plan records it: none unless the workspace

@@ -149,17 +149,57 @@ pub fn put_manifest(
     })
 }
 
-/// Pushes one image: blobs, manifests, index, then tags.
+/// The digest the repository serves for manifest `reference` (a digest or a tag), if any.
+fn manifest_digest(c: &Client, repo: &str, reference: &str, media_type: &str) -> Result<Option<String>, RegistryError> {
+    let url = c.url(&format!("/v2/{repo}/manifests/{reference}"));
+    let scope = format!("repository:{repo}:pull,push");
+    c.retrying(&format!("checking manifest {reference}"), |_| {
+        let answer = c.send(Method::HEAD, &url, &[("Accept", media_type)], Body::Empty, &scope)?;
+        match answer.status().as_u16() {
+            200 => Ok(header(&answer, "docker-content-digest").map(str::to_string)),
+            404 => Ok(None),
+            _ => Err(c.unexpected(&format!("a check of manifest {reference}"), answer)),
+        }
+    })
+}
+
+/// Whether the repository holds the image already: its index and every platform manifest,
+/// asked at once. A registry stores a manifest only once the blobs it names are there, so
+/// nothing below them needs asking for.
+fn held(c: &Client, job: &PushJob<'_>) -> Result<bool, RegistryError> {
+    let repo = &job.target.repository;
+    let mut wanted: Vec<&Blob> = vec![&job.image.blob];
+    if job.image.index.is_some() {
+        wanted.extend(job.image.platforms.iter().map(|p| &p.blob));
+    }
+    let answers: Vec<Result<bool, RegistryError>> = std::thread::scope(|s| {
+        let asks: Vec<_> = wanted
+            .iter()
+            .map(|b| {
+                s.spawn(move || {
+                    let d = b.digest.to_string();
+                    manifest_digest(c, repo, &d, &b.media_type).map(|got| got.is_some_and(|g| g == d))
+                })
+            })
+            .collect();
+        asks.into_iter().map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))).collect()
+    });
+    answers.into_iter().try_fold(true, |all, a| Ok(all && a?))
+}
+
+/// Pushes one image: blobs, manifests, index, then tags. An image the repository holds
+/// already (asked by the digests of its manifests) only gets its tags and attachments.
 pub fn push(c: &Client, job: &PushJob<'_>, progress: &dyn Progress) -> Result<PushSummary, RegistryError> {
     let repo = &job.target.repository;
     let blobs = blobs_of(job.image);
     progress.start_transfer(blobs.len() as u64);
-    let outcomes = push_blobs(c, job, &blobs, progress)?;
+    let there = held(c, job)?;
+    let outcomes = if there { vec![Outcome::Present; blobs.len()] } else { push_blobs(c, job, &blobs, progress)? };
     let count = |o| outcomes.iter().filter(|x| **x == o).count();
     let uploaded_bytes =
         blobs.iter().zip(&outcomes).filter(|(_, o)| **o == Outcome::Uploaded).map(|(b, _)| b.size).sum();
     let mut manifests = 0;
-    if job.image.index.is_some() {
+    if job.image.index.is_some() && !there {
         for p in &job.image.platforms {
             let bytes = job.src.read_blob(&p.blob)?;
             put_manifest(c, repo, &p.blob.digest.to_string(), &p.blob.media_type, &bytes)?;
@@ -168,15 +208,20 @@ pub fn push(c: &Client, job: &PushJob<'_>, progress: &dyn Progress) -> Result<Pu
     }
     let top = job.src.read_blob(&job.image.blob)?;
     let digest = job.image.blob.digest.to_string();
-    put_manifest(c, repo, &digest, &job.image.blob.media_type, &top)?;
-    manifests += 1;
+    if !there {
+        put_manifest(c, repo, &digest, &job.image.blob.media_type, &top)?;
+        manifests += 1;
+    }
     let subjects: Vec<Digest> = std::iter::once(job.image.blob.digest.clone())
         .chain(job.image.platforms.iter().map(|p| p.blob.digest.clone()))
         .collect();
     let attached = super::referrers::push_attached(c, job.src, job.target, &subjects)?;
     let mut tags = Vec::new();
     for t in job.tags {
-        put_manifest(c, repo, t, &job.image.blob.media_type, &top)?;
+        // A tag that names the image already is left as it is.
+        if !there || manifest_digest(c, repo, t, &job.image.blob.media_type)?.as_deref() != Some(digest.as_str()) {
+            put_manifest(c, repo, t, &job.image.blob.media_type, &top)?;
+        }
         tags.push(job.target.with_tag(t).plain());
     }
     progress.finish();

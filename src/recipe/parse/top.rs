@@ -6,7 +6,7 @@ use super::Parser;
 use super::node::{args, name_span, props};
 use crate::diag::Problem;
 use crate::diag::codes::Code;
-use crate::recipe::{Compression, Defaults, ImageSpec, LayerRules, MAX_EPOCH, Recipe, Spanned};
+use crate::recipe::{Compression, Defaults, Encoder, ImageSpec, LayerRules, MAX_EPOCH, Recipe, Spanned};
 use kdl::{KdlDocument, KdlNode};
 use std::collections::BTreeMap;
 
@@ -158,10 +158,28 @@ impl Parser {
 
     fn compression(&mut self, node: &KdlNode) -> Option<Spanned<Compression>> {
         self.no_children(node);
-        self.no_props(node, &["level"]);
+        self.no_props(node, &["level", "encoder"]);
         let a = self.arity(node, 1, "compression \"gzip\"|\"zstd\" level=N")?;
         let algo = self.string(a[0])?;
         let level = props(node).into_iter().find(|(n, _)| *n == "level").map(|(_, e)| e);
+        let encoder = match props(node).into_iter().find(|(n, _)| *n == "encoder") {
+            None => Encoder::Parallel,
+            Some((_, e)) => {
+                let v = self.string(e)?;
+                match v.value.as_str() {
+                    "parallel" => Encoder::Parallel,
+                    "stream" => Encoder::Stream,
+                    _ => {
+                        self.problem(
+                            Problem::new(Code::RecipeProperty, v.span, format!("unknown encoder `{}`", v.value))
+                                .label("not an encoder")
+                                .help("use \"parallel\" (the default: every core) or \"stream\" (one thread, kiln's first encoder)"),
+                        );
+                        return None;
+                    }
+                }
+            }
+        };
         let c = match algo.value.as_str() {
             "gzip" => {
                 let level = match level {
@@ -178,7 +196,7 @@ impl Parser {
                     },
                     None => 6,
                 };
-                Compression::Gzip { level }
+                Compression::Gzip { level, encoder }
             }
             "zstd" => {
                 let level = match level {
@@ -195,7 +213,7 @@ impl Parser {
                     },
                     None => 3,
                 };
-                Compression::Zstd { level }
+                Compression::Zstd { level, encoder }
             }
             other => {
                 self.problem(
