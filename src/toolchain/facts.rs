@@ -7,6 +7,7 @@
 use super::rust::{self as cargo, Probe};
 use crate::plan::facts::builds_c;
 pub use crate::plan::facts::{Facts, Needs, RustNeed};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 /// Runs the probes `needs` call for, each once. `root` is where rustup looks for a
@@ -26,14 +27,36 @@ pub fn gather(root: &Path, cargo_home: &Path, needs: &Needs) -> Facts {
         return facts;
     }
     let probe = Probe::detect(root, cargo_home);
-    for need in &needs.rust {
-        let Ok(probe) = &probe else { break };
-        let key = (need.manifest.clone(), need.package.clone());
-        if need.manifest.is_file() && !facts.packages.contains_key(&key) {
-            facts.packages.insert(key, cargo::find_package(probe, &need.manifest, &need.package));
-        }
-        let key = (need.platform, need.triple.clone());
-        facts.targets.entry(key).or_insert_with(|| cargo::target(need.platform, need.triple.as_deref(), probe));
+    if let Ok(probe) = &probe {
+        // `cargo metadata` and the linker and strip probes, side by side: each is a process.
+        let packages: BTreeSet<_> = needs
+            .rust
+            .iter()
+            .filter(|n| n.manifest.is_file())
+            .map(|n| (n.manifest.clone(), n.package.clone()))
+            .collect();
+        let targets: BTreeSet<_> = needs.rust.iter().map(|n| (n.platform, n.triple.clone())).collect();
+        let (packages, targets) = std::thread::scope(|s| {
+            let found = s.spawn(|| {
+                packages
+                    .into_iter()
+                    .map(|(m, p)| {
+                        let found = cargo::find_package(probe, &m, &p);
+                        ((m, p), found)
+                    })
+                    .collect::<BTreeMap<_, _>>()
+            });
+            let targets: BTreeMap<_, _> = targets
+                .into_iter()
+                .map(|(platform, triple)| {
+                    let t = cargo::target(platform, triple.as_deref(), probe);
+                    ((platform, triple), t)
+                })
+                .collect();
+            (found.join().unwrap_or_else(|p| std::panic::resume_unwind(p)), targets)
+        });
+        facts.packages = packages;
+        facts.targets = targets;
     }
     // zig only for a workspace that compiles C: hashing it reads its 185 MB once.
     if facts.zig.is_none() && facts.packages.values().any(|p| p.as_ref().is_ok_and(|p| builds_c(&p.workspace_root))) {

@@ -8,7 +8,7 @@
 //! first on PATH, the toolchains are this machine's), and the actions (`uses:`) are emulated:
 //! the checkout is the working copy, artifacts are files shared between working copies.
 
-use crate::common::{copy_project, kiln, repo_root, require, run, stderr, stdout};
+use crate::common::{kiln, repo_root, require, run, stderr, stdout};
 use crate::servers::Registry;
 use serde_json::{Map, Value};
 use std::path::Path;
@@ -258,11 +258,7 @@ fn init_writes_the_workflows_as_they_are_and_replaces_one_only_when_forced() {
 pub(crate) fn reference_index() -> &'static str {
     static INDEX: OnceLock<String> = OnceLock::new();
     INDEX.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        let (project, cache) = (dir.path().join("polyglot"), dir.path().join("cache"));
-        copy_project(&repo_root().join("examples/polyglot"), &project);
-        run(kiln().current_dir(&project).env("KILN_CACHE_DIR", &cache).args(["build", "-q", "--out", "out"]));
-        let layout = format!("oci:{}:polyglot", project.join("out").display());
+        let layout = format!("oci:{}:polyglot", crate::compiled::example("polyglot").project.join("out").display());
         run(Command::new(require("skopeo")).args(["inspect", "--raw", &layout]))
     })
 }

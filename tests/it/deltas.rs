@@ -13,6 +13,8 @@ use std::process::Command;
 fn two_releases(compression: &str) -> Fixture {
     let f = Fixture::new();
     copy_project(&repo_root().join("examples/hello-rust"), f.path());
+    // v1's binary as the first build of the example compiled it; v2's is compiled here.
+    crate::compiled::seed("hello-rust", f.cache_path());
     let recipe = std::fs::read_to_string(f.recipe_path()).unwrap();
     f.recipe(&recipe.replace("compression \"gzip\" level=6", compression));
     let build = |out: &str| {

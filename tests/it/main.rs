@@ -17,6 +17,7 @@ mod attestations;
 mod c_crates;
 mod ci_files;
 mod cli;
+mod compiled;
 mod crash;
 mod deltas;
 mod distroless;

@@ -78,6 +78,11 @@ fn projects(cache: &Path) -> Vec<(String, tempfile::TempDir)> {
 #[test]
 fn saved_plans_read_back_to_the_same_bytes_and_build_to_the_same_digests() {
     let cache = tempfile::tempdir().unwrap();
+    // The examples' binaries as their first builds compiled them (shared by the tests).
+    for example in ["hello-rust", "hello-c", "hello-go"] {
+        crate::compiled::seed(example, cache.path());
+        crate::compiled::seed_toolchains(example, cache.path());
+    }
     for (name, dir) in projects(cache.path()) {
         let json = plan_json(dir.path(), cache.path());
         let plan = kiln::plan::Plan::from_json(&json).unwrap_or_else(|e| panic!("{name}: {e}"));
@@ -100,8 +105,12 @@ fn saved_plans_read_back_to_the_same_bytes_and_build_to_the_same_digests() {
         if !name.starts_with("examples/") {
             continue;
         }
-        // An empty cache: the plan alone, with the project's files, makes the same image.
+        // A cache without binaries: the plan alone, with the project's files, makes the same
+        // image (zig's C library and Go's standard library, compiled once, are there).
         let empty = tempfile::tempdir().unwrap();
+        for example in ["hello-c", "hello-go"] {
+            crate::compiled::seed_toolchains(example, empty.path());
+        }
         let args = ["build", "-q", "--json", "--plan", plan_file, "-o", "c"];
         assert_eq!(index_digest(&kiln_in(dir.path(), empty.path()).args(args).output().unwrap()), built, "{name}");
     }

@@ -36,13 +36,19 @@ impl Probe {
         let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         let rustc = sysroot.join("bin/rustc");
         let cargo = sysroot.join("bin/cargo");
-        let vv = Command::new(&rustc).arg("-vV").output().map_err(|_| no_rust())?;
-        let vv = String::from_utf8_lossy(&vv.stdout).into_owned();
+        // The probes that need only the sysroot run side by side: each is a process start.
+        let (vv, cargo_version, isolation) = std::thread::scope(|s| {
+            let cargo_v = s.spawn(|| first_line(&cargo, &["-V"]).unwrap_or_default());
+            let isolation = s.spawn(Isolation::probe);
+            let vv = Command::new(&rustc).arg("-vV").output();
+            let cargo_v = cargo_v.join().unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (vv, cargo_v, isolation.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+        });
+        let vv = String::from_utf8_lossy(&vv.map_err(|_| no_rust())?.stdout).into_owned();
         let field =
             |k: &str| vv.lines().find_map(|l| l.strip_prefix(k)).map(|v| v.trim().to_string()).unwrap_or_default();
         let host = field("host:");
         let rustc_version = format!("{}, LLVM {}", vv.lines().next().unwrap_or_default(), field("LLVM version:"));
-        let cargo_version = first_line(&cargo, &["-V"]).unwrap_or_default();
         let lld = sysroot.join("lib/rustlib").join(&host).join("bin/rust-lld");
         let rust_lld = lld.is_file().then_some(lld);
         let lld_version = rust_lld
@@ -74,7 +80,7 @@ impl Probe {
             lld_version,
             targets,
             cargo_home,
-            isolation: Isolation::probe(),
+            isolation,
         })
     }
 }

@@ -79,13 +79,16 @@ impl Runner {
     }
 
     /// A new job's directory, with its working directory (a copy of examples/polyglot when it
-    /// checks the project out) and its HOME.
+    /// checks the project out, and its compiled binaries in the kiln cache) and its HOME.
     fn job_dir(&mut self, name: &str, checkout: bool) -> PathBuf {
         self.jobs += 1;
         let dir = self.root.path().join(format!("{}-{name}", self.jobs));
         std::fs::create_dir_all(dir.join("home")).unwrap();
         if checkout {
             copy_project(&repo_root().join("examples/polyglot"), &dir.join("work"));
+            // The runner's kiln cache holds the binaries a first build compiled (shared by the
+            // tests): what --cache moves is the subject here, not the compiles.
+            crate::compiled::seed("polyglot", &dir.join("home/.cache/kiln"));
         } else {
             std::fs::create_dir_all(dir.join("work")).unwrap();
         }
