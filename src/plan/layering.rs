@@ -44,10 +44,11 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
             None => groups.push(Unit { entries, ..template.clone() }),
         }
     };
-    for unit in units {
+    for mut unit in units {
         let mut rest = Vec::new();
         let mut moved: Vec<(usize, Entry)> = Vec::new();
-        for e in unit.entries.iter().cloned() {
+        // Entries are moved, never copied: a layer of many files is held once.
+        for e in std::mem::take(&mut unit.entries) {
             match named.iter().position(|n| n.paths.iter().any(|p| under(&e.path, p))) {
                 // Directories stay where they are too, so both layers keep their parents.
                 Some(i) if unit.volatility != Volatility::Base => {
@@ -58,8 +59,11 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
                 _ => rest.push(e),
             }
         }
+        let any_moved = !moved.is_empty();
         for (i, n) in named.iter().enumerate() {
-            let entries: Vec<Entry> = moved.iter().filter(|(j, _)| *j == i).map(|(_, e)| e.clone()).collect();
+            let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut moved).into_iter().partition(|(j, _)| *j == i);
+            moved = others;
+            let entries: Vec<Entry> = mine.into_iter().map(|(_, e)| e).collect();
             let template = Unit {
                 key: format!("layer {}", n.name),
                 name: format!("layer {}", n.name),
@@ -71,7 +75,7 @@ pub fn assign(units: Vec<Unit>, named: &[NamedLayer], previous: Option<&[String]
             push(&mut groups, &template, entries);
         }
         let only_dirs = rest.iter().all(|e| e.kind == super::EntryKind::Dir);
-        if !only_dirs || moved.is_empty() {
+        if !only_dirs || !any_moved {
             push(&mut groups, &unit, rest);
         }
     }

@@ -323,7 +323,7 @@ impl Resolver<'_> {
         annotations.insert("dev.kiln.compression".into(), compression.describe());
         let config = config(spec);
         // Platform-independent nodes are resolved once and shared by every platform.
-        let shared: Vec<Option<Placed>> = spec
+        let mut shared: Vec<Option<Placed>> = spec
             .contents
             .iter()
             .map(|c| match is_per_platform(c) {
@@ -332,11 +332,14 @@ impl Resolver<'_> {
             })
             .collect();
         let mut out = Vec::new();
-        for &platform in platforms {
+        for (n, &platform) in platforms.iter().enumerate() {
+            let last = n + 1 == platforms.len();
             let mut placed: Vec<(usize, Placed)> = Vec::new();
             for (i, c) in spec.contents.iter().enumerate() {
                 let p = match is_per_platform(c) {
                     true => self.place(c, platform),
+                    // The last platform takes the entries; the others get a copy.
+                    false if last => shared[i].take().map(|p| Placed::shared(p.entries)),
                     false => shared[i].as_ref().map(|p| Placed::shared(p.entries.clone())),
                 };
                 if let Some(p) = p {
