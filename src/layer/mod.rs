@@ -246,15 +246,15 @@ pub enum Compressor<W: Write> {
 
 impl<W: Write> Compressor<W> {
     pub fn new(w: W, compression: Compression) -> io::Result<Compressor<W>> {
-        let pool = parallel::pool();
+        // The pool is started only by the parallel encoders.
         Ok(match compression {
             Compression::Gzip { level, encoder: Encoder::Stream } => Compressor::Gzip(gzip(w, level)),
             Compression::Gzip { level, encoder: Encoder::Parallel } => {
-                Compressor::Blocks(parallel::BlockGz::new(w, level, pool)?)
+                Compressor::Blocks(parallel::BlockGz::new(w, level, parallel::pool())?)
             }
             Compression::Zstd { level, encoder: Encoder::Stream } => Compressor::Zstd(zstd_stream(w, level, 0)?),
             Compression::Zstd { level, encoder: Encoder::Parallel } => {
-                Compressor::Zstd(zstd_stream(w, level, parallel::zstd_workers(pool))?)
+                Compressor::Zstd(zstd_stream(w, level, parallel::zstd_workers(parallel::pool()))?)
             }
         })
     }
